@@ -1,0 +1,124 @@
+"""A persistent hash cache in SQLite, so an unchanged library is never decoded twice.
+
+Keyed by absolute path, algorithm, hash size and decoder version; an entry is used only
+while the file's size and mtime (ns) still match. WAL mode and a busy timeout let two
+runs share the file. A corrupt or locked cache gives a warning and a fresh cache, never
+a failed run.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from dedup_cli.hashing import FileStat, HashRecord, HashSettings
+from dedup_cli.loading import DECODER_VERSION
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hashes (
+    path TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    hash_size INTEGER NOT NULL,
+    decoder INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    bits BLOB,
+    width INTEGER NOT NULL DEFAULT 0,
+    height INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (path, algorithm, hash_size, decoder)
+)
+"""
+_LOOKUP_CHUNK = 500
+_BUSY_TIMEOUT_S = 15.0
+
+
+def default_cache_path() -> Path:
+    """$XDG_CACHE_HOME/dedup/hashes.sqlite, or ~/.cache/dedup/hashes.sqlite."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dedup" / "hashes.sqlite"
+
+
+class HashCache:
+    """Hash records by file; `warnings` collects what went wrong without failing the run."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.warnings: list[str] = []
+        self._connection = self._open_or_recover()
+
+    def _open_or_recover(self) -> sqlite3.Connection:
+        try:
+            return self._open(self.path)
+        except sqlite3.DatabaseError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                self.warnings.append(f"hash cache '{self.path}' is locked ({exc}); using a fresh in-memory cache")
+                return self._open(":memory:")
+        moved = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(self.path, moved)
+            self.warnings.append(f"hash cache '{self.path}' was unreadable; moved it to '{moved}' and started a fresh one")
+            return self._open(self.path)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            self.warnings.append(f"hash cache '{self.path}' is unusable ({exc}); using a fresh in-memory cache")
+            return self._open(":memory:")
+
+    @staticmethod
+    def _open(path) -> sqlite3.Connection:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(str(path), timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(_SCHEMA)
+            connection.execute("SELECT count(*) FROM hashes LIMIT 1").fetchone()
+        except sqlite3.DatabaseError:
+            connection.close()
+            raise
+        return connection
+
+    def lookup(self, stats: list[FileStat], settings: HashSettings) -> dict[str, HashRecord]:
+        """Records for the files whose size and mtime match the cached entry."""
+        wanted = {stat.path: stat for stat in stats}
+        found: dict[str, HashRecord] = {}
+        paths = list(wanted)
+        try:
+            for start in range(0, len(paths), _LOOKUP_CHUNK):
+                chunk = paths[start : start + _LOOKUP_CHUNK]
+                rows = self._connection.execute(
+                    "SELECT path, size, mtime_ns, bits, width, height, error FROM hashes "
+                    f"WHERE algorithm = ? AND hash_size = ? AND decoder = ? AND path IN ({','.join('?' * len(chunk))})",
+                    [settings.algorithm, settings.hash_size, DECODER_VERSION, *chunk],
+                )
+                for path, size, mtime_ns, bits, width, height, error in rows:
+                    stat = wanted[path]
+                    if stat.size == size and stat.mtime_ns == mtime_ns:
+                        found[path] = HashRecord(path, bytes(bits) if bits is not None else None, width, height, error)
+        except sqlite3.DatabaseError as exc:
+            self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); hashing everything")
+            return {}
+        return found
+
+    def store(self, entries: list[tuple[FileStat, HashRecord]], settings: HashSettings) -> None:
+        """Insert or replace the records of freshly hashed files, in one transaction."""
+        if not entries:
+            return
+        rows = [
+            (stat.path, settings.algorithm, settings.hash_size, DECODER_VERSION, stat.size, stat.mtime_ns,
+             record.packed_bits, record.width, record.height, record.error)
+            for stat, record in entries
+        ]
+        try:
+            self._connection.execute("BEGIN IMMEDIATE")
+            self._connection.executemany("INSERT OR REPLACE INTO hashes VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            self._connection.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            self.warnings.append(f"hash cache '{self.path}' could not be updated ({exc}); hashes not saved")
+
+    def close(self) -> None:
+        self._connection.close()

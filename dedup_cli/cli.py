@@ -1,0 +1,293 @@
+"""The `dedup` command line: parse options, call one library function, render the result.
+
+The only module that imports click, prints, or chooses an exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from dedup_cli import __version__
+from dedup_cli.errors import DedupError
+from dedup_cli.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, IndexSettings, Metric
+
+HASH_ALGORITHMS = ("average_hash", "dhash", "phash", "whash")
+MAX_LISTED_FAILURES = 20
+
+
+def common_options(default_output: str | None):
+    """Options every command shares (the original tool's names)."""
+    def decorate(command):
+        options = [
+            click.option("--images-path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                         default=".", show_default=True, help="Folder to scan, recursively."),
+            click.option("--output-path", type=click.Path(file_okay=False, path_type=Path),
+                         default=default_output, show_default=bool(default_output),
+                         help="Where results go; every run gets a new folder inside."),
+            click.option("--hash-algorithm", type=click.Choice(HASH_ALGORITHMS), default="phash",
+                         show_default=True, help="Perceptual hash (imagehash)."),
+            click.option("--hash-size", type=click.IntRange(4, 64), default=8, show_default=True,
+                         help="Hash side: a hash has hash-size**2 bits."),
+            click.option("--tree-type", type=click.Choice(TREE_TYPES), default="KDTree", show_default=True,
+                         help="scikit-learn KDTree or scipy cKDTree (same results)."),
+            click.option("--leaf-size", type=click.IntRange(1), default=40, show_default=True,
+                         help="KD-tree leaf size."),
+            click.option("-d", "--distance-metric", type=click.Choice(sorted(METRIC_ALIASES)),
+                         default="manhattan", show_default=True,
+                         help="Distance between hash bit vectors; manhattan = Hamming bits."),
+            click.option("--minkowski-p", type=click.FloatRange(1, min_open=False), default=2.0,
+                         show_default=True, help="Order p of the minkowski/p metric."),
+            click.option("--nearest-neighbors", type=click.IntRange(1), default=5, show_default=True,
+                         help="search: at most this many matches. Groups are always complete."),
+            click.option("--threshold", type=click.FloatRange(0), default=None,
+                         help="Largest distance (inclusive) that counts as a duplicate, in the "
+                         "metric's unit: " + "; ".join(f"{k}: {v}" for k, v in METRIC_UNITS.items())
+                         + ". Default: calibrated per hash algorithm and size."),
+            click.option("--parallel", type=click.BOOL, default=True, show_default=True,
+                         help="Hash in several processes (y/n)."),
+            click.option("--workers", type=click.IntRange(1), default=None,
+                         help="Processes for --parallel y. Default: the CPUs available."),
+            click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
+                         help="Files per batch sent to a worker."),
+            click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
+                         default=None, help="Hash cache file (SQLite). Default: under the user's cache folder."),
+            click.option("--no-cache", is_flag=True, help="Neither read nor write the hash cache."),
+            click.option("--progress/--no-progress", default=True, show_default=True,
+                         help="Progress bar on stderr."),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
+def collection_options(kwargs: dict):
+    """Build CollectionOptions from the shared options (removing them from kwargs)."""
+    from dedup_cli.cache import default_cache_path
+    from dedup_cli.hashing import HashSettings, default_workers
+    from dedup_cli.pipeline import CollectionOptions
+
+    algorithm, hash_size = kwargs.pop("hash_algorithm"), kwargs.pop("hash_size")
+    if algorithm == "whash" and hash_size & (hash_size - 1):
+        raise click.BadParameter("whash needs a power of two (4, 8, 16, 32, 64)", param_hint="--hash-size")
+    metric = Metric.from_option(kwargs.pop("distance_metric"), kwargs.pop("minkowski_p"))
+    threshold = kwargs.pop("threshold")
+    if metric.name == "chebyshev" and threshold is not None and threshold >= 1:
+        raise click.BadParameter("with chebyshev every pair of hashes is within 1: use a threshold < 1 "
+                                 "(identical hashes only)", param_hint="--threshold")
+    parallel, workers = kwargs.pop("parallel"), kwargs.pop("workers")
+    cache_path, no_cache = kwargs.pop("cache_path"), kwargs.pop("no_cache")
+    return CollectionOptions(
+        images_path=kwargs.pop("images_path"),
+        hash_settings=HashSettings(algorithm, hash_size),
+        index_settings=IndexSettings(kwargs.pop("tree_type"), kwargs.pop("leaf_size"), metric),
+        threshold=threshold,
+        nearest_neighbors=kwargs.pop("nearest_neighbors"),
+        workers=(workers or default_workers()) if parallel else 1,
+        batch_size=kwargs.pop("batch_size"),
+        cache_path=None if no_cache else (cache_path or default_cache_path()),
+    )
+
+
+class ProgressBar:
+    """tqdm on stderr, created once the number of files is known."""
+
+    def __init__(self, enabled: bool, description: str):
+        self.enabled, self.description, self.bar = enabled, description, None
+
+    def total(self, count: int) -> None:
+        if self.enabled and count:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=count, desc=self.description, unit="img", file=sys.stderr,
+                            leave=False, dynamic_ncols=True)
+
+    def update(self, count: int) -> None:
+        if self.bar is not None:
+            self.bar.update(count)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def handle_errors(command):
+    """Turn library errors into one-line messages with exit code 1, never a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except DedupError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            where = f" '{exc.filename}'" if exc.filename else ""
+            raise click.ClickException(f"Cannot access{where}: {exc.strerror or exc}") from exc
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dedup")
+def main():
+    """Find near-duplicate images with perceptual hashes and remove them safely."""
+
+
+def echo_failures(failures, title: str = "Cannot read") -> None:
+    for path, reason in failures[:MAX_LISTED_FAILURES]:
+        click.echo(f"{title} '{path}': {reason} (skipped)", err=True)
+    if len(failures) > MAX_LISTED_FAILURES:
+        click.echo(f"... and {len(failures) - MAX_LISTED_FAILURES} more (all listed in the report)", err=True)
+
+
+def echo_notes(notes) -> None:
+    for note in notes:
+        click.echo(f"Warning: {note}", err=True)
+
+
+def human_bytes(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def check_readable(collection) -> None:
+    """Exit 1 when images were found but none could be read."""
+    if collection.scan.files and not collection.hashed.paths:
+        raise click.ClickException(f"None of the {len(collection.scan.files)} images could be read")
+
+
+@main.command()
+@common_options("dedup-output")
+@click.option("--backup-keep", type=click.BOOL, default=False, show_default=True,
+              help="Also copy each kept file into <run>/keep/ (real runs only).")
+@click.option("--backup-duplicate", type=click.BOOL, default=True, show_default=True,
+              help="Move duplicates into <run>/remove/ (y) or unlink them (n).")
+@click.option("--safe-deletion", type=click.BOOL, default=True, show_default=True,
+              help="y: dry run, only report. n: really move/delete the duplicates.")
+@click.option("--keep", "keep_policy", type=click.Choice(("resolution", "size", "oldest", "newest", "path")),
+              default="resolution", show_default=True,
+              help="Which file of a group to keep; ties: resolution, size, age, path.")
+@handle_errors
+def delete(**kwargs):
+    """Group near-duplicates, keep the best file of each group, back up and remove the rest."""
+    from dedup_cli.pipeline import DeleteOptions, run_delete
+
+    progress = ProgressBar(kwargs.pop("progress"), "hashing")
+    options = collection_options(kwargs)
+    delete_options = DeleteOptions(kwargs["output_path"], kwargs["safe_deletion"], kwargs["backup_keep"],
+                                   kwargs["backup_duplicate"], kwargs["keep_policy"])
+    try:
+        result = run_delete(options, delete_options, on_progress=progress.update, on_total=progress.total)
+    finally:
+        progress.close()
+    echo_notes(result.collection.notes)
+    echo_failures(result.collection.hashed.failures)
+    render_delete_summary(result, options)
+    check_readable(result.collection)
+
+
+def render_delete_summary(result, options) -> None:
+    summary = result.report.summary
+    if not summary["scanned"]:
+        click.echo(f"No images found in '{options.images_path}'.")
+    click.echo(
+        f"Scanned {summary['scanned']} images: {summary['hashed']} hashed "
+        f"({summary['from_cache']} from cache), {summary['unreadable']} unreadable."
+    )
+    click.echo(
+        f"Groups of near-duplicates: {summary['groups']}; to keep: {summary['keep']}, "
+        f"to remove: {summary['remove']} ({human_bytes(summary['bytes_to_free'])} "
+        f"{'would be' if summary['dry_run'] else 'to be'} freed)."
+    )
+    click.echo(f"Threshold: {options.effective_threshold:g} {options.index_settings.metric.name} "
+               f"({options.max_bits} bits of {options.hash_settings.n_bits}).")
+    if summary["dry_run"]:
+        click.echo("Dry run (--safe-deletion y): no file was changed. "
+                   "Use --safe-deletion n to move the duplicates aside.")
+    else:
+        click.echo(f"Removed {summary['removed']} files; {summary['skipped_actions']} actions skipped "
+                   f"(journal: {result.run_folder / 'journal.jsonl'}).")
+    click.echo(f"Report: {result.files['report']}")
+
+
+@main.command()
+@common_options(None)
+@click.option("--query", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Image to look for (inside --images-path or not).")
+@click.option("--format", "output_format", type=click.Choice(("table", "json", "csv")), default="table",
+              show_default=True, help="How matches are printed.")
+@handle_errors
+def search(**kwargs):
+    """List the images that look like --query, nearest first, with distances."""
+    from dedup_cli.pipeline import run_search
+
+    progress = ProgressBar(kwargs.pop("progress"), "hashing")
+    output_path, output_format, query = kwargs.pop("output_path"), kwargs.pop("output_format"), kwargs.pop("query")
+    options = collection_options(kwargs)
+    try:
+        result = run_search(options, query, on_progress=progress.update, on_total=progress.total)
+    finally:
+        progress.close()
+    echo_notes(result.collection.notes)
+    echo_failures(result.collection.hashed.failures)
+    render_matches(result, output_format)
+    if output_path is not None:
+        from dedup_cli.plot import search_mosaic
+
+        click.echo(f"Mosaic: {search_mosaic(result, output_path)}", err=output_format != "table")
+
+
+def render_matches(result, output_format: str) -> None:
+    rows = [{"path": m.path, "distance": round(m.distance, 6), "bits": m.bits,
+             "width": m.width, "height": m.height} for m in result.matches]
+    if output_format == "json":
+        click.echo(json.dumps({"query": result.query, "matches": rows}, indent=2))
+    elif output_format == "csv":
+        click.echo("path,distance,bits,width,height")
+        for row in rows:
+            path = '"' + row["path"].replace('"', '""') + '"' if any(c in row["path"] for c in ',"\n') else row["path"]
+            click.echo(f"{path},{row['distance']:g},{row['bits']},{row['width']},{row['height']}")
+    elif not rows:
+        click.echo(f"No image within the threshold of '{result.query}'.")
+    else:
+        click.echo(f"{'distance':>8}  {'bits':>4}  {'size':>11}  path")
+        for row in rows:
+            click.echo(f"{row['distance']:>8g}  {row['bits']:>4}  {row['width']:>5}x{row['height']:<5}  {row['path']}")
+
+
+@main.command()
+@common_options("dedup-output")
+@click.option("--image-w", type=click.IntRange(8, 512), default=48, show_default=True, help="Thumbnail width.")
+@click.option("--image-h", type=click.IntRange(8, 512), default=48, show_default=True, help="Thumbnail height.")
+@click.option("--perplexity", type=click.FloatRange(1), default=30.0, show_default=True,
+              help="t-SNE perplexity (lowered automatically for small collections).")
+@handle_errors
+def show(**kwargs):
+    """Draw a t-SNE map of the collection with thumbnails (written to files, no window)."""
+    from dedup_cli.pipeline import collect
+    from dedup_cli.plot import ShowOptions, run_show
+
+    progress = ProgressBar(kwargs.pop("progress"), "hashing")
+    output_path = kwargs.pop("output_path")
+    show_options = ShowOptions(kwargs.pop("image_w"), kwargs.pop("image_h"), kwargs.pop("perplexity"))
+    options = collection_options(kwargs)
+    try:
+        collection = collect(options, exclude=(output_path,), on_progress=progress.update, on_total=progress.total)
+    finally:
+        progress.close()
+    echo_notes(collection.notes)
+    echo_failures(collection.hashed.failures)
+    check_readable(collection)
+    if not collection.hashed.paths:
+        click.echo(f"No images found in '{options.images_path}'.")
+        return
+    files = run_show(collection, options, show_options, output_path)
+    for label, path in files.items():
+        click.echo(f"{label}: {path}")

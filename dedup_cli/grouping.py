@@ -1,0 +1,116 @@
+"""Connected groups of near-duplicates and the keep policy, turned into a plan.
+
+Pure: takes arrays, returns a Plan; never touches files. The plan honours rules 2 and 3
+of DESIGN.md: a file is removed only when a kept file lies within the threshold of it,
+and which file is kept follows a stated, deterministic policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dedup_cli.index import IndexSettings, hamming, pairs_within, unique_hashes
+
+KEEP_POLICIES = ("resolution", "size", "oldest", "newest", "path")
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A file to remove and the kept file that justifies it."""
+
+    row: int
+    nearest_keep: int
+    bits: int
+
+
+@dataclass(frozen=True)
+class Group:
+    """Files connected by near-duplicate links; `keep` is never empty."""
+
+    keep: tuple[int, ...]
+    remove: tuple[Removal, ...]
+
+    @property
+    def rows(self) -> list[int]:
+        return sorted([*self.keep, *(r.row for r in self.remove)])
+
+
+@dataclass
+class Plan:
+    """Which files to keep and remove, group by group, for one HashedFiles."""
+
+    max_bits: int
+    keep_policy: str
+    groups: list[Group] = field(default_factory=list)
+
+    @property
+    def removals(self) -> list[Removal]:
+        return [removal for group in self.groups for removal in group.remove]
+
+
+def keep_order(rows, hashed, policy: str) -> list[int]:
+    """`rows` sorted best-to-keep first under `policy`; ties end on the path, so the
+    order never depends on how a directory listing happened to come back."""
+    def facts(row):
+        pixels = int(hashed.width[row]) * int(hashed.height[row])
+        return pixels, int(hashed.size[row]), int(hashed.mtime_ns[row]), hashed.paths[row]
+
+    keys = {
+        "resolution": lambda f: (-f[0], -f[1], f[2], f[3]),
+        "size": lambda f: (-f[1], -f[0], f[2], f[3]),
+        "oldest": lambda f: (f[2], -f[0], -f[1], f[3]),
+        "newest": lambda f: (-f[2], -f[0], -f[1], f[3]),
+        "path": lambda f: (f[3],),
+    }
+    key = keys[policy]
+    return sorted(rows, key=lambda row: key(facts(row)))
+
+
+def connected_groups(packed: np.ndarray, n_bits: int, max_bits: int,
+                     settings: IndexSettings) -> list[np.ndarray]:
+    """Rows joined by chains of links within `max_bits`; only groups of two or more.
+
+    Identical hashes are collapsed before the tree is built, so a burst of identical
+    files costs one tree point, not a quadratic number of pairs.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    unique, inverse = unique_hashes(packed)
+    first, second, _ = pairs_within(unique, n_bits, max_bits, settings)
+    n_unique = len(unique)
+    graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(n_unique, n_unique))
+    _, labels = connected_components(graph, directed=False)
+    file_labels = labels[inverse] if len(inverse) else inverse
+    order = np.argsort(file_labels, kind="stable")
+    boundaries = np.flatnonzero(np.diff(file_labels[order])) + 1
+    return [members for members in np.split(order, boundaries) if len(members) > 1]
+
+
+def plan_group(rows, hashed, max_bits: int, policy: str) -> Group:
+    """Walk the group best-first: remove a file when a kept one lies within max_bits,
+    otherwise keep it too (so chains A~B~C never lose C because of A)."""
+    keep: list[int] = []
+    removals: list[Removal] = []
+    for row in keep_order(rows, hashed, policy):
+        if keep:
+            distances = hamming(hashed.packed[keep], hashed.packed[row])
+            nearest = int(np.argmin(distances))
+            if distances[nearest] <= max_bits:
+                removals.append(Removal(row, keep[nearest], int(distances[nearest])))
+                continue
+        keep.append(row)
+    return Group(keep=tuple(keep), remove=tuple(removals))
+
+
+def make_plan(hashed, max_bits: int, settings: IndexSettings, policy: str = "resolution") -> Plan:
+    """Group the near-duplicates of `hashed` and decide what to keep and remove."""
+    if policy not in KEEP_POLICIES:
+        raise ValueError(f"unknown keep policy {policy!r}")
+    plan = Plan(max_bits=max_bits, keep_policy=policy)
+    for members in connected_groups(hashed.packed, hashed.settings.n_bits, max_bits, settings):
+        plan.groups.append(plan_group(members.tolist(), hashed, max_bits, policy))
+    plan.groups.sort(key=lambda group: hashed.paths[group.keep[0]])
+    return plan

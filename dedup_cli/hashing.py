@@ -1,0 +1,214 @@
+"""The hash algorithms (a registry over imagehash) and hashing many files in parallel batches."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from dedup_cli.errors import UnreadableImage
+from dedup_cli.loading import load_image
+
+# The decoded image keeps this many times the pixels the hash's own resize step asks for,
+# so that Lanczos still has real detail to average over after DCT-scaled decoding.
+DECODE_MARGIN = 4
+
+
+@dataclass(frozen=True)
+class HashAlgorithm:
+    """One perceptual hash: its imagehash function and the pixels its resize step needs."""
+
+    name: str
+    function_name: str
+    resize_side: Callable[[int], int]
+
+    def decode_side(self, hash_size: int) -> int:
+        """Shorter side to decode to before hashing (0 would mean full size)."""
+        return DECODE_MARGIN * self.resize_side(hash_size)
+
+    def bits(self, image, hash_size: int) -> np.ndarray:
+        """The hash of a PIL image as a flat boolean array of hash_size**2 bits."""
+        import imagehash
+
+        function = getattr(imagehash, self.function_name)
+        return np.asarray(function(image, hash_size=hash_size).hash, dtype=bool).ravel()
+
+
+ALGORITHMS: dict[str, HashAlgorithm] = {
+    "average_hash": HashAlgorithm("average_hash", "average_hash", lambda size: size),
+    "dhash": HashAlgorithm("dhash", "dhash", lambda size: size + 1),
+    "phash": HashAlgorithm("phash", "phash", lambda size: 4 * size),
+    "whash": HashAlgorithm("whash", "whash", lambda size: size),
+}
+
+
+@dataclass(frozen=True)
+class HashSettings:
+    """Which hash to compute; part of every cache key and report."""
+
+    algorithm: str = "phash"
+    hash_size: int = 8
+
+    @property
+    def n_bits(self) -> int:
+        return self.hash_size * self.hash_size
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """Size and modification time of a file at scan time (used to detect later changes)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class HashRecord:
+    """What a worker sends back for one file: compact, cheap to pickle."""
+
+    path: str
+    packed_bits: bytes | None
+    width: int = 0
+    height: int = 0
+    error: str = ""
+
+
+@dataclass
+class HashedFiles:
+    """The hashes of a collection: row i of every array describes `paths[i]`."""
+
+    settings: HashSettings
+    paths: list[str] = field(default_factory=list)
+    packed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.uint8))
+    width: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    height: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    size: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    mtime_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    from_cache: int = 0
+
+    @property
+    def bits(self) -> np.ndarray:
+        """Unpacked 0/1 matrix, one row per file and one column per hash bit."""
+        return np.unpackbits(self.packed, axis=1)[:, : self.settings.n_bits]
+
+    def hex(self, row: int) -> str:
+        return bytes(self.packed[row]).hex()
+
+
+def default_workers() -> int:
+    """Worker processes: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def hash_image(image, settings: HashSettings) -> bytes:
+    """Packed hash bits of an already decoded PIL image."""
+    bits = ALGORITHMS[settings.algorithm].bits(image, settings.hash_size)
+    return np.packbits(bits).tobytes()
+
+
+def hash_file(path: str, settings: HashSettings) -> HashRecord:
+    """Decode one file at reduced size and hash it; failures come back as values."""
+    algorithm = ALGORITHMS[settings.algorithm]
+    try:
+        loaded = load_image(path, min_side=algorithm.decode_side(settings.hash_size))
+        packed = hash_image(loaded.image, settings)
+    except UnreadableImage as exc:
+        return HashRecord(path, None, error=exc.reason)
+    except Exception as exc:  # a hash that fails on odd pixels is still one file's failure
+        return HashRecord(path, None, error=f"hashing failed: {type(exc).__name__}: {exc}")
+    return HashRecord(path, packed, loaded.width, loaded.height)
+
+
+def _hash_batch(batch: tuple[list[str], HashSettings]) -> list[HashRecord]:
+    paths, settings = batch
+    return [hash_file(path, settings) for path in paths]
+
+
+def stat_files(paths: Iterable[str]) -> tuple[list[FileStat], list[tuple[str, str]]]:
+    """Size and mtime of each file; files that vanished or cannot be read are failures."""
+    stats, failures = [], []
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            failures.append((str(path), (exc.strerror or str(exc)).lower()))
+            continue
+        stats.append(FileStat(str(path), info.st_size, info.st_mtime_ns))
+    return stats, failures
+
+
+def hash_many(
+    paths: Sequence[str],
+    settings: HashSettings,
+    workers: int = 1,
+    batch_size: int = 64,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[HashRecord]:
+    """Hash `paths` in batches over `workers` processes; results in the order of `paths`.
+
+    Serial and parallel runs give the same records. `on_progress(n)` is called as each
+    batch of n files completes.
+    """
+    batch_size = max(1, batch_size)
+    batches = [(list(paths[i : i + batch_size]), settings) for i in range(0, len(paths), batch_size)]
+    records: list[HashRecord] = []
+    if workers <= 1 or len(batches) <= 1:
+        results: Iterable[list[HashRecord]] = map(_hash_batch, batches)
+        return _collect(results, records, on_progress)
+    with ProcessPoolExecutor(max_workers=min(workers, len(batches))) as pool:
+        return _collect(pool.map(_hash_batch, batches), records, on_progress)
+
+
+def _collect(results, records, on_progress):
+    for batch_records in results:
+        records.extend(batch_records)
+        if on_progress:
+            on_progress(len(batch_records))
+    return records
+
+
+def hash_collection(
+    paths: Sequence[str | os.PathLike],
+    settings: HashSettings,
+    workers: int = 1,
+    batch_size: int = 64,
+    cache=None,
+    on_progress: Callable[[int], None] | None = None,
+) -> HashedFiles:
+    """Hash every file (from `cache` when size and mtime match) into a HashedFiles."""
+    stats, failures = stat_files(str(p) for p in paths)
+    cached = cache.lookup(stats, settings) if cache is not None else {}
+    if on_progress and cached:
+        on_progress(len(cached))
+    to_hash = [stat.path for stat in stats if stat.path not in cached]
+    fresh = {r.path: r for r in hash_many(to_hash, settings, workers, batch_size, on_progress)}
+    if cache is not None:
+        cache.store([(stat, fresh[stat.path]) for stat in stats if stat.path in fresh], settings)
+    return _assemble(stats, cached, fresh, failures, settings)
+
+
+def _assemble(stats, cached, fresh, failures, settings) -> HashedFiles:
+    result = HashedFiles(settings=settings, failures=list(failures), from_cache=len(cached))
+    rows, meta = [], []
+    for stat in stats:
+        record = cached.get(stat.path) or fresh[stat.path]
+        if record.packed_bits is None:
+            result.failures.append((stat.path, record.error))
+            continue
+        result.paths.append(stat.path)
+        rows.append(np.frombuffer(record.packed_bits, dtype=np.uint8))
+        meta.append((record.width, record.height, stat.size, stat.mtime_ns))
+    n_bytes = (settings.n_bits + 7) // 8
+    result.packed = np.array(rows, dtype=np.uint8).reshape(len(rows), n_bytes)
+    columns = np.array(meta, dtype=np.int64).reshape(len(meta), 4)
+    result.width, result.height, result.size, result.mtime_ns = columns.T.copy()
+    result.failures.sort()
+    return result

@@ -1,0 +1,167 @@
+"""Hash bits as 0/1 vectors in a KD-tree: metrics, thresholds and complete radius queries.
+
+Pure functions on arrays, no file I/O. A hash of N bits is an N-dimensional 0/1 vector,
+so Manhattan distance is the Hamming distance in bits, Euclidean its square root, a
+Minkowski-p distance its p-th root, and Chebyshev is 0 for equal hashes and 1 otherwise.
+Thresholds are inclusive (<=) for both trees, and both trees give identical answers
+because every candidate is re-checked on the exact bit count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+TREE_TYPES = ("KDTree", "cKDTree")
+METRIC_ALIASES = {
+    "euclidean": "euclidean",
+    "l2": "euclidean",
+    "minkowski": "minkowski",
+    "p": "minkowski",
+    "manhattan": "manhattan",
+    "cityblock": "manhattan",
+    "l1": "manhattan",
+    "chebyshev": "chebyshev",
+    "infinity": "chebyshev",
+}
+# Unit of --threshold per metric, shown in --help and the README.
+METRIC_UNITS = {
+    "manhattan": "bits (Hamming distance)",
+    "euclidean": "sqrt(bits)",
+    "minkowski": "bits ** (1/p)",
+    "chebyshev": "0 = identical hash, 1 = any difference",
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A distance on 0/1 vectors, expressed through the Hamming distance in bits."""
+
+    name: str
+    p: float = 2.0
+
+    @classmethod
+    def from_option(cls, name: str, p: float = 2.0) -> "Metric":
+        canonical = METRIC_ALIASES[name.lower()]
+        order = {"manhattan": 1.0, "euclidean": 2.0, "chebyshev": math.inf}.get(canonical, p)
+        return cls(canonical, float(order))
+
+    def from_bits(self, bits):
+        """Distance under this metric for Hamming distances `bits` (scalar or array)."""
+        bits = np.asarray(bits, dtype=np.float64)
+        if math.isinf(self.p):
+            return (bits > 0).astype(np.float64)
+        return bits ** (1.0 / self.p)
+
+    def to_bits(self, threshold: float, n_bits: int) -> int:
+        """Largest Hamming distance whose metric distance is <= threshold (inclusive)."""
+        if threshold < 0:
+            return -1
+        if math.isinf(self.p):
+            return n_bits if threshold >= 1 else 0
+        return min(n_bits, int(math.floor(threshold**self.p + 1e-9)))
+
+    def from_bits_threshold(self, bits: int) -> float:
+        """The threshold in this metric's unit that admits exactly `bits` bits."""
+        return float(self.from_bits(bits))
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """How the KD-tree is built and queried."""
+
+    tree_type: str = "KDTree"
+    leaf_size: int = 40
+    metric: Metric = Metric("manhattan", 1.0)
+
+
+def hamming(packed_a: np.ndarray, packed_b: np.ndarray) -> np.ndarray:
+    """Bit differences between rows of packed uint8 hashes (broadcasting)."""
+    return np.bitwise_count(np.bitwise_xor(packed_a, packed_b)).sum(axis=-1, dtype=np.int64)
+
+
+def unique_hashes(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct hash rows and, for every input row, the index of its distinct row."""
+    if len(packed) == 0:
+        return packed, np.zeros(0, dtype=np.int64)
+    unique, inverse = np.unique(packed, axis=0, return_inverse=True)
+    return unique, inverse.ravel()
+
+
+def _vectors(packed: np.ndarray, n_bits: int) -> np.ndarray:
+    return np.unpackbits(packed, axis=1)[:, :n_bits].astype(np.float64)
+
+
+def _radius(settings: IndexSettings, max_bits: int) -> float:
+    # A hair wider than the exact metric distance, so that float rounding in the tree
+    # cannot drop a pair sitting exactly on the threshold; the exact check follows.
+    return float(settings.metric.from_bits(max_bits)) + 1e-6
+
+
+def build_tree(packed: np.ndarray, n_bits: int, settings: IndexSettings):
+    """A scikit-learn KDTree or a scipy cKDTree over the hash vectors."""
+    vectors = _vectors(packed, n_bits)
+    if settings.tree_type == "cKDTree":
+        from scipy.spatial import cKDTree
+
+        return cKDTree(vectors, leafsize=settings.leaf_size)
+    from sklearn.neighbors import KDTree
+
+    metric = settings.metric
+    if metric.name == "minkowski":
+        return KDTree(vectors, leaf_size=settings.leaf_size, metric="minkowski", p=metric.p)
+    return KDTree(vectors, leaf_size=settings.leaf_size, metric=metric.name)
+
+
+def pairs_within(packed: np.ndarray, n_bits: int, max_bits: int, settings: IndexSettings):
+    """Every pair (i < j) of rows within `max_bits` bits, found through the tree.
+
+    Complete whatever the group size (a radius query, not k nearest neighbours).
+    Returns arrays i, j and their Hamming distances.
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    if len(packed) < 2 or max_bits < 0:
+        return empty, empty, empty
+    tree = build_tree(packed, n_bits, settings)
+    radius = _radius(settings, max_bits)
+    if settings.tree_type == "cKDTree":
+        pairs = tree.query_pairs(radius, p=settings.metric.p, output_type="ndarray")
+        first, second = (pairs[:, 0], pairs[:, 1]) if len(pairs) else (empty, empty)
+    else:
+        first, second = _sklearn_pairs(tree, _vectors(packed, n_bits), radius)
+    first, second = np.minimum(first, second), np.maximum(first, second)
+    distances = hamming(packed[first], packed[second])
+    keep = distances <= max_bits
+    order = np.lexsort((second[keep], first[keep]))
+    return first[keep][order], second[keep][order], distances[keep][order]
+
+
+def _sklearn_pairs(tree, vectors: np.ndarray, radius: float):
+    neighbours = tree.query_radius(vectors, r=radius)
+    counts = np.array([len(found) for found in neighbours], dtype=np.int64)
+    first = np.repeat(np.arange(len(vectors)), counts)
+    second = np.concatenate(neighbours).astype(np.int64) if len(neighbours) else first
+    upper = first < second
+    return first[upper], second[upper]
+
+
+def query_within(packed: np.ndarray, n_bits: int, query: np.ndarray, max_bits: int,
+                 settings: IndexSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Rows within `max_bits` of one packed `query` hash, nearest first (ties by row)."""
+    empty = np.zeros(0, dtype=np.int64)
+    if len(packed) == 0 or max_bits < 0:
+        return empty, empty
+    tree = build_tree(packed, n_bits, settings)
+    vector = _vectors(query.reshape(1, -1), n_bits)
+    radius = _radius(settings, max_bits)
+    if settings.tree_type == "cKDTree":
+        rows = np.asarray(tree.query_ball_point(vector[0], radius, p=settings.metric.p), dtype=np.int64)
+    else:
+        rows = tree.query_radius(vector, r=radius)[0].astype(np.int64)
+    distances = hamming(packed[rows], query)
+    keep = distances <= max_bits
+    rows, distances = rows[keep], distances[keep]
+    order = np.lexsort((rows, distances))
+    return rows[order], distances[order]

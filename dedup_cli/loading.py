@@ -1,0 +1,130 @@
+"""Open one image safely: EXIF orientation, colour modes, alpha, size limits, reduced decoding.
+
+Every failure becomes an UnreadableImage carrying the path and a short reason, so one bad
+file never stops a run (rule 5 of DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageFile
+
+from dedup_cli.errors import UnreadableImage
+
+# Bump when decoding changes in a way that can change hashes: the hash cache keys on it.
+DECODER_VERSION = 1
+# Pillow's own guard stops at ~179 MP; JPEGs are decoded at reduced size, so allow more.
+MAX_PIXELS = 400_000_000
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image ready for hashing and the facts about the file it came from."""
+
+    image: Image.Image  # oriented; mode 'L' or 'RGB' as requested; maybe reduced in size
+    width: int  # full size once EXIF orientation is applied
+    height: int
+
+
+def load_image(path: str | os.PathLike, min_side: int = 0, mode: str = "L") -> LoadedImage:
+    """Decode `path` upright, in `mode` ('L' or 'RGB'), keeping at least `min_side` pixels
+    on the shorter side when the image has them (0 means full size).
+
+    JPEGs are decoded with DCT scaling (`draft`), other formats shrunk by integer box
+    reduction before any further work. Alpha is flattened onto white.
+    Raises UnreadableImage with the reason when the file cannot be used.
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            raise UnreadableImage(path, "empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return _decode(img, min_side, mode)
+    except UnreadableImage:
+        raise
+    except Exception as exc:  # Pillow raises many types; each one is a per-file failure
+        raise UnreadableImage(path, describe_error(exc)) from exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, human reason for a decoding failure."""
+    text = str(exc)
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image file Pillow can read"
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"image too large to decode safely ({text.split('(')[0].strip()})"
+    if "truncated" in text or isinstance(exc, EOFError):
+        return "truncated or damaged image data"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _decode(img: Image.Image, min_side: int, mode: str) -> LoadedImage:
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise UnreadableImage(img.filename, f"image too large ({width}x{height} pixels)")
+    orientation = _orientation(img)
+    if img.format == "JPEG" and min_side:
+        img.draft(mode if img.mode in ("RGB", "L") else None, (min_side, min_side))
+    img.load()
+    img = _reduce(img, min_side)
+    img = _to_mode(img, mode)
+    if orientation in _TRANSPOSE_FOR_ORIENTATION:
+        img = img.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation])
+        if orientation >= 5:
+            width, height = height, width
+    return LoadedImage(image=img, width=width, height=height)
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # a damaged EXIF block should not make the pixels unusable
+        return 1
+
+
+def _reduce(img: Image.Image, min_side: int) -> Image.Image:
+    """Integer box reduction so the shorter side stays >= min_side."""
+    if not min_side:
+        return img
+    factor = min(img.size) // min_side
+    if factor < 2 or img.mode not in ("L", "RGB", "RGBA", "LA", "I", "F", "CMYK"):
+        return img
+    return img.reduce(factor)
+
+
+def _to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """Convert any Pillow mode to `mode`, flattening transparency onto white."""
+    if img.mode == mode:
+        return img
+    if img.mode.startswith("I;16"):
+        img = img.point(lambda value: value / 257).convert("L")
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        alpha_low, _ = rgba.getchannel("A").getextrema()
+        if alpha_low < 255:
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(background, rgba)
+        img = img.convert("RGB")
+    return img.convert(mode)

@@ -1,0 +1,235 @@
+"""The commands as library functions: scan -> hash -> index -> plan -> act -> report.
+
+Each function takes small frozen option objects and returns a result object; only
+cli.py turns those into text and exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from dedup_cli import actions, report
+from dedup_cli.errors import InputError, UnreadableImage
+from dedup_cli.grouping import Plan, make_plan
+from dedup_cli.hashing import HashedFiles, HashSettings, default_workers, hash_collection, hash_file
+from dedup_cli.index import IndexSettings, query_within
+from dedup_cli.scan import ScanResult, scan_images
+from dedup_cli.thresholds import default_threshold_bits
+
+
+@dataclass(frozen=True)
+class CollectionOptions:
+    """Where the images are and how they are hashed, indexed and compared."""
+
+    images_path: Path
+    hash_settings: HashSettings = HashSettings()
+    index_settings: IndexSettings = IndexSettings()
+    threshold: float | None = None  # in the metric's unit; None: the calibrated default
+    nearest_neighbors: int = 5
+    workers: int = field(default_factory=default_workers)
+    batch_size: int = 64
+    cache_path: Path | None = None  # None: no cache
+
+    @property
+    def max_bits(self) -> int:
+        """The threshold as a Hamming distance in bits (inclusive)."""
+        n_bits = self.hash_settings.n_bits
+        if self.threshold is None:
+            if self.index_settings.metric.name == "chebyshev":
+                return 0
+            return default_threshold_bits(self.hash_settings)
+        return self.index_settings.metric.to_bits(self.threshold, n_bits)
+
+    @property
+    def effective_threshold(self) -> float:
+        """The threshold in the metric's unit, as given or as derived from the default."""
+        if self.threshold is not None:
+            return float(self.threshold)
+        return round(self.index_settings.metric.from_bits_threshold(self.max_bits), 4)
+
+
+@dataclass(frozen=True)
+class DeleteOptions:
+    """What `delete` does with a plan."""
+
+    output_path: Path
+    safe_deletion: bool = True
+    backup_keep: bool = False
+    backup_duplicate: bool = True
+    keep_policy: str = "resolution"
+
+
+@dataclass
+class Collection:
+    """A scanned and hashed folder."""
+
+    scan: ScanResult
+    hashed: HashedFiles
+    notes: list[str] = field(default_factory=list)
+
+
+def collect(options: CollectionOptions, exclude: tuple = (),
+            on_progress: Callable[[int], None] | None = None,
+            on_total: Callable[[int], None] | None = None) -> Collection:
+    """Scan `options.images_path` (skipping `exclude`) and hash every image found."""
+    root = Path(options.images_path)
+    if not root.is_dir():
+        raise InputError(f"Images folder '{root}' does not exist or is not a folder")
+    scan = scan_images(root, exclude=exclude)
+    if on_total:
+        on_total(len(scan.files))
+    notes: list[str] = []
+    cache = _open_cache(options.cache_path, notes)
+    try:
+        hashed = hash_collection(scan.files, options.hash_settings, options.workers,
+                                 options.batch_size, cache=cache, on_progress=on_progress)
+    finally:
+        if cache is not None:
+            notes.extend(cache.warnings)
+            cache.close()
+    return Collection(scan=scan, hashed=hashed, notes=notes)
+
+
+def _open_cache(cache_path, notes):
+    if cache_path is None:
+        return None
+    from dedup_cli.cache import HashCache
+
+    return HashCache(cache_path)
+
+
+def settings_dict(options: CollectionOptions) -> dict:
+    """The settings of a run as plain data for report.json."""
+    metric = options.index_settings.metric
+    return {
+        "images_path": str(Path(options.images_path).absolute()),
+        "hash_algorithm": options.hash_settings.algorithm,
+        "hash_size": options.hash_settings.hash_size,
+        "tree_type": options.index_settings.tree_type,
+        "leaf_size": options.index_settings.leaf_size,
+        "distance_metric": metric.name,
+        "minkowski_p": metric.p if metric.name == "minkowski" else None,
+        "threshold": options.effective_threshold,
+        "threshold_bits": options.max_bits,
+        "nearest_neighbors": options.nearest_neighbors,
+    }
+
+
+@dataclass
+class DeleteResult:
+    """What `delete` found, decided, did and wrote."""
+
+    collection: Collection
+    plan: Plan
+    report: report.DeleteReport
+    run_folder: Path
+    files: dict
+
+
+def run_delete(options: CollectionOptions, delete: DeleteOptions,
+               on_progress=None, on_total=None) -> DeleteResult:
+    """Find duplicates, write the run folder and, only when safe_deletion is False,
+    move or delete the duplicates (see actions.carry_out)."""
+    collection = collect(options, exclude=(delete.output_path,), on_progress=on_progress, on_total=on_total)
+    hashed = collection.hashed
+    plan = make_plan(hashed, options.max_bits, options.index_settings, delete.keep_policy)
+    _check_plan(plan)
+    run_folder = report.create_run_folder(delete.output_path, "delete")
+    outcomes = []
+    if not delete.safe_deletion and plan.removals:
+        outcomes = actions.carry_out(plan, hashed, Path(options.images_path).absolute(), run_folder,
+                                     delete.backup_keep, delete.backup_duplicate)
+    delete_report = _delete_report(options, delete, collection, plan, outcomes)
+    files = report.write_delete_report(run_folder, delete_report, options.hash_settings.hash_size,
+                                       options.effective_threshold)
+    return DeleteResult(collection, plan, delete_report, run_folder, files)
+
+
+def _check_plan(plan: Plan) -> None:
+    # The invariants of rule 2, checked again here as code rather than trusted.
+    for group in plan.groups:
+        assert group.keep, "a group would lose every member"
+        for removal in group.remove:
+            assert removal.nearest_keep in group.keep and removal.bits <= plan.max_bits
+
+
+def _delete_report(options, delete, collection, plan, outcomes) -> report.DeleteReport:
+    hashed = collection.hashed
+    metric = options.index_settings.metric
+    settings = settings_dict(options) | {k: v for k, v in asdict(delete).items() if k != "output_path"}
+    settings["output_path"] = str(Path(delete.output_path).absolute())
+    removals = plan.removals
+    done = [o for o in outcomes if o.status == "done" and o.action in ("move", "delete")]
+    summary = {
+        "scanned": len(collection.scan.files),
+        "hashed": len(hashed.paths),
+        "from_cache": hashed.from_cache,
+        "unreadable": len(hashed.failures),
+        "groups": len(plan.groups),
+        "keep": sum(len(g.keep) for g in plan.groups),
+        "remove": len(removals),
+        "bytes_to_free": int(sum(int(hashed.size[r.row]) for r in removals)),
+        "dry_run": delete.safe_deletion,
+        "removed": len(done),
+        "skipped_actions": sum(1 for o in outcomes if o.status != "done"),
+    }
+    return report.DeleteReport(
+        settings=settings,
+        summary=summary,
+        groups=report.build_groups(plan, hashed, metric),
+        unreadable=[{"path": p, "reason": r} for p, r in hashed.failures],
+        skipped=[{"path": p, "reason": r} for p, r in collection.scan.skipped],
+        actions=[o.to_json() for o in outcomes],
+    )
+
+
+@dataclass(frozen=True)
+class Match:
+    """One search hit."""
+
+    path: str
+    bits: int
+    distance: float
+    width: int
+    height: int
+
+
+@dataclass
+class SearchResult:
+    query: str
+    matches: list[Match]
+    collection: Collection
+
+
+def run_search(options: CollectionOptions, query_path: Path, on_progress=None, on_total=None) -> SearchResult:
+    """Images under images_path within the threshold of `query_path`, nearest first, at
+    most nearest_neighbors of them, the query file itself excluded."""
+    query_path = Path(query_path)
+    record = hash_file(str(query_path), options.hash_settings)
+    if record.packed_bits is None:
+        raise UnreadableImage(query_path, record.error)
+    collection = collect(options, on_progress=on_progress, on_total=on_total)
+    hashed = collection.hashed
+    import numpy as np
+
+    query = np.frombuffer(record.packed_bits, dtype=np.uint8)
+    rows, bits = query_within(hashed.packed, hashed.settings.n_bits, query, options.max_bits,
+                              options.index_settings)
+    metric = options.index_settings.metric
+    matches = []
+    for row, distance in zip(rows.tolist(), bits.tolist()):
+        if _same_file(hashed.paths[row], query_path):
+            continue
+        matches.append(Match(hashed.paths[row], distance, float(metric.from_bits(distance)),
+                             int(hashed.width[row]), int(hashed.height[row])))
+    return SearchResult(str(query_path.absolute()), matches[: options.nearest_neighbors], collection)
+
+
+def _same_file(path: str, other: Path) -> bool:
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False

@@ -1,0 +1,139 @@
+"""The run folder and what goes in it: the original tool's CSVs and a versioned report.json."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dedup_cli import __version__
+from dedup_cli.scan import OUTPUT_MARKER
+
+REPORT_FORMAT_VERSION = 1
+
+
+def create_run_folder(output_path: str | os.PathLike, command: str) -> Path:
+    """Make a new, empty folder for this run under `output_path` (writes to disk).
+
+    The folder name carries the time; a numeric suffix is added rather than ever
+    reusing or overwriting an earlier run's folder.
+    """
+    output = Path(output_path).absolute()
+    output.mkdir(parents=True, exist_ok=True)
+    (output / OUTPUT_MARKER).touch(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 10_000):
+        name = f"{command}-{stamp}" if attempt == 1 else f"{command}-{stamp}-{attempt}"
+        try:
+            (output / name).mkdir()
+        except FileExistsError:
+            continue
+        return output / name
+    raise FileExistsError(f"no free run folder name under {output}")
+
+
+def threshold_label(threshold: float) -> str:
+    """Threshold as it appears in file names: 10, 3.16, 0.5."""
+    return f"{threshold:g}"
+
+
+@dataclass
+class DeleteReport:
+    """Everything a delete run decided and did, ready to be written or printed."""
+
+    settings: dict
+    summary: dict
+    groups: list[dict] = field(default_factory=list)
+    unreadable: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    actions: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "format": "dedup-report",
+            "format_version": REPORT_FORMAT_VERSION,
+            "tool_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "settings": self.settings,
+            "summary": self.summary,
+            "groups": self.groups,
+            "unreadable": self.unreadable,
+            "skipped": self.skipped,
+            "actions": self.actions,
+        }
+
+
+def build_groups(plan, hashed, metric) -> list[dict]:
+    """The plan as plain data: each group with its kept file(s) and justified removals."""
+    def describe(row):
+        return {
+            "path": hashed.paths[row],
+            "width": int(hashed.width[row]),
+            "height": int(hashed.height[row]),
+            "size": int(hashed.size[row]),
+            "hash": hashed.hex(row),
+        }
+
+    groups = []
+    for number, group in enumerate(plan.groups, start=1):
+        removals = [
+            {
+                **describe(removal.row),
+                "nearest_keep": hashed.paths[removal.nearest_keep],
+                "bits": removal.bits,
+                "distance": round(float(metric.from_bits(removal.bits)), 6),
+            }
+            for removal in group.remove
+        ]
+        groups.append({"id": number, "keep": [describe(row) for row in group.keep], "remove": removals})
+    return groups
+
+
+def write_delete_report(run_folder: Path, report: DeleteReport, hash_size: int, threshold: float) -> dict:
+    """Write the keep/remove CSVs and report.json into `run_folder`; returns their paths."""
+    label = threshold_label(threshold)
+    keep_csv = run_folder / f"duplicates_keep_{hash_size}_dist_{label}.csv"
+    remove_csv = run_folder / f"duplicates_remove_{hash_size}_dist_{label}.csv"
+    _write_csv(
+        keep_csv,
+        ["path", "group", "width", "height", "size", "hash"],
+        ([k["path"], g["id"], k["width"], k["height"], k["size"], k["hash"]] for g in report.groups for k in g["keep"]),
+    )
+    _write_csv(
+        remove_csv,
+        ["path", "group", "nearest_keep", "distance", "bits", "size", "hash"],
+        (
+            [r["path"], g["id"], r["nearest_keep"], r["distance"], r["bits"], r["size"], r["hash"]]
+            for g in report.groups
+            for r in g["remove"]
+        ),
+    )
+    report_json = run_folder / "report.json"
+    write_json(report_json, report.to_json())
+    return {"keep_csv": str(keep_csv), "remove_csv": str(remove_csv), "report": str(report_json)}
+
+
+def _write_csv(path: Path, header: list[str], rows) -> None:
+    with open(path, "x", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON to a new file (never overwriting one)."""
+    with open(path, "x", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+
+
+def read_report(path: str | os.PathLike) -> dict:
+    """Read a report.json back, refusing formats this version does not know."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    if data.get("format") != "dedup-report" or data.get("format_version") != REPORT_FORMAT_VERSION:
+        raise ValueError(f"{path} is not a dedup report of format version {REPORT_FORMAT_VERSION}")
+    return data
