@@ -291,3 +291,45 @@ def show(**kwargs):
     files = run_show(collection, options, show_options, output_path)
     for label, path in files.items():
         click.echo(f"{label}: {path}")
+
+
+@main.command()
+@common_options(None)
+@click.option("--truth", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV with columns file,group (paths relative to --images-path); note/transform optional.")
+@click.option("--keep", "keep_policy", type=click.Choice(("resolution", "size", "oldest", "newest", "path")),
+              default="resolution", show_default=True, help="Keep policy of the simulated delete.")
+@click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text", show_default=True)
+@handle_errors
+def evaluate(**kwargs):
+    """Score a dry-run delete against a labelled truth.csv (precision, recall, losses)."""
+    from dedup_cli.evaluate import run_evaluate
+
+    progress = ProgressBar(kwargs.pop("progress"), "hashing")
+    kwargs.pop("output_path")
+    truth, keep_policy, output_format = kwargs.pop("truth"), kwargs.pop("keep_policy"), kwargs.pop("output_format")
+    options = collection_options(kwargs)
+    try:
+        result = run_evaluate(options, truth, keep_policy, on_progress=progress.update, on_total=progress.total)
+    finally:
+        progress.close()
+    echo_notes(result["notes"])
+    if output_format == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    render_evaluation(result)
+
+
+def render_evaluation(result: dict) -> None:
+    settings = result["settings"]
+    click.echo(f"{settings['hash_algorithm']} {settings['hash_size']}, threshold {settings['threshold']:g} "
+               f"{settings['distance_metric']} ({settings['threshold_bits']} bits)")
+    click.echo(f"files: {result['files']} hashed, {result['files_in_truth']} in truth, "
+               f"{len(result['unreadable_in_truth'])} of those unreadable")
+    click.echo(f"pairs: precision {result['pair_precision']:.4f}, recall {result['pair_recall']:.4f} "
+               f"({result['correct_pairs']} of {result['true_pairs']} found, {result['false_pairs']} false)")
+    click.echo(f"removal: precision {result['removal_precision']:.4f}, recall {result['removal_recall']:.4f} "
+               f"({result['removed']} removed, {len(result['wrongly_removed'])} wrongly)")
+    click.echo(f"groups losing every member: {len(result['groups_losing_every_member'])}")
+    for kind, counts in result["recall_by_kind"].items():
+        click.echo(f"  recall {counts['recall']:.3f} ({counts['found']}/{counts['pairs']})  {kind}")

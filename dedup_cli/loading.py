@@ -46,7 +46,7 @@ def load_image(path: str | os.PathLike, min_side: int = 0, mode: str = "L") -> L
     on the shorter side when the image has them (0 means full size).
 
     JPEGs are decoded with DCT scaling (`draft`), other formats shrunk by integer box
-    reduction before any further work. Alpha is flattened onto white.
+    reduction before any further work.
     Raises UnreadableImage with the reason when the file cannot be used.
     """
     try:
@@ -113,18 +113,16 @@ def _reduce(img: Image.Image, min_side: int) -> Image.Image:
 
 
 def _to_mode(img: Image.Image, mode: str) -> Image.Image:
-    """Convert any Pillow mode to `mode`, flattening transparency onto white."""
+    """Convert any Pillow mode to `mode`.
+
+    Alpha is dropped, keeping the stored colour under transparent pixels, as imagehash
+    does: a PNG and the JPEG Pillow makes of it then hash alike (flattening onto white
+    moved the pHash of the demo flags by 10-18 bits).
+    """
     if img.mode == mode:
         return img
     if img.mode.startswith("I;16"):
         img = img.point(lambda value: value / 257).convert("L")
-    if img.mode == "P":
-        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA"):
-        rgba = img.convert("RGBA")
-        alpha_low, _ = rgba.getchannel("A").getextrema()
-        if alpha_low < 255:
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(background, rgba)
+    if img.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La"):
         img = img.convert("RGB")
     return img.convert(mode)

@@ -73,12 +73,16 @@ class Collection:
 
 def collect(options: CollectionOptions, exclude: tuple = (),
             on_progress: Callable[[int], None] | None = None,
-            on_total: Callable[[int], None] | None = None) -> Collection:
-    """Scan `options.images_path` (skipping `exclude`) and hash every image found."""
+            on_total: Callable[[int], None] | None = None,
+            only: set[str] | None = None) -> Collection:
+    """Scan `options.images_path` (skipping `exclude`) and hash every image found
+    (or only those whose absolute path is in `only`)."""
     root = Path(options.images_path)
     if not root.is_dir():
         raise InputError(f"Images folder '{root}' does not exist or is not a folder")
     scan = scan_images(root, exclude=exclude)
+    if only is not None:
+        scan.files = [path for path in scan.files if str(path) in only]
     if on_total:
         on_total(len(scan.files))
     notes: list[str] = []

@@ -1,0 +1,108 @@
+"""Measure a dry run against a labelled truth.csv: pair and removal precision/recall.
+
+Pure apart from reading the truth file; the plan comes from the same code as `delete`.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from dedup_cli.errors import InputError
+
+
+def read_truth(path: str | os.PathLike, root: str | os.PathLike) -> tuple[dict[str, str], dict[str, str]]:
+    """Map absolute file path -> group, and -> kind of edit (from a `note` or
+    `transform` column, when present). Paths in the file are relative to `root`."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"file", "group"} <= set(reader.fieldnames):
+                raise InputError(f"Truth file '{path}' needs the columns file,group")
+            rows = list(reader)
+    except OSError as exc:
+        raise InputError(f"Cannot read truth file '{path}': {exc.strerror or exc}") from exc
+    base = Path(root).absolute()
+    groups, kinds = {}, {}
+    for row in rows:
+        absolute = str(base / row["file"])
+        groups[absolute] = row["group"]
+        kind = row.get("transform") or row.get("note")
+        if kind:
+            kinds[absolute] = kind
+    return groups, kinds
+
+
+def _pairs(groups_of_files) -> set[tuple[str, str]]:
+    pairs = set()
+    for members in groups_of_files:
+        pairs.update(itertools.combinations(sorted(members), 2))
+    return pairs
+
+
+def _ratio(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 1.0
+
+
+def score(plan, hashed, truth: dict[str, str], kinds: dict[str, str]) -> dict:
+    """Compare a plan with the truth; files outside the truth are ignored."""
+    known = [p for p in hashed.paths if p in truth]
+    members_by_truth = defaultdict(list)
+    for path in truth:
+        members_by_truth[truth[path]].append(path)
+    true_pairs = _pairs(members_by_truth.values())
+    predicted_groups = [[hashed.paths[r] for r in g.rows if hashed.paths[r] in truth] for g in plan.groups]
+    predicted_pairs = _pairs(predicted_groups)
+    hits = true_pairs & predicted_pairs
+    removed = {hashed.paths[r.row] for r in plan.removals} & set(known)
+    kept = set(known) - removed
+    kept_groups = Counter(truth[p] for p in kept)
+    good_removals = [p for p in removed if kept_groups[truth[p]] > 0]
+    redundant = sum(max(0, n - 1) for n in Counter(truth[p] for p in known).values())
+    lost = sorted(g for g in {truth[p] for p in known} if kept_groups[g] == 0)
+    return {
+        "files": len(hashed.paths),
+        "files_in_truth": len(truth),
+        "unreadable_in_truth": sorted(p for p, _ in hashed.failures if p in truth),
+        "true_pairs": len(true_pairs),
+        "predicted_pairs": len(predicted_pairs),
+        "correct_pairs": len(hits),
+        "false_pairs": len(predicted_pairs - true_pairs),
+        "pair_precision": _ratio(len(hits), len(predicted_pairs)),
+        "pair_recall": _ratio(len(hits), len(true_pairs)),
+        "removed": len(removed),
+        "wrongly_removed": sorted(set(removed) - set(good_removals)),
+        "removal_precision": _ratio(len(good_removals), len(removed)),
+        "removal_recall": _ratio(len(good_removals), redundant),
+        "groups_losing_every_member": lost,
+        "recall_by_kind": _recall_by_kind(true_pairs, hits, kinds),
+        "false_pair_examples": sorted(predicted_pairs - true_pairs)[:20],
+    }
+
+
+def _recall_by_kind(true_pairs, hits, kinds) -> dict[str, dict]:
+    totals, found = Counter(), Counter()
+    for pair in true_pairs:
+        for kind in {kinds.get(path) for path in pair} - {None}:
+            totals[kind] += 1
+            found[kind] += pair in hits
+    return {kind: {"pairs": totals[kind], "found": found[kind], "recall": _ratio(found[kind], totals[kind])}
+            for kind in sorted(totals)}
+
+
+def run_evaluate(options, truth_path, keep_policy: str = "resolution", on_progress=None, on_total=None) -> dict:
+    """Dry-run the delete pipeline on the files of truth_path and score the plan."""
+    from dedup_cli.grouping import make_plan
+    from dedup_cli.pipeline import collect, settings_dict
+
+    truth, kinds = read_truth(truth_path, options.images_path)
+    # Unlabelled files in the folder would link labelled ones through chains: leave them out.
+    collection = collect(options, on_progress=on_progress, on_total=on_total, only=set(truth))
+    plan = make_plan(collection.hashed, options.max_bits, options.index_settings, keep_policy)
+    result = score(plan, collection.hashed, truth, kinds)
+    result["settings"] = settings_dict(options) | {"keep_policy": keep_policy}
+    result["notes"] = collection.notes
+    return result

@@ -1,0 +1,62 @@
+"""Shared fixtures: real image files written into tmp_path, and the bundled demo set."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "datasets" / "demo"
+DATA = Path(__file__).resolve().parent / "data"
+BENCH = REPO.parent / "shared" / "bench"
+
+
+def photo(seed: int, size=(320, 240)) -> Image.Image:
+    """A smooth random 'photo': low-frequency noise upsampled, distinct per seed."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under root (to prove nothing changed)."""
+    digests = {}
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath, name)
+            digests[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+@pytest.fixture
+def demo_copy(tmp_path) -> Path:
+    """A private copy of datasets/demo that a test may change."""
+    target = tmp_path / "demo"
+    shutil.copytree(DEMO, target)
+    return target
+
+
+@pytest.fixture
+def small_library(tmp_path) -> Path:
+    """Three distinct pictures, each with near-duplicate copies, plus one loner."""
+    root = tmp_path / "library"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    for seed in range(3):
+        original = photo(seed)
+        original.save(root / f"pic{seed}.png")
+        original.resize((240, 180)).save(root / "sub" / f"pic{seed}_small.jpg", quality=85)
+        original.save(root / "sub" / "deeper" / f"pic{seed}_q50.JPG", quality=50)
+    photo(99).save(root / "loner.webp")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Never touch the user's real cache folder from a test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
