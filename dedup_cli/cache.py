@@ -59,7 +59,9 @@ class HashCache:
         moved = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         try:
             os.replace(self.path, moved)
-            self.warnings.append(f"hash cache '{self.path}' was unreadable; moved it to '{moved}' and started a fresh one")
+            self.warnings.append(
+                f"hash cache '{self.path}' was unreadable; moved it to '{moved}' and started a fresh one"
+            )
             return self._open(self.path)
         except (OSError, sqlite3.DatabaseError) as exc:
             self.warnings.append(f"hash cache '{self.path}' is unusable ({exc}); using a fresh in-memory cache")

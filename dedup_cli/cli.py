@@ -299,7 +299,8 @@ def show(**kwargs):
               help="CSV with columns file,group (paths relative to --images-path); note/transform optional.")
 @click.option("--keep", "keep_policy", type=click.Choice(("resolution", "size", "oldest", "newest", "path")),
               default="resolution", show_default=True, help="Keep policy of the simulated delete.")
-@click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text", show_default=True,
+              help="text for people, json for scripts.")
 @handle_errors
 def evaluate(**kwargs):
     """Score a dry-run delete against a labelled truth.csv (precision, recall, losses)."""

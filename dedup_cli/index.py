@@ -43,7 +43,7 @@ class Metric:
     p: float = 2.0
 
     @classmethod
-    def from_option(cls, name: str, p: float = 2.0) -> "Metric":
+    def from_option(cls, name: str, p: float = 2.0) -> Metric:
         canonical = METRIC_ALIASES[name.lower()]
         order = {"manhattan": 1.0, "euclidean": 2.0, "chebyshev": math.inf}.get(canonical, p)
         return cls(canonical, float(order))

@@ -7,9 +7,9 @@ cli.py turns those into text and exit codes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from dedup_cli import actions, report
 from dedup_cli.errors import InputError, UnreadableImage

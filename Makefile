@@ -1,0 +1,46 @@
+# dedup: set-up, run, test. `make run` and `make test` each install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := datasets/demo
+OUTPUT := dedup-output
+BENCH_DIR ?= ../shared/bench/wallpapers
+
+.PHONY: all setup-env run test lint package clean check export-env bench evaluate
+
+all: check package
+
+# The virtual environment is rebuilt whenever the pins or the metadata change.
+$(STAMP): requirements.txt setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+setup-env: $(STAMP)
+
+run: setup-env
+	$(BIN)/dedup delete --images-path $(DEMO) --output-path $(OUTPUT) --safe-deletion y
+
+test: setup-env
+	$(BIN)/python -m pytest -q
+
+lint: setup-env
+	$(BIN)/ruff check dedup_cli tests benchmarks datasets
+
+check: lint test
+
+package: setup-env
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
+bench: setup-env
+	$(BIN)/python benchmarks/bench_hashing.py $(BENCH_DIR)
+
+export-env: setup-env
+	$(BIN)/python -m pip freeze --exclude-editable > requirements-freeze.txt
+	@echo "wrote requirements-freeze.txt (compare with requirements.txt before updating the pins)"
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis $(OUTPUT) requirements-freeze.txt
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,107 @@
+"""Groups and the keep plan: rule 2 (a kept file within the threshold of every removal)
+and rule 3 (a stated, deterministic keep policy)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedup_cli.grouping import keep_order, make_plan
+from dedup_cli.hashing import HashSettings
+from dedup_cli.index import IndexSettings, hamming
+
+
+def fake_hashed(bit_rows, widths=None, sizes=None, mtimes=None, paths=None):
+    """The fields of HashedFiles that planning reads, for hand-made hashes."""
+    bit_rows = np.asarray(bit_rows, dtype=np.uint8)
+    count = len(bit_rows)
+    return SimpleNamespace(
+        settings=HashSettings("phash", 8),
+        packed=np.packbits(bit_rows, axis=1),
+        paths=paths or [f"/img/{i:03d}.jpg" for i in range(count)],
+        width=np.asarray(widths or [100] * count),
+        height=np.asarray([100] * count),
+        size=np.asarray(sizes or [1000] * count),
+        mtime_ns=np.asarray(mtimes or [0] * count),
+    )
+
+
+def bits_with_flips(*flip_counts):
+    rows = []
+    for flips in flip_counts:
+        row = np.zeros(64, dtype=np.uint8)
+        row[:flips] = 1
+        rows.append(row)
+    return rows
+
+
+def test_chain_never_removes_the_far_end():
+    # A (0 flips) ~ B (4) ~ C (8): A-B and B-C are within 4 bits, A-C is 8 bits apart.
+    hashed = fake_hashed(bits_with_flips(0, 4, 8), widths=[300, 200, 100])
+    plan = make_plan(hashed, 4, IndexSettings())
+    assert len(plan.groups) == 1
+    group = plan.groups[0]
+    assert set(group.keep) == {0, 2}
+    assert [(r.row, r.nearest_keep, r.bits) for r in group.remove] == [(1, 0, 4)]
+
+
+def test_keep_policy_resolution_then_size_then_age_then_path():
+    hashed = fake_hashed(bits_with_flips(0, 0, 0, 0), widths=[100, 200, 200, 200], sizes=[9, 5, 7, 7],
+                         mtimes=[0, 0, 3, 3], paths=["/d.jpg", "/c.jpg", "/b.jpg", "/a.jpg"])
+    assert keep_order([0, 1, 2, 3], hashed, "resolution") == [3, 2, 1, 0]
+    assert keep_order([0, 1, 2, 3], hashed, "size") == [0, 3, 2, 1]
+    assert keep_order([0, 1, 2, 3], hashed, "path") == [3, 2, 1, 0]
+    assert keep_order([0, 1, 2, 3], hashed, "oldest")[:2] == [1, 0]
+    assert keep_order([0, 1, 2, 3], hashed, "newest")[0] == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 100_000), count=st.integers(1, 30), max_bits=st.integers(0, 16),
+       policy=st.sampled_from(["resolution", "size", "oldest", "newest", "path"]))
+def test_every_removal_has_a_kept_file_within_the_threshold(seed, count, max_bits, policy):
+    rng = np.random.default_rng(seed)
+    centre = rng.integers(0, 2, 64)
+    rows = [np.where(rng.random(64) < 0.12, 1 - centre, centre) for _ in range(count)]
+    hashed = fake_hashed(rows, widths=rng.integers(50, 60, count).tolist(),
+                         sizes=rng.integers(1, 4, count).tolist())
+    plan = make_plan(hashed, max_bits, IndexSettings(), policy)
+    seen = set()
+    for group in plan.groups:
+        assert group.keep, "a group lost every member"
+        seen.update(group.rows)
+        for removal in group.remove:
+            assert removal.nearest_keep in group.keep
+            assert int(hamming(hashed.packed[removal.row], hashed.packed[removal.nearest_keep])) == removal.bits
+            assert removal.bits <= max_bits
+    assert len(seen) == sum(len(g.rows) for g in plan.groups), "a file sits in two groups"
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 100_000))
+def test_plan_does_not_depend_on_input_order(seed):
+    rng = np.random.default_rng(seed)
+    rows = [rng.integers(0, 2, 64) for _ in range(4)]
+    rows += [np.where(rng.random(64) < 0.05, 1 - r, r) for r in rows]
+    paths = [f"/img/{i}.jpg" for i in range(len(rows))]
+    widths = rng.integers(10, 13, len(rows)).tolist()
+    order = rng.permutation(len(rows))
+
+    def summary(hashed):
+        plan = make_plan(hashed, 8, IndexSettings())
+        return sorted((tuple(sorted(hashed.paths[k] for k in g.keep)),
+                       tuple(sorted(hashed.paths[r.row] for r in g.remove))) for g in plan.groups)
+
+    shuffled = fake_hashed([rows[i] for i in order], widths=[widths[i] for i in order],
+                           paths=[paths[i] for i in order])
+    assert summary(fake_hashed(rows, widths=widths, paths=paths)) == summary(shuffled)
+
+
+def test_ckdtree_and_kdtree_give_identical_plans():
+    rng = np.random.default_rng(3)
+    centres = [rng.integers(0, 2, 64) for _ in range(6)]
+    rows = [np.where(rng.random(64) < 0.08, 1 - c, c) for c in centres for _ in range(5)]
+    hashed = fake_hashed(rows)
+    plans = [make_plan(hashed, 10, IndexSettings(tree)) for tree in ("KDTree", "cKDTree")]
+    assert plans[0].groups == plans[1].groups
+    assert plans[0].groups
