@@ -14,14 +14,13 @@ import time
 from pathlib import Path
 
 from dedup_cli.hashing import FileStat, HashRecord, HashSettings
-from dedup_cli.loading import DECODER_VERSION
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS hashes (
+CREATE TABLE IF NOT EXISTS hashes_v1 (
     path TEXT NOT NULL,
     algorithm TEXT NOT NULL,
     hash_size INTEGER NOT NULL,
-    decoder INTEGER NOT NULL,
+    decoder TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     bits BLOB,
@@ -51,21 +50,33 @@ class HashCache:
 
     def _open_or_recover(self) -> sqlite3.Connection:
         try:
-            return self._open(self.path)
+            return self._open_waiting(self.path)
         except sqlite3.DatabaseError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
+            if _is_lock_error(exc):
                 self.warnings.append(f"hash cache '{self.path}' is locked ({exc}); using a fresh in-memory cache")
                 return self._open(":memory:")
-        moved = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        moved = _free_name(self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"))
         try:
-            os.replace(self.path, moved)
+            os.rename(self.path, moved)
             self.warnings.append(
                 f"hash cache '{self.path}' was unreadable; moved it to '{moved}' and started a fresh one"
             )
-            return self._open(self.path)
+            return self._open_waiting(self.path)
         except (OSError, sqlite3.DatabaseError) as exc:
             self.warnings.append(f"hash cache '{self.path}' is unusable ({exc}); using a fresh in-memory cache")
             return self._open(":memory:")
+
+    def _open_waiting(self, path) -> sqlite3.Connection:
+        """Open, retrying while another run holds the lock: switching a new file to WAL
+        fails at once (no busy wait) when another connection is writing."""
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        while True:
+            try:
+                return self._open(path)
+            except sqlite3.OperationalError as exc:
+                if not _is_lock_error(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @staticmethod
     def _open(path) -> sqlite3.Connection:
@@ -76,7 +87,7 @@ class HashCache:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
-            connection.execute("SELECT count(*) FROM hashes LIMIT 1").fetchone()
+            connection.execute("SELECT count(*) FROM hashes_v1 LIMIT 1").fetchone()
         except sqlite3.DatabaseError:
             connection.close()
             raise
@@ -91,9 +102,9 @@ class HashCache:
             for start in range(0, len(paths), _LOOKUP_CHUNK):
                 chunk = paths[start : start + _LOOKUP_CHUNK]
                 rows = self._connection.execute(
-                    "SELECT path, size, mtime_ns, bits, width, height, error FROM hashes "
+                    "SELECT path, size, mtime_ns, bits, width, height, error FROM hashes_v1 "
                     f"WHERE algorithm = ? AND hash_size = ? AND decoder = ? AND path IN ({','.join('?' * len(chunk))})",
-                    [settings.algorithm, settings.hash_size, DECODER_VERSION, *chunk],
+                    [settings.algorithm, settings.hash_size, settings.decoder_id, *chunk],
                 )
                 for path, size, mtime_ns, bits, width, height, error in rows:
                     stat = wanted[path]
@@ -109,13 +120,13 @@ class HashCache:
         if not entries:
             return
         rows = [
-            (stat.path, settings.algorithm, settings.hash_size, DECODER_VERSION, stat.size, stat.mtime_ns,
+            (stat.path, settings.algorithm, settings.hash_size, settings.decoder_id, stat.size, stat.mtime_ns,
              record.packed_bits, record.width, record.height, record.error)
             for stat, record in entries
         ]
         try:
             self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany("INSERT OR REPLACE INTO hashes VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            self._connection.executemany("INSERT OR REPLACE INTO hashes_v1 VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             self._connection.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             if self._connection.in_transaction:
@@ -124,3 +135,16 @@ class HashCache:
 
     def close(self) -> None:
         self._connection.close()
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _free_name(path: Path) -> Path:
+    """`path`, or `path-2`, `path-3` ... whichever does not exist yet."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}-{number}")
+    return candidate

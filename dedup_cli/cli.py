@@ -57,6 +57,9 @@ def common_options(default_output: str | None):
             click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
                          default=None, help="Hash cache file (SQLite). Default: under the user's cache folder."),
             click.option("--no-cache", is_flag=True, help="Neither read nor write the hash cache."),
+            click.option("--full-decode", is_flag=True,
+                         help="Decode every pixel instead of a reduced-size decode (slower; hashes "
+                         "equal imagehash's on the upright image)."),
             click.option("--progress/--no-progress", default=True, show_default=True,
                          help="Progress bar on stderr."),
         ]
@@ -84,7 +87,7 @@ def collection_options(kwargs: dict):
     cache_path, no_cache = kwargs.pop("cache_path"), kwargs.pop("no_cache")
     return CollectionOptions(
         images_path=kwargs.pop("images_path"),
-        hash_settings=HashSettings(algorithm, hash_size),
+        hash_settings=HashSettings(algorithm, hash_size, kwargs.pop("full_decode")),
         index_settings=IndexSettings(kwargs.pop("tree_type"), kwargs.pop("leaf_size"), metric),
         threshold=threshold,
         nearest_neighbors=kwargs.pop("nearest_neighbors"),

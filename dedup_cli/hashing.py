@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dedup_cli.errors import UnreadableImage
-from dedup_cli.loading import load_image
+from dedup_cli.loading import DECODER_VERSION, load_image
 
 # The decoded image keeps this many times the pixels the hash's own resize step asks for,
 # so that Lanczos still has real detail to average over after DCT-scaled decoding.
@@ -51,10 +51,16 @@ class HashSettings:
 
     algorithm: str = "phash"
     hash_size: int = 8
+    full_decode: bool = False  # True: decode every pixel, as imagehash on the whole image does
 
     @property
     def n_bits(self) -> int:
         return self.hash_size * self.hash_size
+
+    @property
+    def decoder_id(self) -> str:
+        """Identifies the decoding path in cache keys: hashes differ between paths."""
+        return f"{DECODER_VERSION}-{'full' if self.full_decode else 'reduced'}"
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,8 @@ def hash_file(path: str, settings: HashSettings) -> HashRecord:
     """Decode one file at reduced size and hash it; failures come back as values."""
     algorithm = ALGORITHMS[settings.algorithm]
     try:
-        loaded = load_image(path, min_side=algorithm.decode_side(settings.hash_size))
+        min_side = 0 if settings.full_decode else algorithm.decode_side(settings.hash_size)
+        loaded = load_image(path, min_side=min_side)
         packed = hash_image(loaded.image, settings)
     except UnreadableImage as exc:
         return HashRecord(path, None, error=exc.reason)
@@ -157,7 +164,8 @@ def hash_many(
     Serial and parallel runs give the same records. `on_progress(n)` is called as each
     batch of n files completes.
     """
-    batch_size = max(1, batch_size)
+    # Small jobs get smaller batches, so that every worker has a share of the files.
+    batch_size = max(1, min(batch_size, -(-len(paths) // (8 * max(1, workers)))))
     batches = [(list(paths[i : i + batch_size]), settings) for i in range(0, len(paths), batch_size)]
     records: list[HashRecord] = []
     if workers <= 1 or len(batches) <= 1:

@@ -15,9 +15,10 @@ from PIL import Image, ImageFile
 from dedup_cli.errors import UnreadableImage
 
 # Bump when decoding changes in a way that can change hashes: the hash cache keys on it.
-DECODER_VERSION = 1
+DECODER_VERSION = 2
 # Pillow's own guard stops at ~179 MP; JPEGs are decoded at reduced size, so allow more.
 MAX_PIXELS = 400_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this and refuses above twice it
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 _ORIENTATION_TAG = 0x0112
@@ -54,6 +55,7 @@ def load_image(path: str | os.PathLike, min_side: int = 0, mode: str = "L") -> L
             raise UnreadableImage(path, "empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", message="Palette images with Transparency")
             with Image.open(path) as img:
                 return _decode(img, min_side, mode)
     except UnreadableImage:
@@ -68,7 +70,7 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, Image.UnidentifiedImageError):
         return "not an image file Pillow can read"
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return f"image too large to decode safely ({text.split('(')[0].strip()})"
+        return f"image too large to decode safely: {text.split(' could be')[0].strip()}"
     if "truncated" in text or isinstance(exc, EOFError):
         return "truncated or damaged image data"
     if isinstance(exc, PermissionError):
@@ -86,8 +88,11 @@ def _decode(img: Image.Image, min_side: int, mode: str) -> LoadedImage:
     if img.format == "JPEG" and min_side:
         img.draft(mode if img.mode in ("RGB", "L") else None, (min_side, min_side))
     img.load()
-    img = _reduce(img, min_side)
-    img = _to_mode(img, mode)
+    if img.mode not in ("RGB", "L"):
+        # Alpha, palettes and odd modes first: Pillow's reduce premultiplies alpha, which
+        # would darken transparent areas that imagehash (and dedup) read as stored.
+        img = _to_mode(img, mode)
+    img = _to_mode(_reduce(img, min_side), mode)
     if orientation in _TRANSPOSE_FOR_ORIENTATION:
         img = img.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation])
         if orientation >= 5:
@@ -107,7 +112,7 @@ def _reduce(img: Image.Image, min_side: int) -> Image.Image:
     if not min_side:
         return img
     factor = min(img.size) // min_side
-    if factor < 2 or img.mode not in ("L", "RGB", "RGBA", "LA", "I", "F", "CMYK"):
+    if factor < 2 or img.mode not in ("L", "RGB", "I", "F"):
         return img
     return img.reduce(factor)
 
@@ -123,6 +128,8 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
         return img
     if img.mode.startswith("I;16"):
         img = img.point(lambda value: value / 257).convert("L")
+    if img.mode == "P" and mode == "L":
+        return img.convert("L")  # one palette lookup, same values as going through RGB
     if img.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La"):
         img = img.convert("RGB")
     return img.convert(mode)

@@ -16,7 +16,7 @@ from dedup_cli.errors import InputError, UnreadableImage
 from dedup_cli.grouping import Plan, make_plan
 from dedup_cli.hashing import HashedFiles, HashSettings, default_workers, hash_collection, hash_file
 from dedup_cli.index import IndexSettings, query_within
-from dedup_cli.scan import ScanResult, scan_images
+from dedup_cli.scan import OUTPUT_MARKER, ScanResult, scan_images
 from dedup_cli.thresholds import default_threshold_bits
 
 
@@ -80,6 +80,9 @@ def collect(options: CollectionOptions, exclude: tuple = (),
     root = Path(options.images_path)
     if not root.is_dir():
         raise InputError(f"Images folder '{root}' does not exist or is not a folder")
+    if any((folder / OUTPUT_MARKER).exists() for folder in (root.absolute(), *root.absolute().parents)):
+        raise InputError(f"'{root}' is inside a dedup output folder (it holds backups and reports); "
+                         "point --images-path at your images instead")
     scan = scan_images(root, exclude=exclude)
     if only is not None:
         scan.files = [path for path in scan.files if str(path) in only]

@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from conftest import DEMO, photo, tree_digest
 from PIL import Image
 
-from conftest import DEMO, photo, tree_digest
 from dedup_cli import __version__
 from dedup_cli.cli import main
 

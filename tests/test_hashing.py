@@ -5,9 +5,9 @@ import shutil
 import imagehash
 import numpy as np
 import pytest
+from conftest import DATA
 from PIL import Image
 
-from conftest import DATA
 from dedup_cli.hashing import ALGORITHMS, HashSettings, hash_collection, hash_file, hash_image, hash_many
 from dedup_cli.index import hamming
 

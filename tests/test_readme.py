@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import DEMO, REPO
+
 from dedup_cli.cli import main
 
 COMMANDS = [

@@ -1,0 +1,220 @@
+"""HashCache with hash_collection: reuse, invalidation, failures, corruption, sharing."""
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import photo
+
+import dedup_cli.hashing
+from dedup_cli.cache import HashCache, default_cache_path
+from dedup_cli.hashing import FileStat, HashRecord, HashSettings, hash_collection
+
+PHASH = HashSettings("phash", 8)
+
+
+@pytest.fixture
+def images(tmp_path) -> list[Path]:
+    paths = []
+    for seed in range(3):
+        path = tmp_path / "lib" / f"pic{seed}.png"
+        path.parent.mkdir(exist_ok=True)
+        photo(seed).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def cache(tmp_path):
+    cache = HashCache(tmp_path / "cache" / "hashes.sqlite")
+    yield cache
+    cache.close()
+
+
+def no_decoding(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_image called although the cache should have answered")
+
+    monkeypatch.setattr(dedup_cli.hashing, "load_image", refuse)
+
+
+def test_second_run_comes_from_cache_with_identical_bits(images, cache, monkeypatch):
+    first = hash_collection(images, PHASH, workers=1, cache=cache)
+    assert first.from_cache == 0 and first.failures == []
+
+    no_decoding(monkeypatch)
+    second = hash_collection(images, PHASH, workers=1, cache=cache)
+
+    assert second.from_cache == len(images)
+    assert second.failures == []
+    assert second.paths == first.paths
+    assert np.array_equal(second.packed, first.packed)
+    assert np.array_equal(second.width, first.width) and np.array_equal(second.height, first.height)
+
+
+def test_cache_survives_reopening(images, tmp_path, monkeypatch):
+    path = tmp_path / "cache" / "hashes.sqlite"
+    first_cache = HashCache(path)
+    first = hash_collection(images, PHASH, cache=first_cache)
+    first_cache.close()
+
+    no_decoding(monkeypatch)
+    reopened = HashCache(path)
+    second = hash_collection(images, PHASH, cache=reopened)
+    reopened.close()
+    assert second.from_cache == len(images)
+    assert np.array_equal(second.packed, first.packed)
+
+
+def test_rewritten_file_is_hashed_again(images, cache):
+    first = hash_collection(images, PHASH, cache=cache)
+    changed = images[1]
+    before = os.stat(changed)
+    photo(42).save(changed)
+    os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns + 5_000_000_000))
+
+    second = hash_collection(images, PHASH, cache=cache)
+
+    assert second.from_cache == len(images) - 1
+    row = second.paths.index(str(changed))
+    assert not np.array_equal(second.packed[row], first.packed[row])
+    others = [i for i in range(len(images)) if i != row]
+    assert np.array_equal(second.packed[others], first.packed[others])
+
+
+def test_same_size_file_with_new_mtime_is_hashed_again(images, cache, monkeypatch):
+    hash_collection(images, PHASH, cache=cache)
+    info = os.stat(images[0])
+    os.utime(images[0], ns=(info.st_atime_ns, info.st_mtime_ns + 1))
+
+    calls, real_load_image = [], dedup_cli.hashing.load_image
+
+    def counting_load_image(path, **kwargs):
+        calls.append(path)
+        return real_load_image(path, **kwargs)
+
+    monkeypatch.setattr(dedup_cli.hashing, "load_image", counting_load_image)
+    second = hash_collection(images, PHASH, cache=cache)
+
+    assert second.from_cache == len(images) - 1
+    assert calls == [str(images[0])]
+
+
+@pytest.mark.parametrize("other", [HashSettings("dhash", 8), HashSettings("phash", 16)], ids=["algorithm", "hash_size"])
+def test_different_settings_do_not_reuse_entries(images, cache, other):
+    hash_collection(images, PHASH, cache=cache)
+
+    result = hash_collection(images, other, cache=cache)
+
+    assert result.from_cache == 0
+    assert result.packed.shape == (len(images), other.n_bits // 8)
+    assert hash_collection(images, other, cache=cache).from_cache == len(images)
+    assert hash_collection(images, PHASH, cache=cache).from_cache == len(images)
+
+
+def test_unreadable_files_are_cached_as_failures(images, cache, monkeypatch):
+    bad = images[0].parent / "bad.jpg"
+    bad.write_text("this is not a JPEG")
+    paths = [*images, bad]
+    first = hash_collection(paths, PHASH, cache=cache)
+    assert [path for path, _ in first.failures] == [str(bad)]
+    reason = first.failures[0][1]
+    assert "not an image" in reason
+
+    no_decoding(monkeypatch)
+    second = hash_collection(paths, PHASH, cache=cache)
+
+    assert second.from_cache == len(paths)
+    assert second.failures == [(str(bad), reason)]
+    assert len(second.paths) == len(images)
+
+
+@pytest.mark.parametrize("garbage", [b"not a database", os.urandom(4096)], ids=["text", "random"])
+def test_corrupt_cache_is_moved_aside_and_replaced(images, tmp_path, garbage):
+    path = tmp_path / "cache" / "hashes.sqlite"
+    path.parent.mkdir()
+    path.write_bytes(garbage)
+
+    cache = HashCache(path)
+
+    assert len(cache.warnings) == 1 and str(path) in cache.warnings[0]
+    aside = [p for p in path.parent.iterdir() if p.name.startswith(path.name + ".corrupt-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == garbage
+    assert hash_collection(images, PHASH, cache=cache).from_cache == 0
+    assert hash_collection(images, PHASH, cache=cache).from_cache == len(images)
+    cache.close()
+    assert HashCache(path).warnings == []
+
+
+def entries_for(name: str, count: int) -> list[tuple[FileStat, HashRecord]]:
+    return [
+        (FileStat(f"/{name}/{i}.png", 1000 + i, 10**18 + i), HashRecord(f"/{name}/{i}.png", bytes([i]) * 8, 64, 48))
+        for i in range(count)
+    ]
+
+
+def test_two_caches_on_one_file_can_store_concurrently(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    HashCache(path).close()  # an existing cache; creating one concurrently is tested below
+    errors, warnings = [], []
+    start = threading.Barrier(2)
+
+    def writer(name: str) -> None:
+        try:
+            start.wait()
+            cache = HashCache(path)  # sqlite connections belong to the thread that opened them
+            for round_ in range(20):
+                cache.store(entries_for(name, round_ + 1), PHASH)
+            warnings.extend(cache.warnings)
+            cache.close()
+        except Exception as exc:  # reported below, from the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == [] and warnings == []
+    cache = HashCache(path)
+    wanted = [stat for name in ("first", "second") for stat, _ in entries_for(name, 20)]
+    found = cache.lookup(wanted, PHASH)
+    cache.close()
+    assert set(found) == {stat.path for stat in wanted}
+    assert found["/second/7.png"].packed_bits == bytes([7]) * 8
+
+
+def test_opening_a_new_cache_waits_for_another_writer(tmp_path):
+    # Regression: switching a new cache file to WAL failed at once with 'database is locked'
+    # while another run held the write lock, so one of two runs lost its hashes to memory.
+    path = tmp_path / "new.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # as another run does while it creates the same cache file
+    release = threading.Timer(0.3, other.execute, args=("COMMIT",))
+    release.start()
+    try:
+        cache = HashCache(path)
+    finally:
+        release.join()
+        other.close()
+    assert cache.warnings == []
+    cache.store(entries_for("late", 3), PHASH)
+    cache.close()
+    reopened = HashCache(path)
+    assert len(reopened.lookup([stat for stat, _ in entries_for("late", 3)], PHASH)) == 3
+    reopened.close()
+
+
+def test_default_cache_path_honours_xdg_cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "elsewhere"))
+    assert default_cache_path() == tmp_path / "elsewhere" / "dedup" / "hashes.sqlite"
+
+
+def test_default_cache_path_falls_back_to_home_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_path() == tmp_path / "home" / ".cache" / "dedup" / "hashes.sqlite"
