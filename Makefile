@@ -7,7 +7,7 @@ DEMO := datasets/demo
 OUTPUT := dedup-output
 BENCH_DIR ?= ../shared/bench/wallpapers
 
-.PHONY: all setup-env run test lint package clean check export-env bench evaluate
+.PHONY: all setup-env run test lint package clean check export-env bench bench-camera bench-memory
 
 all: check package
 
@@ -44,3 +44,9 @@ export-env: setup-env
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis $(OUTPUT) requirements-freeze.txt
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+bench-camera: setup-env
+	$(BIN)/python benchmarks/bench_hashing.py $(BENCH_DIR) --camera-jpegs 200
+
+bench-memory: setup-env
+	$(BIN)/python benchmarks/bench_memory.py --counts 1000 10000

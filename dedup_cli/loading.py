@@ -15,7 +15,7 @@ from PIL import Image, ImageFile
 from dedup_cli.errors import UnreadableImage
 
 # Bump when decoding changes in a way that can change hashes: the hash cache keys on it.
-DECODER_VERSION = 2
+DECODER_VERSION = 3
 # Pillow's own guard stops at ~179 MP; JPEGs are decoded at reduced size, so allow more.
 MAX_PIXELS = 400_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this and refuses above twice it

@@ -218,3 +218,13 @@ def test_boolean_options_accept_the_original_spellings(small_library, tmp_path):
                      "--safe-deletion", spelling)
         assert result.exit_code == 0 and "Dry run" in result.output
     assert run("delete", "--images-path", small_library, "--safe-deletion", "maybe").exit_code == 2
+
+
+def test_help_and_version_do_not_import_heavy_libraries():
+    # dedup --help must stay instant: scikit-learn, scipy, matplotlib and imagehash are
+    # imported only by the commands that use them.
+    code = ("import sys; from click.testing import CliRunner; from dedup_cli.cli import main; "
+            "CliRunner().invoke(main, ['--help']); CliRunner().invoke(main, ['delete', '--help']); "
+            "print(sorted(m for m in ('sklearn', 'scipy', 'matplotlib', 'imagehash', 'tqdm') if m in sys.modules))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"

@@ -1,0 +1,81 @@
+"""Peak memory of a full `dedup delete` dry run as the library grows: it should stay flat.
+
+    python benchmarks/bench_memory.py [--counts 1000 10000] [--keep-files DIR]
+
+Writes the given numbers of small synthetic JPEGs (smooth random pictures, every tenth one
+a resized copy of another) into a scratch folder, then runs the dry run in a subprocess per
+count and prints its peak RSS (the main process, and its largest worker), time and images/s.
+Needs nothing outside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_pictures(folder: Path, count: int) -> None:
+    """`count` 320x240 JPEGs in subfolders of 1000; deterministic."""
+    rng = np.random.default_rng(0)
+    for number in range(count):
+        sub = folder / f"{number // 1000:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        if number % 10 == 9:  # a near-duplicate of the previous picture
+            previous = Image.open(sub / f"{number - 1:06d}.jpg")
+            previous.resize((256, 192)).save(sub / f"{number:06d}.jpg", quality=70)
+            continue
+        coarse = rng.integers(0, 256, size=(5, 6, 3), dtype=np.uint8)
+        Image.fromarray(coarse).resize((320, 240), Image.Resampling.BICUBIC).save(sub / f"{number:06d}.jpg")
+
+
+def measure(folder: str) -> dict:
+    """Run in a fresh process: a full delete dry run without cache."""
+    sys.path.insert(0, str(REPO))
+    from dedup_cli.pipeline import CollectionOptions, DeleteOptions, run_delete
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as output:
+        result = run_delete(CollectionOptions(Path(folder)), DeleteOptions(Path(output)))
+    seconds = time.perf_counter() - start
+    hwm = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+               if line.startswith("VmHWM:"))
+    return {"files": result.report.summary["hashed"], "groups": result.report.summary["groups"],
+            "seconds": seconds, "main_mb": hwm / 1024,
+            "worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure)))
+        return 0
+    print(f"{'files':>7}{'groups':>8}{'seconds':>9}{'images/s':>10}{'main MB':>9}{'worker MB':>11}")
+    with tempfile.TemporaryDirectory() as scratch:
+        for count in args.counts:
+            folder = Path(scratch) / f"n{count}"
+            make_pictures(folder, count)
+            completed = subprocess.run([sys.executable, __file__, "--measure", str(folder)], check=True,
+                                       capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(REPO)})
+            r = json.loads(completed.stdout.strip().splitlines()[-1])
+            print(f"{r['files']:>7}{r['groups']:>8}{r['seconds']:>9.1f}{r['files'] / r['seconds']:>10.0f}"
+                  f"{r['main_mb']:>9.0f}{r['worker_mb']:>11.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
