@@ -387,10 +387,12 @@ def make_copy(
         img = original
         note = f"format {fmt_of(dest).lower()}"
         if img.mode in ("RGBA", "LA", "P") and fmt_of(dest) in ("JPEG", "BMP"):
-            # Like most converters that cannot store alpha: drop the channel and
-            # keep the colour values underneath (transparent = black here).
-            img = img.convert("RGB")
-            note += " (alpha dropped)"
+            # Like most converters that cannot store alpha (and like a browser shows
+            # it): flatten onto white.
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(white, rgba).convert("RGB")
+            note += " (flattened on white)"
         save(img, dest)
         return note
     raise SystemExit(f"make_demo: unknown op {c.op!r}")

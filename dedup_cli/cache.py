@@ -16,7 +16,7 @@ from pathlib import Path
 from dedup_cli.hashing import FileStat, HashRecord, HashSettings
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS hashes_v1 (
+CREATE TABLE IF NOT EXISTS hashes_v2 (
     path TEXT NOT NULL,
     algorithm TEXT NOT NULL,
     hash_size INTEGER NOT NULL,
@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS hashes_v1 (
     width INTEGER NOT NULL DEFAULT 0,
     height INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '',
+    colour BLOB,
+    variants BLOB,
     PRIMARY KEY (path, algorithm, hash_size, decoder)
 )
 """
@@ -87,7 +89,7 @@ class HashCache:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
-            connection.execute("SELECT count(*) FROM hashes_v1 LIMIT 1").fetchone()
+            connection.execute("SELECT count(*) FROM hashes_v2 LIMIT 1").fetchone()
         except sqlite3.DatabaseError:
             connection.close()
             raise
@@ -102,14 +104,14 @@ class HashCache:
             for start in range(0, len(paths), _LOOKUP_CHUNK):
                 chunk = paths[start : start + _LOOKUP_CHUNK]
                 rows = self._connection.execute(
-                    "SELECT path, size, mtime_ns, bits, width, height, error FROM hashes_v1 "
+                    "SELECT path, size, mtime_ns, bits, width, height, error, colour, variants FROM hashes_v2 "
                     f"WHERE algorithm = ? AND hash_size = ? AND decoder = ? AND path IN ({','.join('?' * len(chunk))})",
                     [settings.algorithm, settings.hash_size, settings.decoder_id, *chunk],
                 )
-                for path, size, mtime_ns, bits, width, height, error in rows:
+                for path, size, mtime_ns, bits, width, height, error, colour, variants in rows:
                     stat = wanted[path]
                     if stat.size == size and stat.mtime_ns == mtime_ns:
-                        found[path] = HashRecord(path, bytes(bits) if bits is not None else None, width, height, error)
+                        found[path] = HashRecord(path, bits, width, height, error, colour, variants)
         except sqlite3.DatabaseError as exc:
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); hashing everything")
             return {}
@@ -121,12 +123,12 @@ class HashCache:
             return
         rows = [
             (stat.path, settings.algorithm, settings.hash_size, settings.decoder_id, stat.size, stat.mtime_ns,
-             record.packed_bits, record.width, record.height, record.error)
+             record.packed_bits, record.width, record.height, record.error, record.colour, record.variants)
             for stat, record in entries
         ]
         try:
             self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany("INSERT OR REPLACE INTO hashes_v1 VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            self._connection.executemany("INSERT OR REPLACE INTO hashes_v2 VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             self._connection.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             if self._connection.in_transaction:

@@ -15,6 +15,7 @@ import click
 from dedup_cli import __version__
 from dedup_cli.errors import DedupError
 from dedup_cli.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, IndexSettings, Metric
+from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD
 
 HASH_ALGORITHMS = ("average_hash", "dhash", "phash", "whash")
 MAX_LISTED_FAILURES = 20
@@ -48,6 +49,14 @@ def common_options(default_output: str | None):
                          help="Largest distance (inclusive) that counts as a duplicate, in the "
                          "metric's unit: " + "; ".join(f"{k}: {v}" for k, v in METRIC_UNITS.items())
                          + ". Default: calibrated per hash algorithm and size."),
+            click.option("--isometric", type=click.BOOL, default=False, show_default=True,
+                         help="Also match rotated and mirrored copies (the 8 rotations/flips)."),
+            click.option("--colour", "colour_check", type=click.BOOL, default=True, show_default=True,
+                         help="Never group images whose colours clearly differ (flags, skin tones); "
+                         "grey images are compared on their hash alone."),
+            click.option("--colour-threshold", type=click.FloatRange(0), default=DEFAULT_COLOUR_THRESHOLD,
+                         show_default=True, help="Largest colour difference (mean per cell of an 8x8 "
+                         "YCbCr grid, after brightness/contrast) that still counts as the same colours."),
             click.option("--parallel", type=click.BOOL, default=True, show_default=True,
                          help="Hash in several processes (y/n)."),
             click.option("--workers", type=click.IntRange(1), default=None,
@@ -87,9 +96,11 @@ def collection_options(kwargs: dict):
     cache_path, no_cache = kwargs.pop("cache_path"), kwargs.pop("no_cache")
     return CollectionOptions(
         images_path=kwargs.pop("images_path"),
-        hash_settings=HashSettings(algorithm, hash_size, kwargs.pop("full_decode")),
+        hash_settings=HashSettings(algorithm, hash_size, kwargs.pop("full_decode"), kwargs.pop("isometric")),
         index_settings=IndexSettings(kwargs.pop("tree_type"), kwargs.pop("leaf_size"), metric),
         threshold=threshold,
+        colour_check=kwargs.pop("colour_check"),
+        colour_threshold=kwargs.pop("colour_threshold"),
         nearest_neighbors=kwargs.pop("nearest_neighbors"),
         workers=(workers or default_workers()) if parallel else 1,
         batch_size=kwargs.pop("batch_size"),

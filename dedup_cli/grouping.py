@@ -1,8 +1,9 @@
 """Connected groups of near-duplicates and the keep policy, turned into a plan.
 
 Pure: takes arrays, returns a Plan; never touches files. The plan honours rules 2 and 3
-of DESIGN.md: a file is removed only when a kept file lies within the threshold of it,
-and which file is kept follows a stated, deterministic policy.
+of DESIGN.md: a file is removed only when a kept file is its duplicate (within the
+threshold, colours agreeing; see similarity.py), and which file is kept follows a
+stated, deterministic policy.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup_cli.index import IndexSettings, hamming, pairs_within, unique_hashes
+from dedup_cli.index import IndexSettings
+from dedup_cli.similarity import Matcher, MatchSettings
 
 KEEP_POLICIES = ("resolution", "size", "oldest", "newest", "path")
 
@@ -68,49 +70,55 @@ def keep_order(rows, hashed, policy: str) -> list[int]:
     return sorted(rows, key=lambda row: key(facts(row)))
 
 
-def connected_groups(packed: np.ndarray, n_bits: int, max_bits: int,
-                     settings: IndexSettings) -> list[np.ndarray]:
-    """Rows joined by chains of links within `max_bits`; only groups of two or more.
+def connected_groups(hashed, settings: MatchSettings, index_settings: IndexSettings) -> list[np.ndarray]:
+    """Rows joined by chains of duplicate links; only groups of two or more.
 
-    Identical hashes are collapsed before the tree is built, so a burst of identical
-    files costs one tree point, not a quadratic number of pairs.
+    Files identical in everything matching looks at are collapsed first, so a burst of
+    identical files costs one tree point, not a quadratic number of pairs.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    unique, inverse = unique_hashes(packed)
-    first, second, _ = pairs_within(unique, n_bits, max_bits, settings)
-    n_unique = len(unique)
+    if len(hashed.paths) < 2:
+        return []
+    _, representatives, inverse = np.unique(hashed.identity_keys(), axis=0, return_index=True,
+                                            return_inverse=True)
+    inverse = inverse.ravel()
+    first, second, _ = Matcher(hashed.subset(representatives), settings, index_settings).pairs()
+    n_unique = len(representatives)
     graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(n_unique, n_unique))
     _, labels = connected_components(graph, directed=False)
-    file_labels = labels[inverse] if len(inverse) else inverse
+    file_labels = labels[inverse]
     order = np.argsort(file_labels, kind="stable")
     boundaries = np.flatnonzero(np.diff(file_labels[order])) + 1
     return [members for members in np.split(order, boundaries) if len(members) > 1]
 
 
-def plan_group(rows, hashed, max_bits: int, policy: str) -> Group:
-    """Walk the group best-first: remove a file when a kept one lies within max_bits,
-    otherwise keep it too (so chains A~B~C never lose C because of A)."""
+def plan_group(rows, hashed, matcher: Matcher, policy: str) -> Group:
+    """Walk the group best-first: remove a file when a kept one is its duplicate (within
+    the threshold, colours agreeing), otherwise keep it too (so chains A~B~C never lose C
+    because of A)."""
     keep: list[int] = []
     removals: list[Removal] = []
     for row in keep_order(rows, hashed, policy):
         if keep:
-            distances = hamming(hashed.packed[keep], hashed.packed[row])
+            distances = matcher.distances(keep, row)
             nearest = int(np.argmin(distances))
-            if distances[nearest] <= max_bits:
+            if distances[nearest] <= matcher.settings.max_bits:
                 removals.append(Removal(row, keep[nearest], int(distances[nearest])))
                 continue
         keep.append(row)
     return Group(keep=tuple(keep), remove=tuple(removals))
 
 
-def make_plan(hashed, max_bits: int, settings: IndexSettings, policy: str = "resolution") -> Plan:
-    """Group the near-duplicates of `hashed` and decide what to keep and remove."""
+def make_plan(hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings(),
+              policy: str = "resolution") -> Plan:
+    """Group the duplicates of `hashed` and decide what to keep and remove."""
     if policy not in KEEP_POLICIES:
         raise ValueError(f"unknown keep policy {policy!r}")
-    plan = Plan(max_bits=max_bits, keep_policy=policy)
-    for members in connected_groups(hashed.packed, hashed.settings.n_bits, max_bits, settings):
-        plan.groups.append(plan_group(members.tolist(), hashed, max_bits, policy))
+    plan = Plan(max_bits=settings.max_bits, keep_policy=policy)
+    matcher = Matcher(hashed, settings, index_settings)
+    for members in connected_groups(hashed, settings, index_settings):
+        plan.groups.append(plan_group(members.tolist(), hashed, matcher, policy))
     plan.groups.sort(key=lambda group: hashed.paths[group.keep[0]])
     return plan

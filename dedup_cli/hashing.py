@@ -8,10 +8,23 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL.Image import Transpose
 
 from dedup_cli.errors import UnreadableImage
 from dedup_cli.loading import DECODER_VERSION, load_image
 
+COLOUR_GRID = 8
+COLOUR_BYTES = COLOUR_GRID * COLOUR_GRID * 3
+# The dihedral group without the identity, in a fixed order (the cache stores hashes in it).
+OTHER_ORIENTATIONS = (
+    Transpose.FLIP_LEFT_RIGHT,
+    Transpose.FLIP_TOP_BOTTOM,
+    Transpose.ROTATE_90,
+    Transpose.ROTATE_180,
+    Transpose.ROTATE_270,
+    Transpose.TRANSPOSE,
+    Transpose.TRANSVERSE,
+)
 # The decoded image keeps this many times the pixels the hash's own resize step asks for,
 # so that Lanczos still has real detail to average over after DCT-scaled decoding.
 DECODE_MARGIN = 4
@@ -52,6 +65,7 @@ class HashSettings:
     algorithm: str = "phash"
     hash_size: int = 8
     full_decode: bool = False  # True: decode every pixel, as imagehash on the whole image does
+    isometric: bool = False  # also hash the 7 other rotations/flips of each image
 
     @property
     def n_bits(self) -> int:
@@ -60,7 +74,7 @@ class HashSettings:
     @property
     def decoder_id(self) -> str:
         """Identifies the decoding path in cache keys: hashes differ between paths."""
-        return f"{DECODER_VERSION}-{'full' if self.full_decode else 'reduced'}"
+        return f"{DECODER_VERSION}-{'full' if self.full_decode else 'reduced'}{'-iso' if self.isometric else ''}"
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,8 @@ class HashRecord:
     width: int = 0
     height: int = 0
     error: str = ""
+    colour: bytes | None = None  # COLOUR_GRID x COLOUR_GRID cells of Y, Cb, Cr means
+    variants: bytes | None = None  # isometric: the hashes of the 7 other orientations
 
 
 @dataclass
@@ -94,6 +110,8 @@ class HashedFiles:
     height: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     size: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     mtime_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    colour: np.ndarray = field(default_factory=lambda: np.zeros((0, COLOUR_BYTES), dtype=np.uint8))
+    variants: np.ndarray | None = None  # (n, 7, hash bytes) when settings.isometric
     failures: list[tuple[str, str]] = field(default_factory=list)
     from_cache: int = 0
 
@@ -104,6 +122,29 @@ class HashedFiles:
 
     def hex(self, row: int) -> str:
         return bytes(self.packed[row]).hex()
+
+    def subset(self, rows) -> HashedFiles:
+        """The files at `rows`, in that order (failures are not carried over)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return HashedFiles(
+            settings=self.settings,
+            paths=[self.paths[row] for row in rows],
+            packed=self.packed[rows],
+            width=self.width[rows],
+            height=self.height[rows],
+            size=self.size[rows],
+            mtime_ns=self.mtime_ns[rows],
+            colour=self.colour[rows],
+            variants=None if self.variants is None else self.variants[rows],
+        )
+
+    def identity_keys(self) -> np.ndarray:
+        """One byte row per file holding everything matching looks at: files with equal
+        rows are interchangeable for grouping."""
+        parts = [self.packed, self.colour]
+        if self.variants is not None:
+            parts.append(self.variants.reshape(len(self.packed), -1))
+        return np.concatenate(parts, axis=1)
 
 
 def default_workers() -> int:
@@ -120,18 +161,34 @@ def hash_image(image, settings: HashSettings) -> bytes:
     return np.packbits(bits).tobytes()
 
 
+def colour_signature(image) -> bytes:
+    """Mean Y, Cb, Cr of each cell of a COLOUR_GRID x COLOUR_GRID grid (a grey image has
+    Cb = Cr = 128 everywhere)."""
+    from PIL import Image
+
+    ycbcr = image if image.mode == "YCbCr" else image.convert("YCbCr")
+    return ycbcr.resize((COLOUR_GRID, COLOUR_GRID), Image.Resampling.BOX).tobytes()
+
+
 def hash_file(path: str, settings: HashSettings) -> HashRecord:
-    """Decode one file at reduced size and hash it; failures come back as values."""
+    """Decode one file at reduced size, hash it and take its colour signature; failures
+    come back as values."""
     algorithm = ALGORITHMS[settings.algorithm]
     try:
         min_side = 0 if settings.full_decode else algorithm.decode_side(settings.hash_size)
-        loaded = load_image(path, min_side=min_side)
-        packed = hash_image(loaded.image, settings)
+        loaded = load_image(path, min_side=min_side, mode="colour")
+        image = loaded.image
+        grey = image.getchannel(0) if image.mode == "YCbCr" else image.convert("L")
+        packed = hash_image(grey, settings)
+        variants = None
+        if settings.isometric:
+            variants = b"".join(hash_image(grey.transpose(t), settings) for t in OTHER_ORIENTATIONS)
+        colour = colour_signature(image)
     except UnreadableImage as exc:
         return HashRecord(path, None, error=exc.reason)
     except Exception as exc:  # a hash that fails on odd pixels is still one file's failure
         return HashRecord(path, None, error=f"hashing failed: {type(exc).__name__}: {exc}")
-    return HashRecord(path, packed, loaded.width, loaded.height)
+    return HashRecord(path, packed, loaded.width, loaded.height, colour=colour, variants=variants)
 
 
 def _hash_batch(batch: tuple[list[str], HashSettings]) -> list[HashRecord]:
@@ -205,17 +262,23 @@ def hash_collection(
 
 def _assemble(stats, cached, fresh, failures, settings) -> HashedFiles:
     result = HashedFiles(settings=settings, failures=list(failures), from_cache=len(cached))
-    rows, meta = [], []
+    rows, meta, colours, variants = [], [], [], []
     for stat in stats:
         record = cached.get(stat.path) or fresh[stat.path]
         if record.packed_bits is None:
             result.failures.append((stat.path, record.error))
             continue
         result.paths.append(stat.path)
-        rows.append(np.frombuffer(record.packed_bits, dtype=np.uint8))
+        rows.append(record.packed_bits)
+        colours.append(record.colour)
+        variants.append(record.variants or b"")
         meta.append((record.width, record.height, stat.size, stat.mtime_ns))
     n_bytes = (settings.n_bits + 7) // 8
-    result.packed = np.array(rows, dtype=np.uint8).reshape(len(rows), n_bytes)
+    result.packed = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), n_bytes)
+    result.colour = np.frombuffer(b"".join(colours), dtype=np.uint8).reshape(len(rows), COLOUR_BYTES)
+    if settings.isometric:
+        result.variants = np.frombuffer(b"".join(variants), dtype=np.uint8).reshape(
+            len(rows), len(OTHER_ORIENTATIONS), n_bytes)
     columns = np.array(meta, dtype=np.int64).reshape(len(meta), 4)
     result.width, result.height, result.size, result.mtime_ns = columns.T.copy()
     result.failures.sort()

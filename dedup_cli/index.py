@@ -147,21 +147,33 @@ def _sklearn_pairs(tree, vectors: np.ndarray, radius: float):
     return first[upper], second[upper]
 
 
+def cross_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray, max_bits: int,
+                settings: IndexSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (query row, tree row) within `max_bits`, for many packed query hashes at once.
+
+    Returns arrays of query rows, tree rows and Hamming distances (complete, any k).
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    if len(packed) == 0 or len(queries) == 0 or max_bits < 0:
+        return empty, empty, empty
+    tree = build_tree(packed, n_bits, settings)
+    vectors = _vectors(queries, n_bits)
+    radius = _radius(settings, max_bits)
+    if settings.tree_type == "cKDTree":
+        found = tree.query_ball_point(vectors, radius, p=settings.metric.p)
+    else:
+        found = tree.query_radius(vectors, r=radius)
+    counts = np.array([len(rows) for rows in found], dtype=np.int64)
+    query_rows = np.repeat(np.arange(len(queries)), counts)
+    tree_rows = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in found]) if len(found) else empty
+    distances = hamming(queries[query_rows], packed[tree_rows])
+    keep = distances <= max_bits
+    return query_rows[keep], tree_rows[keep], distances[keep]
+
+
 def query_within(packed: np.ndarray, n_bits: int, query: np.ndarray, max_bits: int,
                  settings: IndexSettings) -> tuple[np.ndarray, np.ndarray]:
     """Rows within `max_bits` of one packed `query` hash, nearest first (ties by row)."""
-    empty = np.zeros(0, dtype=np.int64)
-    if len(packed) == 0 or max_bits < 0:
-        return empty, empty
-    tree = build_tree(packed, n_bits, settings)
-    vector = _vectors(query.reshape(1, -1), n_bits)
-    radius = _radius(settings, max_bits)
-    if settings.tree_type == "cKDTree":
-        rows = np.asarray(tree.query_ball_point(vector[0], radius, p=settings.metric.p), dtype=np.int64)
-    else:
-        rows = tree.query_radius(vector, r=radius)[0].astype(np.int64)
-    distances = hamming(packed[rows], query)
-    keep = distances <= max_bits
-    rows, distances = rows[keep], distances[keep]
+    _, rows, distances = cross_pairs(packed, n_bits, query.reshape(1, -1), max_bits, settings)
     order = np.lexsort((rows, distances))
     return rows[order], distances[order]

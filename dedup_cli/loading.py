@@ -15,7 +15,7 @@ from PIL import Image, ImageFile
 from dedup_cli.errors import UnreadableImage
 
 # Bump when decoding changes in a way that can change hashes: the hash cache keys on it.
-DECODER_VERSION = 3
+DECODER_VERSION = 5
 # Pillow's own guard stops at ~179 MP; JPEGs are decoded at reduced size, so allow more.
 MAX_PIXELS = 400_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this and refuses above twice it
@@ -37,14 +37,17 @@ _TRANSPOSE_FOR_ORIENTATION = {
 class LoadedImage:
     """A decoded image ready for hashing and the facts about the file it came from."""
 
-    image: Image.Image  # oriented; mode 'L' or 'RGB' as requested; maybe reduced in size
+    image: Image.Image  # oriented, maybe reduced; mode as requested ('colour': RGB, YCbCr or L)
     width: int  # full size once EXIF orientation is applied
     height: int
 
 
 def load_image(path: str | os.PathLike, min_side: int = 0, mode: str = "L") -> LoadedImage:
-    """Decode `path` upright, in `mode` ('L' or 'RGB'), keeping at least `min_side` pixels
-    on the shorter side when the image has them (0 means full size).
+    """Decode `path` upright, in `mode`, keeping at least `min_side` pixels on the shorter
+    side when the image has them (0 means full size).
+
+    `mode` is 'L', 'RGB', 'YCbCr' or 'colour': whichever of YCbCr (JPEG's own planes, no
+    colour conversion), RGB or L (a grey image) is cheapest to get.
 
     JPEGs are decoded with DCT scaling (`draft`), other formats shrunk by integer box
     reduction before any further work.
@@ -86,9 +89,10 @@ def _decode(img: Image.Image, min_side: int, mode: str) -> LoadedImage:
         raise UnreadableImage(img.filename, f"image too large ({width}x{height} pixels)")
     orientation = _orientation(img)
     if img.format == "JPEG" and min_side:
-        img.draft(mode if img.mode in ("RGB", "L") else None, (min_side, min_side))
+        draft_mode = "YCbCr" if mode == "colour" else mode
+        img.draft(draft_mode if img.mode in ("RGB", "L") else None, (min_side, min_side))
     img.load()
-    if img.mode not in ("RGB", "L"):
+    if img.mode not in ("RGB", "L", "YCbCr"):
         # Alpha, palettes and odd modes first: Pillow's reduce premultiplies alpha, which
         # would darken transparent areas that imagehash (and dedup) read as stored.
         img = _to_mode(img, mode)
@@ -118,18 +122,31 @@ def _reduce(img: Image.Image, min_side: int) -> Image.Image:
 
 
 def _to_mode(img: Image.Image, mode: str) -> Image.Image:
-    """Convert any Pillow mode to `mode`.
+    """Convert any Pillow mode to `mode` ('colour' accepts RGB, YCbCr or L as they are).
 
-    Alpha is dropped, keeping the stored colour under transparent pixels, as imagehash
-    does: a PNG and the JPEG Pillow makes of it then hash alike (flattening onto white
-    moved the pHash of the demo flags by 10-18 bits).
+    Transparency is flattened onto white, as a browser shows the image and as most tools
+    convert it to JPEG. Dropping alpha instead (imagehash's convert('L')) hashes colour
+    values nobody sees: some wallpapers keep their picture only in the alpha channel over
+    white pixels, and resized emoji grow dark halos where edge pixels are translucent.
     """
-    if img.mode == mode:
-        return img
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+        img = _flatten_on_white(img)
     if img.mode.startswith("I;16"):
         img = img.point(lambda value: value / 257).convert("L")
+    if img.mode in ("I", "F"):
+        img = img.convert("L")  # clipped to 0-255, as imagehash's convert('L') does
     if img.mode == "P" and mode == "L":
         return img.convert("L")  # one palette lookup, same values as going through RGB
-    if img.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La"):
-        img = img.convert("RGB")
+    if img.mode not in ("RGB", "L", "YCbCr"):
+        img = img.convert("RGB")  # palettes, CMYK and 1-bit expanded
+    if mode == "colour" or img.mode == mode:
+        return img
     return img.convert(mode)
+
+
+def _flatten_on_white(img: Image.Image) -> Image.Image:
+    rgba = img.convert("RGBA")
+    if rgba.getchannel("A").getextrema()[0] == 255:
+        return rgba.convert("RGB")  # opaque after all: nothing to blend
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")

@@ -11,12 +11,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from dedup_cli import actions, report
 from dedup_cli.errors import InputError, UnreadableImage
 from dedup_cli.grouping import Plan, make_plan
 from dedup_cli.hashing import HashedFiles, HashSettings, default_workers, hash_collection, hash_file
-from dedup_cli.index import IndexSettings, query_within
+from dedup_cli.index import IndexSettings
 from dedup_cli.scan import OUTPUT_MARKER, ScanResult, scan_images
+from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
 from dedup_cli.thresholds import default_threshold_bits
 
 
@@ -28,6 +31,8 @@ class CollectionOptions:
     hash_settings: HashSettings = HashSettings()
     index_settings: IndexSettings = IndexSettings()
     threshold: float | None = None  # in the metric's unit; None: the calibrated default
+    colour_check: bool = True
+    colour_threshold: float = DEFAULT_COLOUR_THRESHOLD
     nearest_neighbors: int = 5
     workers: int = field(default_factory=default_workers)
     batch_size: int = 64
@@ -42,6 +47,10 @@ class CollectionOptions:
                 return 0
             return default_threshold_bits(self.hash_settings)
         return self.index_settings.metric.to_bits(self.threshold, n_bits)
+
+    @property
+    def match_settings(self) -> MatchSettings:
+        return MatchSettings(self.max_bits, self.colour_check, self.colour_threshold)
 
     @property
     def effective_threshold(self) -> float:
@@ -121,6 +130,10 @@ def settings_dict(options: CollectionOptions) -> dict:
         "minkowski_p": metric.p if metric.name == "minkowski" else None,
         "threshold": options.effective_threshold,
         "threshold_bits": options.max_bits,
+        "isometric": options.hash_settings.isometric,
+        "colour_check": options.colour_check,
+        "colour_threshold": options.colour_threshold,
+        "full_decode": options.hash_settings.full_decode,
         "nearest_neighbors": options.nearest_neighbors,
     }
 
@@ -142,7 +155,7 @@ def run_delete(options: CollectionOptions, delete: DeleteOptions,
     move or delete the duplicates (see actions.carry_out)."""
     collection = collect(options, exclude=(delete.output_path,), on_progress=on_progress, on_total=on_total)
     hashed = collection.hashed
-    plan = make_plan(hashed, options.max_bits, options.index_settings, delete.keep_policy)
+    plan = make_plan(hashed, options.match_settings, options.index_settings, delete.keep_policy)
     _check_plan(plan)
     run_folder = report.create_run_folder(delete.output_path, "delete")
     outcomes = []
@@ -220,14 +233,13 @@ def run_search(options: CollectionOptions, query_path: Path, on_progress=None, o
         raise UnreadableImage(query_path, record.error)
     collection = collect(options, on_progress=on_progress, on_total=on_total)
     hashed = collection.hashed
-    import numpy as np
 
-    query = np.frombuffer(record.packed_bits, dtype=np.uint8)
-    rows, bits = query_within(hashed.packed, hashed.settings.n_bits, query, options.max_bits,
-                              options.index_settings)
+    orientations = np.frombuffer(record.packed_bits + (record.variants or b""), dtype=np.uint8)
+    rows, bits = Matcher(hashed, options.match_settings, options.index_settings).matches(
+        orientations.reshape(-1, hashed.packed.shape[1]), np.frombuffer(record.colour, dtype=np.uint8))
     metric = options.index_settings.metric
     matches = []
-    for row, distance in zip(rows.tolist(), bits.tolist()):
+    for row, distance in zip(rows.tolist(), bits.tolist()):  # noqa: B905
         if _same_file(hashed.paths[row], query_path):
             continue
         matches.append(Match(hashed.paths[row], distance, float(metric.from_bits(distance)),

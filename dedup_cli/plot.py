@@ -97,7 +97,7 @@ def run_show(collection, options, show_options: ShowOptions, output_path) -> dic
     canvas.save(map_png)
     canvas.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
     canvas.save(preview_png)
-    groups = connected_groups(hashed.packed, hashed.settings.n_bits, options.max_bits, options.index_settings)
+    groups = connected_groups(hashed, options.match_settings, options.index_settings)
     scatter_png = folder / "tsne_groups.png"
     group_scatter(positions, groups, scatter_png)
     return {"t-SNE coordinates": str(tsne_csv), "thumbnail map": str(map_png),

@@ -1,22 +1,23 @@
 """Groups and the keep plan: rule 2 (a kept file within the threshold of every removal)
 and rule 3 (a stated, deterministic keep policy)."""
 
-from types import SimpleNamespace
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup_cli.grouping import keep_order, make_plan
-from dedup_cli.hashing import HashSettings
+from dedup_cli.hashing import HashedFiles, HashSettings
 from dedup_cli.index import IndexSettings, hamming
+from dedup_cli.similarity import MatchSettings
 
 
-def fake_hashed(bit_rows, widths=None, sizes=None, mtimes=None, paths=None):
-    """The fields of HashedFiles that planning reads, for hand-made hashes."""
+def fake_hashed(bit_rows, widths=None, sizes=None, mtimes=None, paths=None, colours=None):
+    """HashedFiles for hand-made hashes; by default every file has the same grey grid,
+    so that only the hash bits decide."""
     bit_rows = np.asarray(bit_rows, dtype=np.uint8)
     count = len(bit_rows)
-    return SimpleNamespace(
+    grey_grid = np.stack([np.linspace(20, 230, 64), np.full(64, 128), np.full(64, 128)], axis=1)
+    return HashedFiles(
         settings=HashSettings("phash", 8),
         packed=np.packbits(bit_rows, axis=1),
         paths=paths or [f"/img/{i:03d}.jpg" for i in range(count)],
@@ -24,6 +25,7 @@ def fake_hashed(bit_rows, widths=None, sizes=None, mtimes=None, paths=None):
         height=np.asarray([100] * count),
         size=np.asarray(sizes or [1000] * count),
         mtime_ns=np.asarray(mtimes or [0] * count),
+        colour=np.asarray(colours if colours is not None else [grey_grid.ravel()] * count, dtype=np.uint8),
     )
 
 
@@ -39,7 +41,7 @@ def bits_with_flips(*flip_counts):
 def test_chain_never_removes_the_far_end():
     # A (0 flips) ~ B (4) ~ C (8): A-B and B-C are within 4 bits, A-C is 8 bits apart.
     hashed = fake_hashed(bits_with_flips(0, 4, 8), widths=[300, 200, 100])
-    plan = make_plan(hashed, 4, IndexSettings())
+    plan = make_plan(hashed, MatchSettings(4), IndexSettings())
     assert len(plan.groups) == 1
     group = plan.groups[0]
     assert set(group.keep) == {0, 2}
@@ -65,7 +67,7 @@ def test_every_removal_has_a_kept_file_within_the_threshold(seed, count, max_bit
     rows = [np.where(rng.random(64) < 0.12, 1 - centre, centre) for _ in range(count)]
     hashed = fake_hashed(rows, widths=rng.integers(50, 60, count).tolist(),
                          sizes=rng.integers(1, 4, count).tolist())
-    plan = make_plan(hashed, max_bits, IndexSettings(), policy)
+    plan = make_plan(hashed, MatchSettings(max_bits), IndexSettings(), policy)
     seen = set()
     for group in plan.groups:
         assert group.keep, "a group lost every member"
@@ -88,7 +90,7 @@ def test_plan_does_not_depend_on_input_order(seed):
     order = rng.permutation(len(rows))
 
     def summary(hashed):
-        plan = make_plan(hashed, 8, IndexSettings())
+        plan = make_plan(hashed, MatchSettings(8), IndexSettings())
         return sorted((tuple(sorted(hashed.paths[k] for k in g.keep)),
                        tuple(sorted(hashed.paths[r.row] for r in g.remove))) for g in plan.groups)
 
@@ -102,6 +104,6 @@ def test_ckdtree_and_kdtree_give_identical_plans():
     centres = [rng.integers(0, 2, 64) for _ in range(6)]
     rows = [np.where(rng.random(64) < 0.08, 1 - c, c) for c in centres for _ in range(5)]
     hashed = fake_hashed(rows)
-    plans = [make_plan(hashed, 10, IndexSettings(tree)) for tree in ("KDTree", "cKDTree")]
+    plans = [make_plan(hashed, MatchSettings(10), IndexSettings(tree)) for tree in ("KDTree", "cKDTree")]
     assert plans[0].groups == plans[1].groups
     assert plans[0].groups

@@ -1,0 +1,168 @@
+"""When two hashed images count as duplicates: hash bits within the threshold (in any of
+the 8 orientations with --isometric), colours that agree, and no verdict from a hash of a
+nearly uniform picture alone.
+
+Pure: arrays in, arrays out. The colour check compares each image's 8x8 grid of mean Y,
+Cb and Cr (hashing.colour_signature) after fitting the one global change that brightness
+and contrast edits make: Y -> s*Y + b and chroma -> s*chroma (cells clipped to white are
+left out of the fit). What that change cannot explain, a different colour in part of the
+picture (another flag, another skin tone), is the colour distance. A grey image has no
+colour to compare, so a grey copy of a colour photo still matches on its hash alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dedup_cli.index import IndexSettings, cross_pairs, hamming, pairs_within
+
+GREY_CHROMA = 4.0  # mean chroma (Cb, Cr distance from neutral) below which an image is grey
+FLAT_LUMA_STD = 3.0  # luminance std of the 8x8 grid below which a picture is nearly uniform
+FLAT_MAX_DIFFERENCE = 6.0  # such pictures match only when their grids differ by at most this
+CLIPPED_LUMA = 245  # grid cells this bright are left out of the brightness/contrast fit
+SCALE_RANGE = (0.5, 2.0)  # brightness/contrast factors the fit may use
+DEFAULT_COLOUR_THRESHOLD = 10.0
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """What makes two files duplicates."""
+
+    max_bits: int
+    colour_check: bool = True
+    colour_threshold: float = DEFAULT_COLOUR_THRESHOLD
+
+
+def _grid(colour: np.ndarray) -> np.ndarray:
+    return colour.reshape(len(colour), colour.shape[-1] // 3, 3).astype(np.float64)
+
+
+def _unexplained(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean per-cell colour difference of a from b left after the best global
+    brightness/contrast change of b."""
+    luma_a, luma_b = a[..., 0], b[..., 0]
+    chroma_a, chroma_b = a[..., 1:] - 128.0, b[..., 1:] - 128.0
+    weight = ((luma_a < CLIPPED_LUMA) & (luma_b < CLIPPED_LUMA)).astype(np.float64)
+    count = np.maximum(weight.sum(axis=1), 1.0)
+    mean_a = (luma_a * weight).sum(axis=1) / count
+    mean_b = (luma_b * weight).sum(axis=1) / count
+    centred_a = (luma_a - mean_a[:, None]) * weight
+    centred_b = (luma_b - mean_b[:, None]) * weight
+    numerator = (centred_a * centred_b).sum(axis=1) + (chroma_a * chroma_b * weight[..., None]).sum(axis=(1, 2))
+    denominator = (centred_b**2).sum(axis=1) + (chroma_b**2 * weight[..., None]).sum(axis=(1, 2))
+    scale = np.clip(numerator / np.maximum(denominator, 1e-9), *SCALE_RANGE)
+    offset = mean_a - scale * mean_b
+    luma_error = luma_a - (scale[:, None] * luma_b + offset[:, None])
+    chroma_error = chroma_a - scale[:, None, None] * chroma_b
+    cell_error = np.sqrt(luma_error**2 + (chroma_error**2).sum(axis=-1)) * weight
+    return cell_error.sum(axis=1) / count
+
+
+def colour_distance(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
+    """Colour distance between paired rows of colour signatures (0 when either is grey)."""
+    a, b = _grid(colour_a), _grid(colour_b)
+    distance = np.minimum(_unexplained(a, b), _unexplained(b, a))
+    grey = (_chroma(a) < GREY_CHROMA) | (_chroma(b) < GREY_CHROMA)
+    return np.where(grey, 0.0, distance)
+
+
+def _chroma(grid: np.ndarray) -> np.ndarray:
+    return np.hypot(grid[..., 1] - 128.0, grid[..., 2] - 128.0).mean(axis=1)
+
+
+def flat_mismatch(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
+    """True where one picture is nearly uniform (its hash is noise) and the two grids
+    differ: such a pair is no duplicate whatever the hashes say."""
+    a, b = _grid(colour_a), _grid(colour_b)
+    flat = (a[..., 0].std(axis=1) < FLAT_LUMA_STD) | (b[..., 0].std(axis=1) < FLAT_LUMA_STD)
+    return flat & (np.abs(a - b).mean(axis=(1, 2)) > FLAT_MAX_DIFFERENCE)
+
+
+class Matcher:
+    """Distances between the files of one HashedFiles under one MatchSettings."""
+
+    def __init__(self, hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings()):
+        self.hashed = hashed
+        self.settings = settings
+        self.index_settings = index_settings
+        self.rejected = hashed.settings.n_bits + 1  # the distance of a vetoed pair
+
+    def _orientations(self, rows) -> np.ndarray:
+        """(len(rows), k, bytes): the hash of each row in each orientation (k = 1 or 8)."""
+        packed = self.hashed.packed[rows][:, None, :]
+        if self.hashed.variants is None:
+            return packed
+        return np.concatenate([packed, self.hashed.variants[rows]], axis=1)
+
+    def bits(self, rows, row: int) -> np.ndarray:
+        """Hamming distance of each of `rows` to `row`, the best orientation of either."""
+        rows = np.asarray(rows, dtype=np.int64)
+        forward = hamming(self._orientations(rows), self.hashed.packed[row]).min(axis=1)
+        backward = hamming(self._orientations([row])[0][None, :, :], self.hashed.packed[rows][:, None, :])
+        return np.minimum(forward, backward.min(axis=1))
+
+    def vetoed(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """True for pairs that colour or flatness rule out."""
+        colour = self.hashed.colour
+        ruled_out = flat_mismatch(colour[first], colour[second])
+        if self.settings.colour_check:
+            ruled_out |= colour_distance(colour[first], colour[second]) > self.settings.colour_threshold
+        return ruled_out
+
+    def distances(self, rows, row: int) -> np.ndarray:
+        """Bits from each of `rows` to `row`; vetoed pairs get n_bits + 1."""
+        rows = np.asarray(rows, dtype=np.int64)
+        bits = self.bits(rows, row)
+        return np.where(self.vetoed(rows, np.full(len(rows), row)), self.rejected, bits)
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All pairs (i < j) of files that are duplicates, with their bits (complete)."""
+        hashed, max_bits = self.hashed, self.settings.max_bits
+        n_bits = hashed.settings.n_bits
+        if hashed.variants is None:
+            first, second, bits = pairs_within(hashed.packed, n_bits, max_bits, self.index_settings)
+        else:
+            queries = self._orientations(np.arange(len(hashed.paths)))
+            owner, second, bits = cross_pairs(hashed.packed, n_bits, queries.reshape(-1, queries.shape[-1]),
+                                              max_bits, self.index_settings)
+            first = owner // queries.shape[1]
+            first, second, bits = _distinct_pairs(first, second, bits)
+        keep = ~self.vetoed(first, second)
+        return first[keep], second[keep], bits[keep]
+
+    def matches(self, packed_orientations: np.ndarray, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows that are duplicates of an outside image given by its hash in each
+        orientation and its colour signature; nearest first."""
+        hashed = self.hashed
+        _, rows, bits = cross_pairs(hashed.packed, hashed.settings.n_bits, packed_orientations,
+                                    self.settings.max_bits, self.index_settings)
+        rows, bits = _best_per_row(rows, bits)
+        query_colour = np.repeat(colour[None, :], len(rows), axis=0)
+        ruled_out = flat_mismatch(hashed.colour[rows], query_colour)
+        if self.settings.colour_check:
+            ruled_out |= colour_distance(hashed.colour[rows], query_colour) > self.settings.colour_threshold
+        rows, bits = rows[~ruled_out], bits[~ruled_out]
+        order = np.lexsort((rows, bits))
+        return rows[order], bits[order]
+
+
+def _distinct_pairs(first, second, bits):
+    """Pairs as (low, high) without self-pairs, each once with its smallest distance."""
+    low, high = np.minimum(first, second), np.maximum(first, second)
+    keep = low != high
+    low, high, bits = low[keep], high[keep], bits[keep]
+    order = np.lexsort((bits, high, low))
+    low, high, bits = low[order], high[order], bits[order]
+    first_of_pair = np.ones(len(low), dtype=bool)
+    first_of_pair[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
+    return low[first_of_pair], high[first_of_pair], bits[first_of_pair]
+
+
+def _best_per_row(rows, bits):
+    order = np.lexsort((bits, rows))
+    rows, bits = rows[order], bits[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = rows[1:] != rows[:-1]
+    return rows[first], bits[first]
