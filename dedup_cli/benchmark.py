@@ -82,7 +82,9 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("crop", _crop(0.03)),
     Transform("blur", _blur),
     Transform("watermark", _watermark),
-    Transform("exif_rotated", lambda im: im.transpose(Image.Transpose.ROTATE_270), exif_orientation=6),
+    # Orientation 6 tells viewers to turn the stored pixels 90 degrees clockwise, so they
+    # are stored turned 90 degrees counter-clockwise (Pillow's ROTATE_90).
+    Transform("exif_rotated", lambda im: im.transpose(Image.Transpose.ROTATE_90), exif_orientation=6),
     Transform("grey", lambda im: im.convert("L"), standard=False),
     Transform("mirror", ImageOps.mirror, standard=False),
     Transform("rotate90", lambda im: im.transpose(Image.Transpose.ROTATE_90), standard=False),

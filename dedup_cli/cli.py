@@ -346,5 +346,7 @@ def render_evaluation(result: dict) -> None:
     click.echo(f"removal: precision {result['removal_precision']:.4f}, recall {result['removal_recall']:.4f} "
                f"({result['removed']} removed, {len(result['wrongly_removed'])} wrongly)")
     click.echo(f"groups losing every member: {len(result['groups_losing_every_member'])}")
+    if result["recall_by_kind"]:
+        click.echo("copies found, by kind of edit (a file counts when grouped with one of its own):")
     for kind, counts in result["recall_by_kind"].items():
-        click.echo(f"  recall {counts['recall']:.3f} ({counts['found']}/{counts['pairs']})  {kind}")
+        click.echo(f"  found {counts['recall']:.3f} ({counts['found']}/{counts['files']})  {kind}")

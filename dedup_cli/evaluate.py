@@ -78,18 +78,26 @@ def score(plan, hashed, truth: dict[str, str], kinds: dict[str, str]) -> dict:
         "removal_precision": _ratio(len(good_removals), len(removed)),
         "removal_recall": _ratio(len(good_removals), redundant),
         "groups_losing_every_member": lost,
-        "recall_by_kind": _recall_by_kind(true_pairs, hits, kinds),
+        "recall_by_kind": _recall_by_kind(plan, hashed, truth, kinds),
         "false_pair_examples": sorted(predicted_pairs - true_pairs)[:20],
     }
 
 
-def _recall_by_kind(true_pairs, hits, kinds) -> dict[str, dict]:
+def _recall_by_kind(plan, hashed, truth, kinds) -> dict[str, dict]:
+    """Per kind of edit: how many files of that kind share a predicted group with at least
+    one other member of their truth group (were detected as a copy at all)."""
+    group_of_row = {row: number for number, group in enumerate(plan.groups) for row in group.rows}
+    truth_members = Counter(truth[p] for p in hashed.paths if p in truth)
     totals, found = Counter(), Counter()
-    for pair in true_pairs:
-        for kind in {kinds.get(path) for path in pair} - {None}:
-            totals[kind] += 1
-            found[kind] += pair in hits
-    return {kind: {"pairs": totals[kind], "found": found[kind], "recall": _ratio(found[kind], totals[kind])}
+    for row, path in enumerate(hashed.paths):
+        if path not in kinds or truth_members[truth[path]] < 2:
+            continue
+        totals[kinds[path]] += 1
+        number = group_of_row.get(row)
+        if number is not None:
+            same = sum(1 for r in plan.groups[number].rows if truth.get(hashed.paths[r]) == truth[path])
+            found[kinds[path]] += same > 1
+    return {kind: {"files": totals[kind], "found": found[kind], "recall": _ratio(found[kind], totals[kind])}
             for kind in sorted(totals)}
 
 

@@ -7,7 +7,8 @@ Cb and Cr (hashing.colour_signature) after fitting the one global change that br
 and contrast edits make: Y -> s*Y + b and chroma -> s*chroma (cells clipped to white are
 left out of the fit). What that change cannot explain, a different colour in part of the
 picture (another flag, another skin tone), is the colour distance. A grey image has no
-colour to compare, so a grey copy of a colour photo still matches on its hash alone.
+colour to compare, so against it only the luminance layout counts: a grey copy of a
+colour photo still matches.
 """
 
 from __future__ import annotations
@@ -39,19 +40,25 @@ def _grid(colour: np.ndarray) -> np.ndarray:
     return colour.reshape(len(colour), colour.shape[-1] // 3, 3).astype(np.float64)
 
 
-def _unexplained(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _unexplained(a: np.ndarray, b: np.ndarray, with_chroma: np.ndarray) -> np.ndarray:
     """Mean per-cell colour difference of a from b left after the best global
-    brightness/contrast change of b."""
+    brightness/contrast change of b (one factor for luma and chroma, as those edits make).
+
+    Cells clipped to white in either image say nothing about that change and are left
+    out. Chroma counts only in rows where `with_chroma` (both images in colour).
+    """
     luma_a, luma_b = a[..., 0], b[..., 0]
-    chroma_a, chroma_b = a[..., 1:] - 128.0, b[..., 1:] - 128.0
+    uses_chroma = with_chroma.astype(np.float64)[:, None, None]
+    chroma_a, chroma_b = (a[..., 1:] - 128.0) * uses_chroma, (b[..., 1:] - 128.0) * uses_chroma
     weight = ((luma_a < CLIPPED_LUMA) & (luma_b < CLIPPED_LUMA)).astype(np.float64)
     count = np.maximum(weight.sum(axis=1), 1.0)
     mean_a = (luma_a * weight).sum(axis=1) / count
     mean_b = (luma_b * weight).sum(axis=1) / count
     centred_a = (luma_a - mean_a[:, None]) * weight
     centred_b = (luma_b - mean_b[:, None]) * weight
-    numerator = (centred_a * centred_b).sum(axis=1) + (chroma_a * chroma_b * weight[..., None]).sum(axis=(1, 2))
-    denominator = (centred_b**2).sum(axis=1) + (chroma_b**2 * weight[..., None]).sum(axis=(1, 2))
+    chroma_weight = weight[..., None]
+    numerator = (centred_a * centred_b).sum(axis=1) + (chroma_a * chroma_b * chroma_weight).sum(axis=(1, 2))
+    denominator = (centred_b**2).sum(axis=1) + (chroma_b**2 * chroma_weight).sum(axis=(1, 2))
     scale = np.clip(numerator / np.maximum(denominator, 1e-9), *SCALE_RANGE)
     offset = mean_a - scale * mean_b
     luma_error = luma_a - (scale[:, None] * luma_b + offset[:, None])
@@ -61,11 +68,12 @@ def _unexplained(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def colour_distance(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
-    """Colour distance between paired rows of colour signatures (0 when either is grey)."""
+    """Colour distance between paired rows of colour signatures. When either image is
+    grey only the luminance layout is compared, so a grey copy still matches its original
+    but not a different picture whose grey hash happens to agree."""
     a, b = _grid(colour_a), _grid(colour_b)
-    distance = np.minimum(_unexplained(a, b), _unexplained(b, a))
-    grey = (_chroma(a) < GREY_CHROMA) | (_chroma(b) < GREY_CHROMA)
-    return np.where(grey, 0.0, distance)
+    both_colour = (_chroma(a) >= GREY_CHROMA) & (_chroma(b) >= GREY_CHROMA)
+    return np.minimum(_unexplained(a, b, both_colour), _unexplained(b, a, both_colour))
 
 
 def _chroma(grid: np.ndarray) -> np.ndarray:
@@ -106,10 +114,7 @@ class Matcher:
     def vetoed(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """True for pairs that colour or flatness rule out."""
         colour = self.hashed.colour
-        ruled_out = flat_mismatch(colour[first], colour[second])
-        if self.settings.colour_check:
-            ruled_out |= colour_distance(colour[first], colour[second]) > self.settings.colour_threshold
-        return ruled_out
+        return _vetoed(colour[first], colour[second], self.settings, self.hashed.variants is not None)
 
     def distances(self, rows, row: int) -> np.ndarray:
         """Bits from each of `rows` to `row`; vetoed pairs get n_bits + 1."""
@@ -140,12 +145,32 @@ class Matcher:
                                     self.settings.max_bits, self.index_settings)
         rows, bits = _best_per_row(rows, bits)
         query_colour = np.repeat(colour[None, :], len(rows), axis=0)
-        ruled_out = flat_mismatch(hashed.colour[rows], query_colour)
-        if self.settings.colour_check:
-            ruled_out |= colour_distance(hashed.colour[rows], query_colour) > self.settings.colour_threshold
+        ruled_out = _vetoed(hashed.colour[rows], query_colour, self.settings, len(packed_orientations) > 1)
         rows, bits = rows[~ruled_out], bits[~ruled_out]
         order = np.lexsort((rows, bits))
         return rows[order], bits[order]
+
+
+def _vetoed(colour_a, colour_b, settings: MatchSettings, any_orientation: bool) -> np.ndarray:
+    ruled_out = flat_mismatch(colour_a, colour_b)
+    if settings.colour_check:
+        if any_orientation:  # compare the colour grids the way round that fits best
+            distance = np.min([colour_distance(colour_a, turned) for turned in _turned_grids(colour_b)], axis=0)
+        else:
+            distance = colour_distance(colour_a, colour_b)
+        ruled_out |= distance > settings.colour_threshold
+    return ruled_out
+
+
+def _turned_grids(colour: np.ndarray) -> list[np.ndarray]:
+    """The colour signatures in each of the 8 orientations of the picture."""
+    side = int(round((colour.shape[-1] // 3) ** 0.5))
+    grid = colour.reshape(len(colour), side, side, 3)
+    turned = []
+    for flipped in (grid, grid[:, :, ::-1]):
+        for quarter_turns in range(4):
+            turned.append(np.rot90(flipped, quarter_turns, axes=(1, 2)).reshape(len(colour), -1))
+    return turned
 
 
 def _distinct_pairs(first, second, bits):

@@ -1,0 +1,125 @@
+"""Colour check, flat-picture guard and isometric matching, on real image files."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+from conftest import photo
+from dedup_cli.cli import main
+from dedup_cli.hashing import HashSettings, hash_collection
+from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD, colour_distance
+
+# Fitzpatrick skin tones as emoji sets draw them.
+SKIN_TONES = {"light": (247, 222, 206), "medium": (213, 171, 136), "medium_dark": (175, 126, 87)}
+
+
+def same_luma_other_colours(seed: int) -> tuple[Image.Image, Image.Image]:
+    """Two pictures with one luminance plane and different colour planes (like two flags
+    that look alike in grey)."""
+    luma = np.asarray(photo(seed).convert("L"))
+    height, width = luma.shape
+    chroma_one = np.zeros((height, width, 2), dtype=np.uint8)
+    chroma_one[:, : width // 2] = (90, 170)
+    chroma_one[:, width // 2 :] = (170, 90)
+    chroma_two = 255 - chroma_one
+    planes = [np.dstack([luma, chroma]) for chroma in (chroma_one, chroma_two)]
+    return tuple(Image.fromarray(p, "YCbCr").convert("RGB") for p in planes)
+
+
+def face(tone) -> Image.Image:
+    """A simple emoji-like face: a round face in `tone` on white, dark eyes and mouth."""
+    image = Image.new("RGB", (160, 160), "white")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((16, 16, 144, 144), fill=tone)
+    draw.ellipse((50, 55, 66, 75), fill=(60, 40, 30))
+    draw.ellipse((94, 55, 110, 75), fill=(60, 40, 30))
+    draw.arc((50, 70, 110, 120), 20, 160, fill=(60, 40, 30), width=6)
+    return image
+
+
+def delete_report(folder, tmp_path, *options):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["delete", "--images-path", str(folder), "--output-path", str(out),
+                                       "--no-progress", *options])
+    assert result.exit_code == 0, result.output
+    report = json.loads(next(out.glob("delete-*/report.json")).read_text())
+    for folder_path in out.glob("delete-*"):
+        for path in folder_path.iterdir():
+            path.unlink()
+        folder_path.rmdir()
+    groups = {frozenset(p.rsplit("/", 1)[-1] for p in [*(k["path"] for k in g["keep"]),
+                                                       *(r["path"] for r in g["remove"])])
+              for g in report["groups"]}
+    kept = {k["path"].rsplit("/", 1)[-1] for g in report["groups"] for k in g["keep"]}
+    return groups, kept
+
+
+def test_same_grey_different_colours_are_not_grouped_but_a_grey_copy_is(tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    first, second = same_luma_other_colours(4)
+    first.save(folder / "first.png")
+    second.save(folder / "second.png")
+    first.convert("L").save(folder / "first_grey.jpg", quality=90)
+    groups, kept = delete_report(folder, tmp_path, "--colour", "n")
+    assert groups == {frozenset({"first.png", "second.png", "first_grey.jpg"})} and kept == {"first.png"}
+    # The grey copy may stand beside both (it cannot tell them apart), but neither colour
+    # picture is ever removed because of the other.
+    groups, kept = delete_report(folder, tmp_path)
+    assert kept == {"first.png", "second.png"}
+
+
+def test_skin_tones_are_distinct_images(tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for name, tone in SKIN_TONES.items():
+        face(tone).save(folder / f"face_{name}.png")
+    face(SKIN_TONES["light"]).save(folder / "face_light_copy.jpg", quality=80)
+    everything = frozenset({"face_light.png", "face_medium.png", "face_medium_dark.png", "face_light_copy.jpg"})
+    assert delete_report(folder, tmp_path, "--colour", "n")[0] == {everything}
+    # The default separates tones two steps apart; neighbouring tones need a stricter
+    # colour threshold (the README says so).
+    _, kept = delete_report(folder, tmp_path)
+    assert "face_medium_dark.png" in kept and kept & {"face_light.png", "face_light_copy.jpg"}
+    assert delete_report(folder, tmp_path, "--colour-threshold", "6")[0] == {
+        frozenset({"face_light.png", "face_light_copy.jpg"})}
+
+
+@pytest.mark.parametrize("edit", [
+    lambda im: ImageEnhance.Brightness(im).enhance(1.25),
+    lambda im: ImageEnhance.Contrast(im).enhance(0.8),
+    lambda im: im.resize((160, 120)),
+])
+def test_brightness_contrast_and_resize_keep_the_colours(tmp_path, edit):
+    original = photo(11)
+    original.save(tmp_path / "a.png")
+    edit(original).save(tmp_path / "b.jpg", quality=85)
+    hashed = hash_collection([str(tmp_path / "a.png"), str(tmp_path / "b.jpg")], HashSettings())
+    assert colour_distance(hashed.colour[:1], hashed.colour[1:])[0] < 0.7 * DEFAULT_COLOUR_THRESHOLD
+
+
+def test_uniform_pictures_match_only_their_own_colour(tmp_path):
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    Image.new("RGB", (200, 150), "white").save(folder / "white.png")
+    Image.new("RGB", (100, 75), "white").save(folder / "white_small.jpg")
+    Image.new("RGB", (200, 150), (250, 250, 250)).save(folder / "almost_white.png")
+    Image.new("RGB", (200, 150), "black").save(folder / "black.png")
+    groups, _ = delete_report(folder, tmp_path, "--colour", "n")
+    assert groups == {frozenset({"white.png", "white_small.jpg", "almost_white.png"})}
+
+
+def test_isometric_matches_rotated_and_mirrored_copies(tmp_path):
+    folder = tmp_path / "turned"
+    folder.mkdir()
+    original = photo(21)
+    original.save(folder / "original.png")
+    ImageOps.mirror(original).save(folder / "mirrored.jpg", quality=90)
+    original.transpose(Image.Transpose.ROTATE_90).save(folder / "rotated.jpg", quality=90)
+    photo(22).save(folder / "other.png")
+    assert delete_report(folder, tmp_path)[0] == set()
+    assert delete_report(folder, tmp_path, "--isometric", "y")[0] == {
+        frozenset({"original.png", "mirrored.jpg", "rotated.jpg"})}
