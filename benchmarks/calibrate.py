@@ -22,13 +22,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from make_transforms import bench_originals  # noqa: E402
+
 from dedup_cli.benchmark import STANDARD, make_benchmark  # noqa: E402
 from dedup_cli.evaluate import read_truth, score  # noqa: E402
 from dedup_cli.grouping import make_plan  # noqa: E402
 from dedup_cli.hashing import ALGORITHMS, HashSettings, default_workers, hash_collection  # noqa: E402
 from dedup_cli.index import IndexSettings  # noqa: E402
 from dedup_cli.similarity import MatchSettings  # noqa: E402
-from make_transforms import bench_originals  # noqa: E402
 
 MIN_PRECISION = 0.995
 MAX_FLAG_FALSE_PAIRS = 20

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import photo
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from conftest import photo
 from dedup_cli.cli import main
 from dedup_cli.hashing import HashSettings, hash_collection
 from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD, colour_distance
