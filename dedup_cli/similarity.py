@@ -104,23 +104,21 @@ class Matcher:
             return packed
         return np.concatenate([packed, self.hashed.variants[rows]], axis=1)
 
-    def bits(self, rows, row: int) -> np.ndarray:
-        """Hamming distance of each of `rows` to `row`, the best orientation of either."""
-        rows = np.asarray(rows, dtype=np.int64)
-        forward = hamming(self._orientations(rows), self.hashed.packed[row]).min(axis=1)
-        backward = hamming(self._orientations([row])[0][None, :, :], self.hashed.packed[rows][:, None, :])
-        return np.minimum(forward, backward.min(axis=1))
-
-    def vetoed(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        """True for pairs that colour or flatness rule out."""
-        colour = self.hashed.colour
-        return _vetoed(colour[first], colour[second], self.settings, self.hashed.variants is not None)
-
     def distances(self, rows, row: int) -> np.ndarray:
-        """Bits from each of `rows` to `row`; vetoed pairs get n_bits + 1."""
+        """Bits from each of `rows` to `row` (in the best orientation of `rows` with
+        --isometric); vetoed pairs get n_bits + 1."""
         rows = np.asarray(rows, dtype=np.int64)
-        bits = self.bits(rows, row)
-        return np.where(self.vetoed(rows, np.full(len(rows), row)), self.rejected, bits)
+        by_orientation = hamming(self._orientations(rows), self.hashed.packed[row])
+        orientation = by_orientation.argmin(axis=1)
+        bits = by_orientation[np.arange(len(rows)), orientation]
+        ruled_out = self._vetoed(rows, np.full(len(rows), row), orientation)
+        return np.where(ruled_out, self.rejected, bits)
+
+    def _vetoed(self, first: np.ndarray, second: np.ndarray, orientation: np.ndarray) -> np.ndarray:
+        """True for pairs that colour or flatness rule out; `first` is compared turned
+        into `orientation` (the one its hash matched in)."""
+        colour = self.hashed.colour
+        return vetoed(turn_grids(colour[first], orientation), colour[second], self.settings)
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All pairs (i < j) of files that are duplicates, with their bits (complete)."""
@@ -128,66 +126,81 @@ class Matcher:
         n_bits = hashed.settings.n_bits
         if hashed.variants is None:
             first, second, bits = pairs_within(hashed.packed, n_bits, max_bits, self.index_settings)
+            orientation = np.zeros(len(first), dtype=np.int64)
         else:
             queries = self._orientations(np.arange(len(hashed.paths)))
             owner, second, bits = cross_pairs(hashed.packed, n_bits, queries.reshape(-1, queries.shape[-1]),
                                               max_bits, self.index_settings)
-            first = owner // queries.shape[1]
-            first, second, bits = _distinct_pairs(first, second, bits)
-        keep = ~self.vetoed(first, second)
-        return first[keep], second[keep], bits[keep]
+            first, orientation = np.divmod(owner, queries.shape[1])
+            first, second, bits, orientation = _distinct_pairs(first, second, bits, orientation)
+        keep = ~self._vetoed(first, second, orientation)
+        low, high = np.minimum(first, second), np.maximum(first, second)
+        return low[keep], high[keep], bits[keep]
 
     def matches(self, packed_orientations: np.ndarray, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows that are duplicates of an outside image given by its hash in each
         orientation and its colour signature; nearest first."""
         hashed = self.hashed
-        _, rows, bits = cross_pairs(hashed.packed, hashed.settings.n_bits, packed_orientations,
-                                    self.settings.max_bits, self.index_settings)
-        rows, bits = _best_per_row(rows, bits)
-        query_colour = np.repeat(colour[None, :], len(rows), axis=0)
-        ruled_out = _vetoed(hashed.colour[rows], query_colour, self.settings, len(packed_orientations) > 1)
+        query_rows, rows, bits = cross_pairs(hashed.packed, hashed.settings.n_bits, packed_orientations,
+                                             self.settings.max_bits, self.index_settings)
+        rows, bits, orientation = _best_per_row(rows, bits, query_rows)
+        query_colour = turn_grids(np.repeat(colour[None, :], len(rows), axis=0), orientation)
+        ruled_out = vetoed(query_colour, hashed.colour[rows], self.settings)
         rows, bits = rows[~ruled_out], bits[~ruled_out]
         order = np.lexsort((rows, bits))
         return rows[order], bits[order]
 
 
-def _vetoed(colour_a, colour_b, settings: MatchSettings, any_orientation: bool) -> np.ndarray:
+def vetoed(colour_a: np.ndarray, colour_b: np.ndarray, settings: MatchSettings) -> np.ndarray:
+    """True for paired colour signatures that flatness or (if checked) colour rule out."""
     ruled_out = flat_mismatch(colour_a, colour_b)
     if settings.colour_check:
-        if any_orientation:  # compare the colour grids the way round that fits best
-            distance = np.min([colour_distance(colour_a, turned) for turned in _turned_grids(colour_b)], axis=0)
-        else:
-            distance = colour_distance(colour_a, colour_b)
-        ruled_out |= distance > settings.colour_threshold
+        ruled_out |= colour_distance(colour_a, colour_b) > settings.colour_threshold
     return ruled_out
 
 
-def _turned_grids(colour: np.ndarray) -> list[np.ndarray]:
-    """The colour signatures in each of the 8 orientations of the picture."""
+def turn_grids(colour: np.ndarray, orientation: np.ndarray) -> np.ndarray:
+    """Each row's colour grid turned as hashing.OTHER_ORIENTATIONS[orientation - 1] turns
+    the picture (orientation 0: as it is)."""
     side = int(round((colour.shape[-1] // 3) ** 0.5))
-    grid = colour.reshape(len(colour), side, side, 3)
-    turned = []
-    for flipped in (grid, grid[:, :, ::-1]):
-        for quarter_turns in range(4):
-            turned.append(np.rot90(flipped, quarter_turns, axes=(1, 2)).reshape(len(colour), -1))
-    return turned
+    grids = colour.reshape(len(colour), side, side, 3)
+    turned = grids.copy()
+    for number, turn in enumerate(_GRID_TURNS, start=1):
+        chosen = orientation == number
+        if chosen.any():
+            turned[chosen] = turn(grids[chosen])
+    return turned.reshape(colour.shape)
 
 
-def _distinct_pairs(first, second, bits):
-    """Pairs as (low, high) without self-pairs, each once with its smallest distance."""
+# The grid (rows, y, x, channel) counterparts of hashing.OTHER_ORIENTATIONS, in its order.
+_GRID_TURNS = (
+    lambda g: g[:, :, ::-1],  # FLIP_LEFT_RIGHT
+    lambda g: g[:, ::-1, :],  # FLIP_TOP_BOTTOM
+    lambda g: np.rot90(g, 1, axes=(1, 2)),  # ROTATE_90
+    lambda g: np.rot90(g, 2, axes=(1, 2)),  # ROTATE_180
+    lambda g: np.rot90(g, 3, axes=(1, 2)),  # ROTATE_270
+    lambda g: g.transpose(0, 2, 1, 3),  # TRANSPOSE
+    lambda g: np.rot90(g.transpose(0, 2, 1, 3), 2, axes=(1, 2)),  # TRANSVERSE
+)
+
+
+def _distinct_pairs(first, second, bits, orientation):
+    """Each unordered pair once (no self-pairs), with its smallest distance."""
     low, high = np.minimum(first, second), np.maximum(first, second)
     keep = low != high
-    low, high, bits = low[keep], high[keep], bits[keep]
+    first, second, low, high = first[keep], second[keep], low[keep], high[keep]
+    bits, orientation = bits[keep], orientation[keep]
     order = np.lexsort((bits, high, low))
-    low, high, bits = low[order], high[order], bits[order]
+    low, high = low[order], high[order]
     first_of_pair = np.ones(len(low), dtype=bool)
     first_of_pair[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
-    return low[first_of_pair], high[first_of_pair], bits[first_of_pair]
+    chosen = order[first_of_pair]
+    return first[chosen], second[chosen], bits[chosen], orientation[chosen]
 
 
-def _best_per_row(rows, bits):
+def _best_per_row(rows, bits, orientation):
     order = np.lexsort((bits, rows))
-    rows, bits = rows[order], bits[order]
+    rows, bits, orientation = rows[order], bits[order], orientation[order]
     first = np.ones(len(rows), dtype=bool)
     first[1:] = rows[1:] != rows[:-1]
-    return rows[first], bits[first]
+    return rows[first], bits[first], orientation[first]

@@ -1,18 +1,32 @@
-"""Default thresholds, in bits, per hash algorithm and size."""
+"""Default thresholds, in bits, per hash algorithm and size.
+
+Calibrated by benchmarks/calibrate.py: on edits of the bench photos (resize, thumbnail,
+JPEG q40, PNG, WebP, brightness, contrast, 3% crop, blur, watermark, EXIF rotation) each
+is the threshold with the best pair recall among those keeping pair precision >= 0.995,
+no group losing every member and at most 20 false pairs among 262 flags, with the colour
+check on (the smallest such threshold when several tie). The README has the table.
+"""
 
 from __future__ import annotations
 
-# Bits for hash_size 8 (64-bit hashes); larger hashes scale with the number of bits.
-# Starting points from common practice (imagededup uses 10 for pHash-64); a later
-# calibration on labelled benchmarks replaces them.
-_DEFAULT_FRACTION = {
-    "phash": 10 / 64,
-    "dhash": 10 / 64,
-    "average_hash": 8 / 64,
-    "whash": 8 / 64,
+CALIBRATED_BITS = {
+    ("average_hash", 8): 9,
+    ("dhash", 8): 9,
+    ("phash", 8): 18,
+    ("whash", 8): 6,
+    ("average_hash", 16): 51,
+    ("dhash", 16): 51,
+    ("phash", 16): 80,
+    ("whash", 16): 46,
 }
 
 
 def default_threshold_bits(settings) -> int:
-    """Default inclusive Hamming threshold for `settings` (a HashSettings)."""
-    return int(round(_DEFAULT_FRACTION[settings.algorithm] * settings.n_bits))
+    """Default inclusive Hamming threshold for `settings` (a HashSettings); other hash
+    sizes take the calibrated fraction of the bits of the nearest calibrated size."""
+    key = (settings.algorithm, settings.hash_size)
+    if key in CALIBRATED_BITS:
+        return CALIBRATED_BITS[key]
+    nearest = 8 if settings.hash_size < 12 else 16
+    fraction = CALIBRATED_BITS[(settings.algorithm, nearest)] / (nearest * nearest)
+    return int(round(fraction * settings.n_bits))
