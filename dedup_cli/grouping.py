@@ -119,6 +119,17 @@ def make_plan(hashed, settings: MatchSettings, index_settings: IndexSettings = I
     plan = Plan(max_bits=settings.max_bits, keep_policy=policy)
     matcher = Matcher(hashed, settings, index_settings)
     for members in connected_groups(hashed, settings, index_settings):
-        plan.groups.append(plan_group(members.tolist(), hashed, matcher, policy))
+        plan.groups.extend(split_by_kept_file(plan_group(members.tolist(), hashed, matcher, policy)))
     plan.groups.sort(key=lambda group: hashed.paths[group.keep[0]])
     return plan
+
+
+def split_by_kept_file(group: Group) -> list[Group]:
+    """One group per kept file with the files removed because of it. A chain of links can
+    join pictures that are not duplicates of each other (two flags through a grey copy
+    that matches both); the report shows which file each removal stands on instead."""
+    return [
+        Group(keep=(kept,), remove=tuple(r for r in group.remove if r.nearest_keep == kept))
+        for kept in group.keep
+        if any(r.nearest_keep == kept for r in group.remove)
+    ]

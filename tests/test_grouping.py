@@ -42,10 +42,8 @@ def test_chain_never_removes_the_far_end():
     # A (0 flips) ~ B (4) ~ C (8): A-B and B-C are within 4 bits, A-C is 8 bits apart.
     hashed = fake_hashed(bits_with_flips(0, 4, 8), widths=[300, 200, 100])
     plan = make_plan(hashed, MatchSettings(4), IndexSettings())
-    assert len(plan.groups) == 1
-    group = plan.groups[0]
-    assert set(group.keep) == {0, 2}
-    assert [(r.row, r.nearest_keep, r.bits) for r in group.remove] == [(1, 0, 4)]
+    assert [(r.row, r.nearest_keep, r.bits) for r in plan.removals] == [(1, 0, 4)]
+    assert [group.keep for group in plan.groups] == [(0,)]  # C is kept and stands alone
 
 
 def test_keep_policy_resolution_then_size_then_age_then_path():
