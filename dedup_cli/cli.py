@@ -341,7 +341,10 @@ def render_evaluation(result: dict) -> None:
                f"{settings['distance_metric']} ({settings['threshold_bits']} bits)")
     click.echo(f"files: {result['files']} hashed, {result['files_in_truth']} in truth, "
                f"{len(result['unreadable_in_truth'])} of those unreadable")
-    click.echo(f"pairs: precision {result['pair_precision']:.4f}, recall {result['pair_recall']:.4f} "
+    click.echo(f"linked pairs: precision {result['linked_precision']:.4f}, recall {result['linked_recall']:.4f} "
+               f"({result['linked_pairs'] - result['linked_false_pairs']} of {result['true_pairs']} found, "
+               f"{result['linked_false_pairs']} false)")
+    click.echo(f"grouped pairs: precision {result['pair_precision']:.4f}, recall {result['pair_recall']:.4f} "
                f"({result['correct_pairs']} of {result['true_pairs']} found, {result['false_pairs']} false)")
     click.echo(f"removal: precision {result['removal_precision']:.4f}, recall {result['removal_recall']:.4f} "
                f"({result['removed']} removed, {len(result['wrongly_removed'])} wrongly)")

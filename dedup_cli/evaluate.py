@@ -47,8 +47,14 @@ def _ratio(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 1.0
 
 
-def score(plan, hashed, truth: dict[str, str], kinds: dict[str, str]) -> dict:
-    """Compare a plan with the truth; files outside the truth are ignored."""
+def score(plan, hashed, truth: dict[str, str], kinds: dict[str, str], links=None) -> dict:
+    """Compare a plan with the truth; files outside the truth are ignored.
+
+    Grouped pairs are the pairs of files in one group of the plan (a kept file and the
+    files removed because of it); linked pairs, when `links` (row pairs, as
+    Matcher.pairs gives) is passed, are all pairs the matcher calls duplicates, as peers
+    count pairs within their threshold.
+    """
     known = [p for p in hashed.paths if p in truth]
     members_by_truth = defaultdict(list)
     for path in truth:
@@ -63,7 +69,15 @@ def score(plan, hashed, truth: dict[str, str], kinds: dict[str, str]) -> dict:
     good_removals = [p for p in removed if kept_groups[truth[p]] > 0]
     redundant = sum(max(0, n - 1) for n in Counter(truth[p] for p in known).values())
     lost = sorted(g for g in {truth[p] for p in known} if kept_groups[g] == 0)
-    return {
+    linked = {}
+    if links is not None:
+        linked_pairs = {tuple(sorted((hashed.paths[i], hashed.paths[j]))) for i, j in zip(*links)}
+        linked_pairs = {pair for pair in linked_pairs if pair[0] in truth and pair[1] in truth}
+        linked_hits = len(linked_pairs & true_pairs)
+        linked = {"linked_pairs": len(linked_pairs), "linked_false_pairs": len(linked_pairs - true_pairs),
+                  "linked_precision": _ratio(linked_hits, len(linked_pairs)),
+                  "linked_recall": _ratio(linked_hits, len(true_pairs))}
+    return linked | {
         "files": len(hashed.paths),
         "files_in_truth": len(truth),
         "unreadable_in_truth": sorted(p for p, _ in hashed.failures if p in truth),
@@ -105,12 +119,14 @@ def run_evaluate(options, truth_path, keep_policy: str = "resolution", on_progre
     """Dry-run the delete pipeline on the files of truth_path and score the plan."""
     from dedup_cli.grouping import make_plan
     from dedup_cli.pipeline import collect, settings_dict
+    from dedup_cli.similarity import Matcher
 
     truth, kinds = read_truth(truth_path, options.images_path)
     # Unlabelled files in the folder would link labelled ones through chains: leave them out.
     collection = collect(options, on_progress=on_progress, on_total=on_total, only=set(truth))
     plan = make_plan(collection.hashed, options.match_settings, options.index_settings, keep_policy)
-    result = score(plan, collection.hashed, truth, kinds)
+    links = Matcher(collection.hashed, options.match_settings, options.index_settings).pairs()[:2]
+    result = score(plan, collection.hashed, truth, kinds, links)
     result["settings"] = settings_dict(options) | {"keep_policy": keep_policy}
     result["notes"] = collection.notes
     return result

@@ -228,3 +228,18 @@ def test_help_and_version_do_not_import_heavy_libraries():
             "print(sorted(m for m in ('sklearn', 'scipy', 'matplotlib', 'imagehash', 'tqdm') if m in sys.modules))")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+def test_second_run_reads_hashes_from_the_cache_and_no_cache_skips_it(small_library, tmp_path):
+    cache = tmp_path / "hashes.sqlite"
+    common = ["delete", "--images-path", small_library, "--output-path", tmp_path / "out", "--cache", cache]
+    assert "(0 from cache)" in run(*common).output
+    assert "(10 from cache)" in run(*common).output
+    (small_library / "pic0.png").write_bytes((small_library / "pic1.png").read_bytes())
+    assert "(9 from cache)" in run(*common).output
+    assert "(0 from cache)" in run(*common[:-2], "--no-cache").output
+
+
+def test_default_cache_lives_under_xdg_cache_home(small_library, tmp_path):
+    run("delete", "--images-path", small_library, "--output-path", tmp_path / "out")
+    assert (tmp_path / "xdg-cache" / "dedup" / "hashes.sqlite").exists()
