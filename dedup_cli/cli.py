@@ -125,7 +125,10 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.update(count)
 
-    def close(self) -> None:
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
         if self.bar is not None:
             self.bar.close()
 
@@ -197,10 +200,8 @@ def delete(**kwargs):
     options = collection_options(kwargs)
     delete_options = DeleteOptions(kwargs["output_path"], kwargs["safe_deletion"], kwargs["backup_keep"],
                                    kwargs["backup_duplicate"], kwargs["keep_policy"])
-    try:
+    with progress:
         result = run_delete(options, delete_options, on_progress=progress.update, on_total=progress.total)
-    finally:
-        progress.close()
     echo_notes(result.collection.notes)
     echo_failures(result.collection.hashed.failures)
     render_delete_summary(result, options)
@@ -245,10 +246,8 @@ def search(**kwargs):
     progress = ProgressBar(kwargs.pop("progress"), "hashing")
     output_path, output_format, query = kwargs.pop("output_path"), kwargs.pop("output_format"), kwargs.pop("query")
     options = collection_options(kwargs)
-    try:
+    with progress:
         result = run_search(options, query, on_progress=progress.update, on_total=progress.total)
-    finally:
-        progress.close()
     echo_notes(result.collection.notes)
     echo_failures(result.collection.hashed.failures)
     render_matches(result, output_format)
@@ -292,10 +291,8 @@ def show(**kwargs):
     output_path = kwargs.pop("output_path")
     show_options = ShowOptions(kwargs.pop("image_w"), kwargs.pop("image_h"), kwargs.pop("perplexity"))
     options = collection_options(kwargs)
-    try:
+    with progress:
         collection = collect(options, exclude=(output_path,), on_progress=progress.update, on_total=progress.total)
-    finally:
-        progress.close()
     echo_notes(collection.notes)
     echo_failures(collection.hashed.failures)
     check_readable(collection)
@@ -324,10 +321,8 @@ def evaluate(**kwargs):
     kwargs.pop("output_path")
     truth, keep_policy, output_format = kwargs.pop("truth"), kwargs.pop("keep_policy"), kwargs.pop("output_format")
     options = collection_options(kwargs)
-    try:
+    with progress:
         result = run_evaluate(options, truth, keep_policy, on_progress=progress.update, on_total=progress.total)
-    finally:
-        progress.close()
     echo_notes(result["notes"])
     if output_format == "json":
         click.echo(json.dumps(result, indent=2))

@@ -82,14 +82,6 @@ def hamming(packed_a: np.ndarray, packed_b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(packed_a, packed_b)).sum(axis=-1, dtype=np.int64)
 
 
-def unique_hashes(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct hash rows and, for every input row, the index of its distinct row."""
-    if len(packed) == 0:
-        return packed, np.zeros(0, dtype=np.int64)
-    unique, inverse = np.unique(packed, axis=0, return_inverse=True)
-    return unique, inverse.ravel()
-
-
 def _vectors(packed: np.ndarray, n_bits: int) -> np.ndarray:
     return np.unpackbits(packed, axis=1)[:, :n_bits].astype(np.float64)
 
