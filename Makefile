@@ -7,7 +7,7 @@ DEMO := datasets/demo
 OUTPUT := dedup-output
 BENCH_DIR ?= ../shared/bench/wallpapers
 
-.PHONY: all setup-env run test lint package clean check export-env bench bench-camera bench-memory
+.PHONY: all setup-env run test lint package clean check export-env bench bench-camera bench-memory bench-fidelity calibrate
 
 all: check package
 
@@ -50,3 +50,9 @@ bench-camera: setup-env
 
 bench-memory: setup-env
 	$(BIN)/python benchmarks/bench_memory.py --counts 1000 10000
+
+bench-fidelity: setup-env
+	$(BIN)/python benchmarks/hash_fidelity.py
+
+calibrate: setup-env
+	$(BIN)/python benchmarks/calibrate.py

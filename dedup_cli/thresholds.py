@@ -1,23 +1,23 @@
 """Default thresholds, in bits, per hash algorithm and size.
 
 Calibrated by benchmarks/calibrate.py: on edits of the bench photos (resize, thumbnail,
-JPEG q40, PNG, WebP, brightness, contrast, 3% crop, blur, watermark, EXIF rotation) each
-is the threshold with the best pair recall among those keeping pair precision >= 0.995,
-no group losing every member and at most 20 false pairs among 262 flags, with the colour
-check on (the smallest such threshold when several tie). The README has the table.
+JPEG q40, PNG, WebP, brightness, contrast, 3% crop, blur, watermark, EXIF rotation), with
+the colour check on, among thresholds keeping pair precision >= 0.995, no wrong removal
+and at most 20 false pairs among 262 flags, each is the smallest whose recall is within
+0.01 of the best. The README has the table.
 """
 
 from __future__ import annotations
 
 CALIBRATED_BITS = {
-    ("average_hash", 8): 9,
-    ("dhash", 8): 9,
-    ("phash", 8): 18,
-    ("whash", 8): 6,
-    ("average_hash", 16): 51,
-    ("dhash", 16): 51,
-    ("phash", 16): 80,
-    ("whash", 16): 46,
+    ("average_hash", 8): 7,
+    ("dhash", 8): 10,
+    ("phash", 8): 12,
+    ("whash", 8): 8,
+    ("average_hash", 16): 33,
+    ("dhash", 16): 55,
+    ("phash", 16): 68,
+    ("whash", 16): 36,
 }
 
 
