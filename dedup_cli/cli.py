@@ -53,7 +53,8 @@ def common_options(default_output: str | None):
                          help="Also match rotated and mirrored copies (the 8 rotations/flips)."),
             click.option("--colour", "colour_check", type=click.BOOL, default=True, show_default=True,
                          help="Never group images whose colours clearly differ (flags, skin tones); "
-                         "grey images are compared on their hash alone."),
+                         "against a grey image only the luminance layout counts. n decodes only "
+                         "luminance (faster)."),
             click.option("--colour-threshold", type=click.FloatRange(0), default=DEFAULT_COLOUR_THRESHOLD,
                          show_default=True, help="Largest colour difference (mean per cell of an 8x8 "
                          "YCbCr grid, after brightness/contrast) that still counts as the same colours."),
@@ -88,7 +89,7 @@ def collection_options(kwargs: dict):
     if algorithm == "whash" and hash_size & (hash_size - 1):
         raise click.BadParameter("whash needs a power of two (4, 8, 16, 32, 64)", param_hint="--hash-size")
     metric = Metric.from_option(kwargs.pop("distance_metric"), kwargs.pop("minkowski_p"))
-    threshold = kwargs.pop("threshold")
+    threshold, colour_check = kwargs.pop("threshold"), kwargs.pop("colour_check")
     if metric.name == "chebyshev" and threshold is not None and threshold >= 1:
         raise click.BadParameter("with chebyshev every pair of hashes is within 1: use a threshold < 1 "
                                  "(identical hashes only)", param_hint="--threshold")
@@ -96,10 +97,11 @@ def collection_options(kwargs: dict):
     cache_path, no_cache = kwargs.pop("cache_path"), kwargs.pop("no_cache")
     return CollectionOptions(
         images_path=kwargs.pop("images_path"),
-        hash_settings=HashSettings(algorithm, hash_size, kwargs.pop("full_decode"), kwargs.pop("isometric")),
+        hash_settings=HashSettings(algorithm, hash_size, kwargs.pop("full_decode"), kwargs.pop("isometric"),
+                                   colour=colour_check),
         index_settings=IndexSettings(kwargs.pop("tree_type"), kwargs.pop("leaf_size"), metric),
         threshold=threshold,
-        colour_check=kwargs.pop("colour_check"),
+        colour_check=colour_check,
         colour_threshold=kwargs.pop("colour_threshold"),
         nearest_neighbors=kwargs.pop("nearest_neighbors"),
         workers=(workers or default_workers()) if parallel else 1,

@@ -66,6 +66,7 @@ class HashSettings:
     hash_size: int = 8
     full_decode: bool = False  # True: decode every pixel, as imagehash on the whole image does
     isometric: bool = False  # also hash the 7 other rotations/flips of each image
+    colour: bool = True  # decode colour for the colour signature (False: luminance only, faster)
 
     @property
     def n_bits(self) -> int:
@@ -74,7 +75,8 @@ class HashSettings:
     @property
     def decoder_id(self) -> str:
         """Identifies the decoding path in cache keys: hashes differ between paths."""
-        return f"{DECODER_VERSION}-{'full' if self.full_decode else 'reduced'}{'-iso' if self.isometric else ''}"
+        return (f"{DECODER_VERSION}-{'full' if self.full_decode else 'reduced'}"
+                f"{'-iso' if self.isometric else ''}{'' if self.colour else '-grey'}")
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ def hash_file(path: str, settings: HashSettings) -> HashRecord:
     algorithm = ALGORITHMS[settings.algorithm]
     try:
         min_side = 0 if settings.full_decode else algorithm.decode_side(settings.hash_size)
-        loaded = load_image(path, min_side=min_side, mode="colour")
+        loaded = load_image(path, min_side=min_side, mode="colour" if settings.colour else "L")
         image = loaded.image
         grey = image.getchannel(0) if image.mode == "YCbCr" else image.convert("L")
         packed = hash_image(grey, settings)

@@ -15,13 +15,14 @@ from PIL import Image, ImageFile
 from dedup_cli.errors import UnreadableImage
 
 # Bump when decoding changes in a way that can change hashes: the hash cache keys on it.
-DECODER_VERSION = 5
+DECODER_VERSION = 6
 # Pillow's own guard stops at ~179 MP; JPEGs are decoded at reduced size, so allow more.
 MAX_PIXELS = 400_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this and refuses above twice it
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 _ORIENTATION_TAG = 0x0112
+_REDUCIBLE = ("L", "RGB", "YCbCr", "RGBA", "LA")  # modes decoded images are box-reduced in
 _TRANSPOSE_FOR_ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -92,10 +93,12 @@ def _decode(img: Image.Image, min_side: int, mode: str) -> LoadedImage:
         draft_mode = "YCbCr" if mode == "colour" else mode
         img.draft(draft_mode if img.mode in ("RGB", "L") else None, (min_side, min_side))
     img.load()
-    if img.mode not in ("RGB", "L", "YCbCr"):
-        # Alpha, palettes and odd modes first: Pillow's reduce premultiplies alpha, which
-        # would darken transparent areas that imagehash (and dedup) read as stored.
-        img = _to_mode(img, mode)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode not in _REDUCIBLE:
+        img = _to_mode(img, mode)  # 16-bit, CMYK, 1-bit ... first
+    # Reducing before flattening is exact: Pillow averages premultiplied colours, which is
+    # what averaging the flattened pixels gives. It spares a full-size composite.
     img = _to_mode(_reduce(img, min_side), mode)
     if orientation in _TRANSPOSE_FOR_ORIENTATION:
         img = img.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation])
@@ -116,7 +119,7 @@ def _reduce(img: Image.Image, min_side: int) -> Image.Image:
     if not min_side:
         return img
     factor = min(img.size) // min_side
-    if factor < 2 or img.mode not in ("L", "RGB", "I", "F"):
+    if factor < 2 or img.mode not in _REDUCIBLE:
         return img
     return img.reduce(factor)
 
