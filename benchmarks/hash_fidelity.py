@@ -20,9 +20,10 @@ sys.path.insert(0, str(REPO))
 
 from dedup_cli.evaluate import read_truth, score  # noqa: E402
 from dedup_cli.grouping import make_plan  # noqa: E402
-from dedup_cli.hashing import ALGORITHMS, HashSettings, hash_collection, hash_image  # noqa: E402
+from dedup_cli.hashing import ALGORITHMS, HashSettings, hash_collection, hash_file, hash_image  # noqa: E402
 from dedup_cli.index import IndexSettings, hamming  # noqa: E402
 from dedup_cli.scan import scan_images  # noqa: E402
+from dedup_cli.similarity import MatchSettings  # noqa: E402
 from dedup_cli.thresholds import default_threshold_bits  # noqa: E402
 
 PHOTO_SETS = ["wallpapers", "pdq-testdata", "exif-orientation", "imagededup-testdata",
@@ -31,9 +32,14 @@ TRUTH_SETS = ["wallpapers", "pdq-testdata", "exif-orientation", "imagededup-test
               "perception-testdata", "seed-datasets/caltech_101_rand_resize", "flags"]
 
 
-def reference_hash(path: str, settings: HashSettings) -> bytes | None:
+def reference_hash(path: str, settings: HashSettings, imagehash_exactly: bool) -> bytes | None:
+    """imagehash's hash of the whole upright image: as imagehash reads it (alpha dropped),
+    or as dedup's --full-decode reads it (transparency flattened), isolating the decoder."""
     from PIL import Image, ImageOps
 
+    if not imagehash_exactly:
+        full = HashSettings(settings.algorithm, settings.hash_size, full_decode=True)
+        return hash_file(path, full).packed_bits
     try:
         with Image.open(path) as image:
             return hash_image(ImageOps.exif_transpose(image), settings)
@@ -41,11 +47,11 @@ def reference_hash(path: str, settings: HashSettings) -> bytes | None:
         return None
 
 
-def bit_differences(paths, settings: HashSettings) -> np.ndarray:
+def bit_differences(paths, settings: HashSettings, imagehash_exactly: bool) -> np.ndarray:
     fast = hash_collection(paths, settings, workers=2)
     differences = []
     for row, path in enumerate(fast.paths):
-        reference = reference_hash(path, settings)
+        reference = reference_hash(path, settings, imagehash_exactly)
         if reference is not None:
             differences.append(int(hamming(fast.packed[row], np.frombuffer(reference, dtype=np.uint8))))
     return np.array(differences)
@@ -55,7 +61,7 @@ def detection(folder: Path, settings: HashSettings) -> dict:
     truth, kinds = read_truth(folder / "truth.csv", folder)
     paths = [p for p in scan_images(folder).files if str(p) in truth]
     hashed = hash_collection(paths, settings, workers=2)
-    plan = make_plan(hashed, default_threshold_bits(settings), IndexSettings())
+    plan = make_plan(hashed, MatchSettings(default_threshold_bits(settings)), IndexSettings())
     return score(plan, hashed, truth, kinds)
 
 
@@ -68,13 +74,15 @@ def main() -> int:
         print(f"skipped: {args.bench} is absent")
         return 0
     paths = [p for name in PHOTO_SETS for p in scan_images(args.bench / name).files]
-    print(f"Bit differences, reduced-size decode vs imagehash on the full upright image ({len(paths)} files)")
-    print(f"{'algorithm':14}{'size':>5}{'files':>7}{'=0':>7}{'mean':>7}{'median':>7}{'p95':>6}{'max':>6}")
-    for size in args.sizes:
-        for name in ALGORITHMS:
-            diff = bit_differences(paths, HashSettings(name, size))
-            print(f"{name:14}{size:>5}{len(diff):>7}{np.mean(diff == 0):>7.0%}{diff.mean():>7.2f}"
-                  f"{np.median(diff):>7.0f}{np.percentile(diff, 95):>6.0f}{diff.max():>6}")
+    for exactly, title in ((False, "imagehash on the full upright image, transparency flattened as dedup does"),
+                           (True, "imagehash exactly (alpha dropped)")):
+        print(f"Bit differences, reduced-size decode vs {title} ({len(paths)} files)")
+        print(f"{'algorithm':14}{'size':>5}{'files':>7}{'=0':>7}{'mean':>7}{'median':>7}{'p95':>6}{'max':>6}")
+        for size in args.sizes:
+            for name in ALGORITHMS:
+                diff = bit_differences(paths, HashSettings(name, size), exactly)
+                print(f"{name:14}{size:>5}{len(diff):>7}{np.mean(diff == 0):>7.0%}{diff.mean():>7.2f}"
+                      f"{np.median(diff):>7.0f}{np.percentile(diff, 95):>6.0f}{diff.max():>6}")
     print("\nDetection at the default threshold, reduced vs full decode (pair precision / recall)")
     for name in ALGORITHMS:
         for folder in TRUTH_SETS:

@@ -10,12 +10,12 @@ import os
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageStat
 
 from dedup_cli.errors import UnreadableImage
 
 # Bump when decoding changes in a way that can change hashes: the hash cache keys on it.
-DECODER_VERSION = 6
+DECODER_VERSION = 7
 # Pillow's own guard stops at ~179 MP; JPEGs are decoded at reduced size, so allow more.
 MAX_PIXELS = 400_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this and refuses above twice it
@@ -128,12 +128,13 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     """Convert any Pillow mode to `mode` ('colour' accepts RGB, YCbCr or L as they are).
 
     Transparency is flattened onto white, as a browser shows the image and as most tools
-    convert it to JPEG. Dropping alpha instead (imagehash's convert('L')) hashes colour
-    values nobody sees: some wallpapers keep their picture only in the alpha channel over
-    white pixels, and resized emoji grow dark halos where edge pixels are translucent.
+    convert it to JPEG, or onto black when nothing would show on white (white logos kept
+    only in the alpha channel). Dropping alpha instead, as imagehash's convert('L') does,
+    hashes colour values nobody sees, and resized emoji grow dark halos where edge pixels
+    are translucent.
     """
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
-        img = _flatten_on_white(img)
+        img = _flatten(img)
     if img.mode.startswith("I;16"):
         img = img.point(lambda value: value / 257).convert("L")
     if img.mode in ("I", "F"):
@@ -147,9 +148,18 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     return img.convert(mode)
 
 
-def _flatten_on_white(img: Image.Image) -> Image.Image:
+def _flatten(img: Image.Image) -> Image.Image:
+    """Composite a transparent image onto white, or onto black when on white nothing would
+    show (a white logo kept only in the alpha channel, as dark themes ship them)."""
     rgba = img.convert("RGBA")
-    if rgba.getchannel("A").getextrema()[0] == 255:
+    alpha = rgba.getchannel("A")
+    if alpha.getextrema()[0] == 255:
         return rgba.convert("RGB")  # opaque after all: nothing to blend
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba).convert("RGB")
+    on_white = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    invisible = ImageStat.Stat(on_white.convert("L")).stddev[0] < _INVISIBLE_STD
+    if invisible and ImageStat.Stat(alpha).stddev[0] >= _INVISIBLE_STD:
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
+    return on_white
+
+
+_INVISIBLE_STD = 2.0  # luminance spread below which a flattened picture shows nothing

@@ -152,11 +152,18 @@ class Matcher:
 
 
 def vetoed(colour_a: np.ndarray, colour_b: np.ndarray, settings: MatchSettings) -> np.ndarray:
-    """True for paired colour signatures that flatness or (if checked) colour rule out."""
-    ruled_out = flat_mismatch(colour_a, colour_b)
-    if settings.colour_check:
-        ruled_out |= colour_distance(colour_a, colour_b) > settings.colour_threshold
+    """True for paired colour signatures that flatness or (if checked) colour rule out.
+    Works through the pairs in chunks, so memory stays flat however many there are."""
+    ruled_out = np.zeros(len(colour_a), dtype=bool)
+    for start in range(0, len(colour_a), _VETO_CHUNK):
+        part = slice(start, start + _VETO_CHUNK)
+        ruled_out[part] = flat_mismatch(colour_a[part], colour_b[part])
+        if settings.colour_check:
+            ruled_out[part] |= colour_distance(colour_a[part], colour_b[part]) > settings.colour_threshold
     return ruled_out
+
+
+_VETO_CHUNK = 4096
 
 
 def turn_grids(colour: np.ndarray, orientation: np.ndarray) -> np.ndarray:

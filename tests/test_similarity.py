@@ -124,3 +124,18 @@ def test_isometric_matches_rotated_and_mirrored_copies(tmp_path):
     assert delete_report(folder, tmp_path)[0] == set()
     assert delete_report(folder, tmp_path, "--isometric", "y")[0] == {
         frozenset({"original.png", "mirrored.jpg", "rotated.jpg"})}
+
+
+def test_white_logos_on_transparency_are_seen_on_black(tmp_path):
+    # Regression: white shapes kept only in the alpha channel flattened to blank white
+    # pictures, and every such logo in the Debian wallpapers matched every other.
+    folder = tmp_path / "logos"
+    folder.mkdir()
+    for name, box in (("circle", (20, 20, 140, 140)), ("bar", (10, 60, 150, 100))):
+        logo = Image.new("RGBA", (160, 160), (255, 255, 255, 0))
+        draw = ImageDraw.Draw(logo)
+        (draw.ellipse if name == "circle" else draw.rectangle)(box, fill=(255, 255, 255, 255))
+        logo.save(folder / f"{name}.png")
+        logo.resize((80, 80)).save(folder / f"{name}_small.png")
+    groups, _ = delete_report(folder, tmp_path)
+    assert groups == {frozenset({"circle.png", "circle_small.png"}), frozenset({"bar.png", "bar_small.png"})}
