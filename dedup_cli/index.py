@@ -107,36 +107,46 @@ def build_tree(packed: np.ndarray, n_bits: int, settings: IndexSettings):
     return KDTree(vectors, leaf_size=settings.leaf_size, metric=metric.name)
 
 
-def pairs_within(packed: np.ndarray, n_bits: int, max_bits: int, settings: IndexSettings):
-    """Every pair (i < j) of rows within `max_bits` bits, found through the tree.
+def pairs_within(packed: np.ndarray, n_bits: int, max_bits: int, settings: IndexSettings, accept=None,
+                 chunk: int = 256):
+    """Every pair (i < j) of rows within `max_bits`, found through the tree.
 
-    Complete whatever the group size (a radius query, not k nearest neighbours).
-    Returns arrays i, j and their Hamming distances.
+    Complete whatever the group size (radius queries, not k nearest neighbours). The
+    queries run in chunks of rows and each chunk's pairs are filtered at once (exact bit
+    count, then `accept(first, second)` if given), so memory follows the pairs kept, not
+    the candidates. Returns arrays i, j and their Hamming distances.
     """
     empty = np.zeros(0, dtype=np.int64)
     if len(packed) < 2 or max_bits < 0:
         return empty, empty, empty
     tree = build_tree(packed, n_bits, settings)
+    vectors = _vectors(packed, n_bits)
     radius = _radius(settings, max_bits)
+    parts = []
+    for start in range(0, len(packed), chunk):
+        found = _query_radius(tree, vectors[start : start + chunk], radius, settings)
+        counts = np.array([len(rows) for rows in found], dtype=np.int64)
+        first = np.repeat(np.arange(start, start + len(found)), counts)
+        second = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in found])
+        upper = first < second
+        first, second = first[upper], second[upper]
+        distances = hamming(packed[first], packed[second])
+        keep = distances <= max_bits
+        first, second, distances = first[keep], second[keep], distances[keep]
+        if accept is not None and len(first):
+            keep = accept(first, second)
+            first, second, distances = first[keep], second[keep], distances[keep]
+        parts.append((first, second, distances))
+    first, second, distances = (np.concatenate(column) for column in zip(*parts))
+    order = np.lexsort((second, first))
+    return first[order], second[order], distances[order]
+
+
+def _query_radius(tree, vectors: np.ndarray, radius: float, settings: IndexSettings):
+    """Rows of the tree within `radius` of each vector (inclusive), for either tree."""
     if settings.tree_type == "cKDTree":
-        pairs = tree.query_pairs(radius, p=settings.metric.p, output_type="ndarray")
-        first, second = (pairs[:, 0], pairs[:, 1]) if len(pairs) else (empty, empty)
-    else:
-        first, second = _sklearn_pairs(tree, _vectors(packed, n_bits), radius)
-    first, second = np.minimum(first, second), np.maximum(first, second)
-    distances = hamming(packed[first], packed[second])
-    keep = distances <= max_bits
-    order = np.lexsort((second[keep], first[keep]))
-    return first[keep][order], second[keep][order], distances[keep][order]
-
-
-def _sklearn_pairs(tree, vectors: np.ndarray, radius: float):
-    neighbours = tree.query_radius(vectors, r=radius)
-    counts = np.array([len(found) for found in neighbours], dtype=np.int64)
-    first = np.repeat(np.arange(len(vectors)), counts)
-    second = np.concatenate(neighbours).astype(np.int64) if len(neighbours) else first
-    upper = first < second
-    return first[upper], second[upper]
+        return tree.query_ball_point(vectors, radius, p=settings.metric.p)
+    return tree.query_radius(vectors, r=radius)
 
 
 def cross_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray, max_bits: int,
@@ -149,12 +159,7 @@ def cross_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray, max_bits: 
     if len(packed) == 0 or len(queries) == 0 or max_bits < 0:
         return empty, empty, empty
     tree = build_tree(packed, n_bits, settings)
-    vectors = _vectors(queries, n_bits)
-    radius = _radius(settings, max_bits)
-    if settings.tree_type == "cKDTree":
-        found = tree.query_ball_point(vectors, radius, p=settings.metric.p)
-    else:
-        found = tree.query_radius(vectors, r=radius)
+    found = _query_radius(tree, _vectors(queries, n_bits), _radius(settings, max_bits), settings)
     counts = np.array([len(rows) for rows in found], dtype=np.int64)
     query_rows = np.repeat(np.arange(len(queries)), counts)
     tree_rows = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in found]) if len(found) else empty

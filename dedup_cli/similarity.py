@@ -125,8 +125,10 @@ class Matcher:
         hashed, max_bits = self.hashed, self.settings.max_bits
         n_bits = hashed.settings.n_bits
         if hashed.variants is None:
-            first, second, bits = pairs_within(hashed.packed, n_bits, max_bits, self.index_settings)
-            orientation = np.zeros(len(first), dtype=np.int64)
+            def accept(first, second):
+                return ~self._vetoed(first, second, np.zeros(len(first), dtype=np.int64))
+
+            return pairs_within(hashed.packed, n_bits, max_bits, self.index_settings, accept=accept)
         else:
             queries = self._orientations(np.arange(len(hashed.paths)))
             owner, second, bits = cross_pairs(hashed.packed, n_bits, queries.reshape(-1, queries.shape[-1]),
