@@ -51,8 +51,8 @@ class HashAlgorithm:
 
 
 ALGORITHMS: dict[str, HashAlgorithm] = {
-    "average_hash": HashAlgorithm("average_hash", "average_hash", lambda size: size),
-    "dhash": HashAlgorithm("dhash", "dhash", lambda size: size + 1),
+    "average_hash": HashAlgorithm("average_hash", "average_hash", lambda size: 4 * size),
+    "dhash": HashAlgorithm("dhash", "dhash", lambda size: 4 * (size + 1)),
     "phash": HashAlgorithm("phash", "phash", lambda size: 4 * size),
     "whash": HashAlgorithm("whash", "whash", lambda size: 8 * size),  # its scale follows the image
 }

@@ -15,7 +15,7 @@ from PIL import Image, ImageFile, ImageStat
 from dedup_cli.errors import UnreadableImage
 
 # Bump when decoding changes in a way that can change hashes: the hash cache keys on it.
-DECODER_VERSION = 7
+DECODER_VERSION = 8
 # Pillow's own guard stops at ~179 MP; JPEGs are decoded at reduced size, so allow more.
 MAX_PIXELS = 400_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this and refuses above twice it
