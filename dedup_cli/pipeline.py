@@ -98,7 +98,7 @@ def collect(options: CollectionOptions, exclude: tuple = (),
     if on_total:
         on_total(len(scan.files))
     notes: list[str] = []
-    cache = _open_cache(options.cache_path, notes)
+    cache = _open_cache(options.cache_path)
     try:
         hashed = hash_collection(scan.files, options.hash_settings, options.workers,
                                  options.batch_size, cache=cache, on_progress=on_progress)
@@ -109,7 +109,7 @@ def collect(options: CollectionOptions, exclude: tuple = (),
     return Collection(scan=scan, hashed=hashed, notes=notes)
 
 
-def _open_cache(cache_path, notes):
+def _open_cache(cache_path):
     if cache_path is None:
         return None
     from dedup_cli.cache import HashCache

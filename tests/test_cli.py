@@ -243,3 +243,15 @@ def test_second_run_reads_hashes_from_the_cache_and_no_cache_skips_it(small_libr
 def test_default_cache_lives_under_xdg_cache_home(small_library, tmp_path):
     run("delete", "--images-path", small_library, "--output-path", tmp_path / "out")
     assert (tmp_path / "xdg-cache" / "dedup" / "hashes.sqlite").exists()
+
+
+def test_report_reads_back_and_unknown_formats_are_refused(small_library, tmp_path):
+    from dedup_cli.report import read_report
+
+    run("delete", "--images-path", small_library, "--output-path", tmp_path / "out")
+    path = next((tmp_path / "out").glob("delete-*/report.json"))
+    report = read_report(path)
+    assert report["summary"]["remove"] == sum(len(g["remove"]) for g in report["groups"]) == 6
+    path.write_text(json.dumps(report | {"format_version": 99}))
+    with pytest.raises(ValueError, match="format version"):
+        read_report(path)
