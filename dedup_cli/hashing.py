@@ -257,8 +257,9 @@ def hash_collection(
         on_progress(len(cached))
     to_hash = [stat.path for stat in stats if stat.path not in cached]
     fresh = {r.path: r for r in hash_many(to_hash, settings, workers, batch_size, on_progress)}
-    if cache is not None:
-        cache.store([(stat, fresh[stat.path]) for stat in stats if stat.path in fresh], settings)
+    if cache is not None:  # failures are not kept: a fixed permission changes neither size nor mtime
+        cache.store([(stat, fresh[stat.path]) for stat in stats
+                     if stat.path in fresh and fresh[stat.path].packed_bits is not None], settings)
     return _assemble(stats, cached, fresh, failures, settings)
 
 

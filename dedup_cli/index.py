@@ -61,6 +61,8 @@ class Metric:
             return -1
         if math.isinf(self.p):
             return n_bits if threshold >= 1 else 0
+        if threshold >= n_bits ** (1.0 / self.p):
+            return n_bits  # every pair; also keeps threshold ** p from overflowing
         return min(n_bits, int(math.floor(threshold**self.p + 1e-9)))
 
     def from_bits_threshold(self, bits: int) -> float:

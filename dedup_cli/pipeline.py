@@ -169,11 +169,12 @@ def run_delete(options: CollectionOptions, delete: DeleteOptions,
 
 
 def _check_plan(plan: Plan) -> None:
-    # The invariants of rule 2, checked again here as code rather than trusted.
+    # The invariants of rule 2, checked again here as code rather than trusted (not with
+    # assert, which python -O would strip).
     for group in plan.groups:
-        assert group.keep, "a group would lose every member"
-        for removal in group.remove:
-            assert removal.nearest_keep in group.keep and removal.bits <= plan.max_bits
+        justified = all(r.nearest_keep in group.keep and r.bits <= plan.max_bits for r in group.remove)
+        if not group.keep or not justified:
+            raise RuntimeError("internal error: a planned removal has no kept file within the threshold")
 
 
 def _delete_report(options, delete, collection, plan, outcomes) -> report.DeleteReport:

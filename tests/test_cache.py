@@ -11,6 +11,7 @@ from conftest import photo
 
 import dedup_cli.hashing
 from dedup_cli.cache import HashCache, default_cache_path
+from dedup_cli.errors import UnreadableImage
 from dedup_cli.hashing import FileStat, HashRecord, HashSettings, hash_collection
 
 PHASH = HashSettings("phash", 8)
@@ -115,21 +116,24 @@ def test_different_settings_do_not_reuse_entries(images, cache, other):
     assert hash_collection(images, PHASH, cache=cache).from_cache == len(images)
 
 
-def test_unreadable_files_are_cached_as_failures(images, cache, monkeypatch):
-    bad = images[0].parent / "bad.jpg"
-    bad.write_text("this is not a JPEG")
-    paths = [*images, bad]
-    first = hash_collection(paths, PHASH, cache=cache)
-    assert [path for path, _ in first.failures] == [str(bad)]
-    reason = first.failures[0][1]
-    assert "not an image" in reason
+def test_failures_are_not_cached_so_a_fixed_file_is_read_next_time(images, cache, monkeypatch):
+    # Regression: a failure (say permission denied) was cached, and since fixing the
+    # permission changes neither size nor mtime, the file stayed "unreadable" for good.
+    real_load = dedup_cli.hashing.load_image
 
-    no_decoding(monkeypatch)
-    second = hash_collection(paths, PHASH, cache=cache)
+    def denied_for_first(path, *args, **kwargs):
+        if path == str(images[0]):
+            raise UnreadableImage(path, "permission denied")
+        return real_load(path, *args, **kwargs)
 
-    assert second.from_cache == len(paths)
-    assert second.failures == [(str(bad), reason)]
-    assert len(second.paths) == len(images)
+    monkeypatch.setattr(dedup_cli.hashing, "load_image", denied_for_first)
+    first = hash_collection(images, PHASH, workers=1, cache=cache)
+    assert first.failures == [(str(images[0]), "permission denied")]
+
+    monkeypatch.setattr(dedup_cli.hashing, "load_image", real_load)
+    second = hash_collection(images, PHASH, workers=1, cache=cache)
+    assert second.failures == [] and len(second.paths) == len(images)
+    assert second.from_cache == len(images) - 1
 
 
 @pytest.mark.parametrize("garbage", [b"not a database", os.urandom(4096)], ids=["text", "random"])

@@ -98,3 +98,10 @@ def test_empty_and_single_inputs():
     empty = np.zeros((0, 8), dtype=np.uint8)
     assert len(pairs_within(empty, 64, 10, IndexSettings())[0]) == 0
     assert len(pairs_within(random_packed(0, 1), 64, 10, IndexSettings("cKDTree"))[0]) == 0
+
+
+def test_huge_thresholds_admit_every_pair_instead_of_overflowing():
+    # Regression: threshold ** p overflowed to an OverflowError traceback.
+    assert Metric.from_option("euclidean").to_bits(1e200, 64) == 64
+    assert Metric.from_option("minkowski", p=400.0).to_bits(12, 64) == 64
+    assert Metric.from_option("minkowski", p=400.0).to_bits(1.005, 64) == 7
