@@ -24,7 +24,7 @@ FLAT_LUMA_STD = 3.0  # luminance std of the 8x8 grid below which a picture is ne
 FLAT_MAX_DIFFERENCE = 6.0  # such pictures match only when their grids differ by at most this
 CLIPPED_LUMA = 245  # grid cells this bright are left out of the brightness/contrast fit
 SCALE_RANGE = (0.5, 2.0)  # brightness/contrast factors the fit may use
-DEFAULT_COLOUR_THRESHOLD = 10.0
+DEFAULT_COLOUR_THRESHOLD = 12.0
 
 
 @dataclass(frozen=True)
