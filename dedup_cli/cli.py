@@ -14,6 +14,7 @@ import click
 
 from dedup_cli import __version__
 from dedup_cli.errors import DedupError
+from dedup_cli.grouping import KEEP_POLICIES
 from dedup_cli.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, IndexSettings, Metric
 from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD
 
@@ -190,7 +191,7 @@ def check_readable(collection) -> None:
               help="Move duplicates into <run>/remove/ (y) or unlink them (n).")
 @click.option("--safe-deletion", type=click.BOOL, default=True, show_default=True,
               help="y: dry run, only report. n: really move/delete the duplicates.")
-@click.option("--keep", "keep_policy", type=click.Choice(("resolution", "size", "oldest", "newest", "path")),
+@click.option("--keep", "keep_policy", type=click.Choice(KEEP_POLICIES),
               default="resolution", show_default=True,
               help="Which file of a group to keep; ties: resolution, size, age, path.")
 @handle_errors
@@ -310,7 +311,7 @@ def show(**kwargs):
 @common_options(None)
 @click.option("--truth", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV with columns file,group (paths relative to --images-path); note/transform optional.")
-@click.option("--keep", "keep_policy", type=click.Choice(("resolution", "size", "oldest", "newest", "path")),
+@click.option("--keep", "keep_policy", type=click.Choice(KEEP_POLICIES),
               default="resolution", show_default=True, help="Keep policy of the simulated delete.")
 @click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text", show_default=True,
               help="text for people, json for scripts.")

@@ -34,8 +34,7 @@ DECODE_MARGIN = 4
 class HashAlgorithm:
     """One perceptual hash: its imagehash function and the pixels its resize step needs."""
 
-    name: str
-    function_name: str
+    name: str  # also the imagehash function's name
     resize_side: Callable[[int], int]
 
     def decode_side(self, hash_size: int) -> int:
@@ -46,15 +45,15 @@ class HashAlgorithm:
         """The hash of a PIL image as a flat boolean array of hash_size**2 bits."""
         import imagehash
 
-        function = getattr(imagehash, self.function_name)
+        function = getattr(imagehash, self.name)
         return np.asarray(function(image, hash_size=hash_size).hash, dtype=bool).ravel()
 
 
 ALGORITHMS: dict[str, HashAlgorithm] = {
-    "average_hash": HashAlgorithm("average_hash", "average_hash", lambda size: 4 * size),
-    "dhash": HashAlgorithm("dhash", "dhash", lambda size: 4 * (size + 1)),
-    "phash": HashAlgorithm("phash", "phash", lambda size: 4 * size),
-    "whash": HashAlgorithm("whash", "whash", lambda size: 8 * size),  # its scale follows the image
+    "average_hash": HashAlgorithm("average_hash", lambda size: 4 * size),
+    "dhash": HashAlgorithm("dhash", lambda size: 4 * (size + 1)),
+    "phash": HashAlgorithm("phash", lambda size: 4 * size),
+    "whash": HashAlgorithm("whash", lambda size: 8 * size),  # its scale follows the image
 }
 
 

@@ -65,10 +65,6 @@ class Metric:
             return n_bits  # every pair; also keeps threshold ** p from overflowing
         return min(n_bits, int(math.floor(threshold**self.p + 1e-9)))
 
-    def from_bits_threshold(self, bits: int) -> float:
-        """The threshold in this metric's unit that admits exactly `bits` bits."""
-        return float(self.from_bits(bits))
-
 
 @dataclass(frozen=True)
 class IndexSettings:

@@ -57,7 +57,7 @@ class CollectionOptions:
         """The threshold in the metric's unit, as given or as derived from the default."""
         if self.threshold is not None:
             return float(self.threshold)
-        return round(self.index_settings.metric.from_bits_threshold(self.max_bits), 4)
+        return round(float(self.index_settings.metric.from_bits(self.max_bits)), 4)
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,7 @@ def load_thumbnails(paths, width: int, height: int, workers: int) -> list[Image.
             results = list(pool.map(_thumbnail, jobs, chunksize=32))
     else:
         results = [_thumbnail(job) for job in jobs]
-    return [Image.frombytes("RGB", size, data) if data else None for data, size in
-            (r if r else (None, None) for r in results)]
+    return [Image.frombytes("RGB", result[1], result[0]) if result else None for result in results]
 
 
 def thumbnail_map(positions: np.ndarray, thumbnails, width: int, height: int) -> Image.Image:

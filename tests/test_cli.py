@@ -255,3 +255,10 @@ def test_report_reads_back_and_unknown_formats_are_refused(small_library, tmp_pa
     path.write_text(json.dumps(report | {"format_version": 99}))
     with pytest.raises(ValueError, match="format version"):
         read_report(path)
+
+
+def test_cli_offers_exactly_the_registered_hash_algorithms():
+    from dedup_cli.cli import HASH_ALGORITHMS
+    from dedup_cli.hashing import ALGORITHMS
+
+    assert set(HASH_ALGORITHMS) == set(ALGORITHMS)

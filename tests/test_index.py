@@ -62,7 +62,7 @@ def test_threshold_is_inclusive(metric, tree):
     other[:5] = 1  # exactly 5 bits apart
     packed = np.packbits(np.stack([base, other]), axis=1)
     chosen = Metric.from_option(metric, p=3.0)
-    threshold = chosen.from_bits_threshold(5)  # 5, sqrt(5) or 5 ** (1/3)
+    threshold = float(chosen.from_bits(5))  # 5, sqrt(5) or 5 ** (1/3)
     assert chosen.to_bits(threshold, 64) == 5
     first, _, _ = pairs_within(packed, 64, chosen.to_bits(threshold, 64), IndexSettings(tree, 40, chosen))
     assert len(first) == 1
