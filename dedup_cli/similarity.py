@@ -4,11 +4,13 @@ nearly uniform picture alone.
 
 Pure: arrays in, arrays out. The colour check compares each image's 8x8 grid of mean Y,
 Cb and Cr (hashing.colour_signature) after fitting the one global change that brightness
-and contrast edits make: Y -> s*Y + b and chroma -> s*chroma (cells clipped to white are
-left out of the fit). What that change cannot explain, a different colour in part of the
-picture (another flag, another skin tone), is the colour distance. A grey image has no
-colour to compare, so against it only the luminance layout counts: a grey copy of a
-colour photo still matches.
+and contrast edits make: Y -> s*Y + b and chroma -> s*chroma. What that change cannot
+explain, a different colour in part of the picture (another flag, another skin tone), is
+the colour distance. A cell clipped to white says only that its true brightness is at
+least the clipping level: it is left out of the fit and counts only where the other
+image's fitted cell falls short of white (a white stripe against a blue one). A grey
+image has no colour to compare, so against it only the luminance layout counts: a grey
+copy of a colour photo still matches.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dedup_cli.index import IndexSettings, cross_pairs, hamming, pairs_within
 GREY_CHROMA = 4.0  # mean chroma (Cb, Cr distance from neutral) below which an image is grey
 FLAT_LUMA_STD = 3.0  # luminance std of the 8x8 grid below which a picture is nearly uniform
 FLAT_MAX_DIFFERENCE = 6.0  # such pictures match only when their grids differ by at most this
-CLIPPED_LUMA = 245  # grid cells this bright are left out of the brightness/contrast fit
+CLIPPED_LUMA = 245  # grid cells this bright may be clipped: only a lower bound of their brightness
 SCALE_RANGE = (0.5, 2.0)  # brightness/contrast factors the fit may use
 DEFAULT_COLOUR_THRESHOLD = 12.0
 
@@ -47,17 +49,22 @@ def _grid(colour: np.ndarray) -> np.ndarray:
 
 
 def _unexplained(a: np.ndarray, b: np.ndarray, with_chroma: np.ndarray) -> np.ndarray:
-    """Mean per-cell colour difference of a from b left after the best global
+    """Colour difference of a from b per compared cell, left after the best global
     brightness/contrast change of b (one factor for luma and chroma, as those edits make).
 
-    Cells clipped to white in either image say nothing about that change and are left
-    out, as is the outer ring of cells. Chroma counts only in rows where `with_chroma`
-    (both images in colour).
+    The change is fitted on the inner cells clipped in neither image. A cell clipped in
+    one image only is a bound, not a value: it adds an error only where the other side's
+    fitted brightness falls short of the clipping level, and then with its chroma
+    difference (a clip cannot explain a colour that stays below white). The total is
+    divided by the number of fitted cells, so a picture mostly clipped to white cannot
+    dilute a difference. Cells clipped in both, and the outer ring of cells, are left
+    out. Chroma counts only in rows where `with_chroma` (both images in colour).
     """
     luma_a, luma_b = a[..., 0], b[..., 0]
     uses_chroma = with_chroma.astype(np.float64)[:, None, None]
     chroma_a, chroma_b = (a[..., 1:] - 128.0) * uses_chroma, (b[..., 1:] - 128.0) * uses_chroma
-    weight = ((luma_a < CLIPPED_LUMA) & (luma_b < CLIPPED_LUMA)).astype(np.float64) * _INNER
+    clipped_a, clipped_b = luma_a >= CLIPPED_LUMA, luma_b >= CLIPPED_LUMA
+    weight = (~clipped_a & ~clipped_b) * _INNER
     count = np.maximum(weight.sum(axis=1), 1.0)
     mean_a = (luma_a * weight).sum(axis=1) / count
     mean_b = (luma_b * weight).sum(axis=1) / count
@@ -66,12 +73,16 @@ def _unexplained(a: np.ndarray, b: np.ndarray, with_chroma: np.ndarray) -> np.nd
     chroma_weight = weight[..., None]
     numerator = (centred_a * centred_b).sum(axis=1) + (chroma_a * chroma_b * chroma_weight).sum(axis=(1, 2))
     denominator = (centred_b**2).sum(axis=1) + (chroma_b**2 * chroma_weight).sum(axis=(1, 2))
-    scale = np.clip(numerator / np.maximum(denominator, 1e-9), *SCALE_RANGE)
-    offset = mean_a - scale * mean_b
-    luma_error = luma_a - (scale[:, None] * luma_b + offset[:, None])
-    chroma_error = chroma_a - scale[:, None, None] * chroma_b
-    cell_error = np.sqrt(luma_error**2 + (chroma_error**2).sum(axis=-1)) * weight
-    return cell_error.sum(axis=1) / count
+    scale = np.clip(numerator / np.maximum(denominator, 1e-9), *SCALE_RANGE)[:, None]
+    offset = (mean_a - scale[:, 0] * mean_b)[:, None]
+    predicted = scale * luma_b + offset
+    chroma_error = np.sqrt(((chroma_a - scale[..., None] * chroma_b) ** 2).sum(axis=-1))
+    # How far each side falls short of white where the other is clipped (0 elsewhere).
+    short_of_clip = np.where(clipped_a & ~clipped_b, CLIPPED_LUMA - predicted,
+                             np.where(clipped_b & ~clipped_a, scale * CLIPPED_LUMA + offset - luma_a, 0.0))
+    cell_error = np.where(weight > 0, np.hypot(luma_a - predicted, chroma_error),
+                          np.where(short_of_clip > 0, np.hypot(short_of_clip, chroma_error), 0.0))
+    return (cell_error * _INNER).sum(axis=1) / count
 
 
 def colour_distance(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:

@@ -102,6 +102,25 @@ def test_brightness_contrast_and_resize_keep_the_colours(tmp_path, edit):
     assert colour_distance(hashed.colour[:1], hashed.colour[1:])[0] < 0.7 * DEFAULT_COLOUR_THRESHOLD
 
 
+def two_bands(top, bottom=(220, 20, 60)) -> Image.Image:
+    image = Image.new("RGB", (200, 150), bottom)
+    ImageDraw.Draw(image).rectangle((0, 0, 199, 74), fill=top)
+    return image
+
+
+def test_a_white_band_is_not_any_colour_clipped_to_white(tmp_path):
+    # Regression (Poland and Haiti in the bench flags): cells clipped to white were left
+    # out of the colour check, so a white band matched a blue one over the same red.
+    two_bands("white").save(tmp_path / "white_red.png")
+    two_bands((0, 40, 140)).save(tmp_path / "blue_red.png")
+    ImageEnhance.Brightness(two_bands("white")).enhance(1.25).save(tmp_path / "white_red_brighter.png")
+    hashed = hash_collection([str(tmp_path / name) for name in ("white_red.png", "blue_red.png",
+                                                                 "white_red_brighter.png")], HashSettings())
+    assert colour_distance(hashed.colour[:1], hashed.colour[1:2])[0] > 3 * DEFAULT_COLOUR_THRESHOLD
+    # A brightness change that clips the white band keeps the two pictures together.
+    assert colour_distance(hashed.colour[:1], hashed.colour[2:])[0] < 0.5 * DEFAULT_COLOUR_THRESHOLD
+
+
 def test_uniform_pictures_match_only_their_own_colour(tmp_path):
     folder = tmp_path / "flat"
     folder.mkdir()
