@@ -15,7 +15,7 @@ CALIBRATED_BITS = {
     ("phash", 8): 12,
     ("whash", 8): 6,
     ("average_hash", 16): 36,
-    ("dhash", 16): 43,
+    ("dhash", 16): 50,
     ("phash", 16): 70,
     ("whash", 16): 40,
 }
