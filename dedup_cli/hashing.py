@@ -12,9 +12,10 @@ from PIL.Image import Transpose
 
 from dedup_cli.errors import UnreadableImage
 from dedup_cli.loading import DECODER_VERSION, load_image
+from dedup_cli.signature import SIGNATURE_BYTES, colour_signature
 
-COLOUR_GRID = 8
-COLOUR_BYTES = COLOUR_GRID * COLOUR_GRID * 3
+# Bumped when the colour signature's layout changes (part of the cache key).
+SIGNATURE_VERSION = 2
 # The dihedral group without the identity, in a fixed order (the cache stores hashes in it).
 OTHER_ORIENTATIONS = (
     Transpose.FLIP_LEFT_RIGHT,
@@ -73,8 +74,9 @@ class HashSettings:
 
     @property
     def decoder_id(self) -> str:
-        """Identifies the decoding path in cache keys: hashes differ between paths."""
-        return (f"{DECODER_VERSION}-{'full' if self.full_decode else 'reduced'}"
+        """Identifies the decoding path and signature layout in cache keys: hashes differ
+        between paths."""
+        return (f"{DECODER_VERSION}.{SIGNATURE_VERSION}-{'full' if self.full_decode else 'reduced'}"
                 f"{'-iso' if self.isometric else ''}{'' if self.colour else '-grey'}")
 
 
@@ -96,7 +98,7 @@ class HashRecord:
     width: int = 0
     height: int = 0
     error: str = ""
-    colour: bytes | None = None  # COLOUR_GRID x COLOUR_GRID cells of Y, Cb, Cr means
+    colour: bytes | None = None  # signature.colour_signature
     variants: bytes | None = None  # isometric: the hashes of the 7 other orientations
 
 
@@ -111,7 +113,7 @@ class HashedFiles:
     height: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     size: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     mtime_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    colour: np.ndarray = field(default_factory=lambda: np.zeros((0, COLOUR_BYTES), dtype=np.uint8))
+    colour: np.ndarray = field(default_factory=lambda: np.zeros((0, SIGNATURE_BYTES), dtype=np.uint8))
     variants: np.ndarray | None = None  # (n, 7, hash bytes) when settings.isometric
     failures: list[tuple[str, str]] = field(default_factory=list)
     from_cache: int = 0
@@ -160,15 +162,6 @@ def hash_image(image, settings: HashSettings) -> bytes:
     """Packed hash bits of an already decoded PIL image."""
     bits = ALGORITHMS[settings.algorithm].bits(image, settings.hash_size)
     return np.packbits(bits).tobytes()
-
-
-def colour_signature(image) -> bytes:
-    """Mean Y, Cb, Cr of each cell of a COLOUR_GRID x COLOUR_GRID grid (a grey image has
-    Cb = Cr = 128 everywhere)."""
-    from PIL import Image
-
-    ycbcr = image if image.mode == "YCbCr" else image.convert("YCbCr")
-    return ycbcr.resize((COLOUR_GRID, COLOUR_GRID), Image.Resampling.BOX).tobytes()
 
 
 def hash_file(path: str, settings: HashSettings) -> HashRecord:
@@ -277,7 +270,7 @@ def _assemble(stats, cached, fresh, failures, settings) -> HashedFiles:
         meta.append((record.width, record.height, stat.size, stat.mtime_ns))
     n_bytes = (settings.n_bits + 7) // 8
     result.packed = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), n_bytes)
-    result.colour = np.frombuffer(b"".join(colours), dtype=np.uint8).reshape(len(rows), COLOUR_BYTES)
+    result.colour = np.frombuffer(b"".join(colours), dtype=np.uint8).reshape(len(rows), SIGNATURE_BYTES)
     if settings.isometric:
         result.variants = np.frombuffer(b"".join(variants), dtype=np.uint8).reshape(
             len(rows), len(OTHER_ORIENTATIONS), n_bytes)

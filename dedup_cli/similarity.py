@@ -3,14 +3,16 @@ the 8 orientations with --isometric), colours that agree, and no verdict from a 
 nearly uniform picture alone.
 
 Pure: arrays in, arrays out. The colour check compares each image's 8x8 grid of mean Y,
-Cb and Cr (hashing.colour_signature) after fitting the one global change that brightness
+Cb and Cr (signature.colour_signature) after fitting the one global change that brightness
 and contrast edits make: Y -> s*Y + b and chroma -> s*chroma. What that change cannot
 explain, a different colour in part of the picture (another flag, another skin tone), is
 the colour distance. A cell clipped to white says only that its true brightness is at
 least the clipping level: it is left out of the fit and counts only where the other
 image's fitted cell falls short of white (a white stripe against a blue one). A grey
 image has no colour to compare, so against it only the luminance layout counts: a grey
-copy of a colour photo still matches.
+copy of a colour photo still matches (held, when only one of the two is grey, to a fit
+one edit can make). A second, local check looks at the worst cells of
+finer 16x16 grids (signature.py), where a small emblem is not averaged away.
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from dedup_cli.index import IndexSettings, cross_pairs, hamming, pairs_within
+from dedup_cli.signature import GRID_SIDES, grid
 
 GREY_CHROMA = 4.0  # mean chroma (Cb, Cr distance from neutral) below which an image is grey
 FLAT_LUMA_STD = 3.0  # luminance std of the 8x8 grid below which a picture is nearly uniform
 FLAT_MAX_DIFFERENCE = 6.0  # such pictures match only when their grids differ by at most this
 CLIPPED_LUMA = 245  # grid cells this bright may be clipped: only a lower bound of their brightness
 SCALE_RANGE = (0.5, 2.0)  # brightness/contrast factors the fit may use
+OFFSET_SLACK = 8.0  # grey levels a held fit may shift beyond one edit's offset
 DEFAULT_COLOUR_THRESHOLD = 12.0
+# The local check: the mean error of the LOCAL_CELLS worst cells of the 16x16 detail grid
+# may be at most LOCAL_FACTOR times the colour threshold (45 at the default).
+LOCAL_CELLS = 8
+LOCAL_FACTOR = 3.75
 
 
 @dataclass(frozen=True)
@@ -38,33 +46,37 @@ class MatchSettings:
     colour_threshold: float = DEFAULT_COLOUR_THRESHOLD
 
 
-# Only the inner 6x6 cells of the 8x8 grid are compared: a crop of a few percent moves
-# the outer ring by a quarter of a cell, the inner cells far less. (On the calibration
-# edits this raised pHash-8 recall from 0.960 to 0.972 and cut false flag pairs 8 -> 6.)
-_INNER = np.pad(np.ones((6, 6)), 1).ravel()[None, :]
+def _inner(side: int) -> np.ndarray:
+    """Mask of the cells compared: all but the outer eighth on each side. A crop of a few
+    percent moves the outer ring by a quarter of a cell, the inner cells far less. (On the
+    calibration edits this raised pHash-8 recall from 0.960 to 0.972.)"""
+    ring = side // 8
+    return np.pad(np.ones((side - 2 * ring, side - 2 * ring)), ring).ravel()[None, :]
 
 
-def _grid(colour: np.ndarray) -> np.ndarray:
-    return colour.reshape(len(colour), colour.shape[-1] // 3, 3).astype(np.float64)
+_INNER = {side: _inner(side) for side in set(GRID_SIDES)}
 
 
-def _unexplained(a: np.ndarray, b: np.ndarray, with_chroma: np.ndarray) -> np.ndarray:
-    """Colour difference of a from b per compared cell, left after the best global
-    brightness/contrast change of b (one factor for luma and chroma, as those edits make).
+def _cell_errors(a: np.ndarray, b: np.ndarray, with_chroma: np.ndarray,
+                 held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Colour difference of a from b in each cell, left after the best global
+    brightness/contrast change of b (one factor for luma and chroma, as those edits make),
+    and the number of cells the change was fitted on.
 
     The change is fitted on the inner cells clipped in neither image. A cell clipped in
-    one image only is a bound, not a value: it adds an error only where the other side's
+    one image only is a bound, not a value: it has an error only where the other side's
     fitted brightness falls short of the clipping level, and then with its chroma
-    difference (a clip cannot explain a colour that stays below white). The total is
-    divided by the number of fitted cells, so a picture mostly clipped to white cannot
-    dilute a difference. Cells clipped in both, and the outer ring of cells, are left
-    out. Chroma counts only in rows where `with_chroma` (both images in colour).
+    difference (a clip cannot explain a colour that stays below white). Cells clipped in
+    both, and the outer ring of cells, have none. Chroma counts only in rows where
+    `with_chroma` (both images in colour); in rows where `held` (one image grey) no chroma
+    confirms the fit, so it is held to a change one edit can make.
     """
+    inner = _INNER[int(round(a.shape[1] ** 0.5))]
     luma_a, luma_b = a[..., 0], b[..., 0]
     uses_chroma = with_chroma.astype(np.float64)[:, None, None]
     chroma_a, chroma_b = (a[..., 1:] - 128.0) * uses_chroma, (b[..., 1:] - 128.0) * uses_chroma
     clipped_a, clipped_b = luma_a >= CLIPPED_LUMA, luma_b >= CLIPPED_LUMA
-    weight = (~clipped_a & ~clipped_b) * _INNER
+    weight = (~clipped_a & ~clipped_b) * inner
     count = np.maximum(weight.sum(axis=1), 1.0)
     mean_a = (luma_a * weight).sum(axis=1) / count
     mean_b = (luma_b * weight).sum(axis=1) / count
@@ -75,6 +87,12 @@ def _unexplained(a: np.ndarray, b: np.ndarray, with_chroma: np.ndarray) -> np.nd
     denominator = (centred_b**2).sum(axis=1) + (chroma_b**2 * chroma_weight).sum(axis=(1, 2))
     scale = np.clip(numerator / np.maximum(denominator, 1e-9), *SCALE_RANGE)[:, None]
     offset = (mean_a - scale[:, 0] * mean_b)[:, None]
+    # Brightness turns luma about black, contrast about the mean grey: the offset of one
+    # such edit is (1 - s) * p with p between 0 and the brighter picture's mean.
+    pivot_offset = (1.0 - scale) * np.maximum(luma_a.mean(axis=1), luma_b.mean(axis=1))[:, None]
+    one_edit = np.clip(offset, np.minimum(pivot_offset, 0.0) - OFFSET_SLACK,
+                       np.maximum(pivot_offset, 0.0) + OFFSET_SLACK)
+    offset = np.where(held[:, None], one_edit, offset)
     predicted = scale * luma_b + offset
     chroma_error = np.sqrt(((chroma_a - scale[..., None] * chroma_b) ** 2).sum(axis=-1))
     # How far each side falls short of white where the other is clipped (0 elsewhere).
@@ -82,16 +100,53 @@ def _unexplained(a: np.ndarray, b: np.ndarray, with_chroma: np.ndarray) -> np.nd
                              np.where(clipped_b & ~clipped_a, scale * CLIPPED_LUMA + offset - luma_a, 0.0))
     cell_error = np.where(weight > 0, np.hypot(luma_a - predicted, chroma_error),
                           np.where(short_of_clip > 0, np.hypot(short_of_clip, chroma_error), 0.0))
-    return (cell_error * _INNER).sum(axis=1) / count
+    return cell_error * inner, count
+
+
+def _colour_kinds(coarse_a: np.ndarray, coarse_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(both images in colour, exactly one of them grey) per row."""
+    colour_a, colour_b = _chroma(coarse_a) >= GREY_CHROMA, _chroma(coarse_b) >= GREY_CHROMA
+    return colour_a & colour_b, colour_a ^ colour_b
 
 
 def colour_distance(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
-    """Colour distance between paired rows of colour signatures. When either image is
-    grey only the luminance layout is compared, so a grey copy still matches its original
-    but not a different picture whose grey hash happens to agree."""
-    a, b = _grid(colour_a), _grid(colour_b)
-    both_colour = (_chroma(a) >= GREY_CHROMA) & (_chroma(b) >= GREY_CHROMA)
-    return np.minimum(_unexplained(a, b, both_colour), _unexplained(b, a, both_colour))
+    """Global colour distance between paired rows of colour signatures: the error left
+    per fitted cell of the coarse grids, summed (a cell clipped to white in one image
+    adds to the sum but not to the cell count, so a picture mostly clipped to white
+    cannot dilute a difference). When either image is grey only the luminance layout is
+    compared, so a grey copy still matches its original but not a different picture
+    whose grey hash happens to agree."""
+    a, b = grid(colour_a, 0), grid(colour_b, 0)
+    kinds = _colour_kinds(a, b)
+
+    def mean_error(x, y):
+        errors, count = _cell_errors(x, y, *kinds)
+        return errors.sum(axis=1) / count
+
+    return np.minimum(mean_error(a, b), mean_error(b, a))
+
+
+def local_distance(colour_a: np.ndarray, colour_b: np.ndarray, enough: float = 0.0) -> np.ndarray:
+    """Local colour distance between paired rows of colour signatures: the mean error of
+    the LOCAL_CELLS worst cells of the 16x16 detail grids, which sees a difference in a
+    small part of the picture (an emblem, two stars) that the global mean dilutes. Each
+    picture is also compared by its centre grid against the other's detail grid, so a
+    copy cropped by a few percent still lines up; the best alignment counts. Rows already
+    at or below `enough` are not tried in further alignments (their value is then only
+    an upper bound)."""
+    coarse_a, detail_a, centre_a = (grid(colour_a, part) for part in range(3))
+    coarse_b, detail_b, centre_b = (grid(colour_b, part) for part in range(3))
+    with_chroma, held = _colour_kinds(coarse_a, coarse_b)
+    best = np.full(len(colour_a), np.inf)
+    for first, second in ((detail_a, detail_b), (detail_b, detail_a), (detail_a, centre_b),
+                          (centre_b, detail_a), (centre_a, detail_b), (detail_b, centre_a)):
+        rows = np.flatnonzero(best > enough)
+        if not len(rows):
+            break
+        errors, _ = _cell_errors(first[rows], second[rows], with_chroma[rows], held[rows])
+        worst = np.partition(errors, -LOCAL_CELLS, axis=1)[:, -LOCAL_CELLS:].mean(axis=1)
+        best[rows] = np.minimum(best[rows], worst)
+    return best
 
 
 def _chroma(grid: np.ndarray) -> np.ndarray:
@@ -101,7 +156,7 @@ def _chroma(grid: np.ndarray) -> np.ndarray:
 def flat_mismatch(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
     """True where one picture is nearly uniform (its hash is noise) and the two grids
     differ: such a pair is no duplicate whatever the hashes say."""
-    a, b = _grid(colour_a), _grid(colour_b)
+    a, b = grid(colour_a, 0), grid(colour_b, 0)
     flat = (a[..., 0].std(axis=1) < FLAT_LUMA_STD) | (b[..., 0].std(axis=1) < FLAT_LUMA_STD)
     return flat & (np.abs(a - b).mean(axis=(1, 2)) > FLAT_MAX_DIFFERENCE)
 
@@ -177,9 +232,14 @@ def vetoed(colour_a: np.ndarray, colour_b: np.ndarray, settings: MatchSettings) 
     ruled_out = np.zeros(len(colour_a), dtype=bool)
     for start in range(0, len(colour_a), _VETO_CHUNK):
         part = slice(start, start + _VETO_CHUNK)
-        ruled_out[part] = flat_mismatch(colour_a[part], colour_b[part])
+        a, b = colour_a[part], colour_b[part]
+        out = flat_mismatch(a, b)
         if settings.colour_check:
-            ruled_out[part] |= colour_distance(colour_a[part], colour_b[part]) > settings.colour_threshold
+            out |= colour_distance(a, b) > settings.colour_threshold
+            still_open = np.flatnonzero(~out)  # the local check costs more: only where needed
+            local_threshold = LOCAL_FACTOR * settings.colour_threshold
+            out[still_open] = local_distance(a[still_open], b[still_open], enough=local_threshold) > local_threshold
+        ruled_out[part] = out
     return ruled_out
 
 
@@ -187,16 +247,22 @@ _VETO_CHUNK = 4096
 
 
 def turn_grids(colour: np.ndarray, orientation: np.ndarray) -> np.ndarray:
-    """Each row's colour grid turned as hashing.OTHER_ORIENTATIONS[orientation - 1] turns
-    the picture (orientation 0: as it is)."""
-    side = int(round((colour.shape[-1] // 3) ** 0.5))
-    grids = colour.reshape(len(colour), side, side, 3)
-    turned = grids.copy()
-    for number, turn in enumerate(_GRID_TURNS, start=1):
-        chosen = orientation == number
-        if chosen.any():
-            turned[chosen] = turn(grids[chosen])
-    return turned.reshape(colour.shape)
+    """Each row's colour grids turned as hashing.OTHER_ORIENTATIONS[orientation - 1] turns
+    the picture (orientation 0: as it is). The centre grid is centred, so it turns alike."""
+    if not orientation.any():
+        return colour
+    turned_parts, start = [], 0
+    for side in GRID_SIDES:
+        size = side * side * 3
+        grids = colour[:, start:start + size].reshape(len(colour), side, side, 3)
+        turned = grids.copy()
+        for number, turn in enumerate(_GRID_TURNS, start=1):
+            chosen = orientation == number
+            if chosen.any():
+                turned[chosen] = turn(grids[chosen])
+        turned_parts.append(turned.reshape(len(colour), size))
+        start += size
+    return np.concatenate(turned_parts, axis=1)
 
 
 # The grid (rows, y, x, channel) counterparts of hashing.OTHER_ORIENTATIONS, in its order.

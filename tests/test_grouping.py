@@ -4,19 +4,21 @@ and rule 3 (a stated, deterministic keep policy)."""
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from dedup_cli.grouping import keep_order, make_plan
 from dedup_cli.hashing import HashedFiles, HashSettings
 from dedup_cli.index import IndexSettings, hamming
+from dedup_cli.signature import colour_signature
 from dedup_cli.similarity import MatchSettings
 
 
 def fake_hashed(bit_rows, widths=None, sizes=None, mtimes=None, paths=None, colours=None):
-    """HashedFiles for hand-made hashes; by default every file has the same grey grid,
-    so that only the hash bits decide."""
+    """HashedFiles for hand-made hashes; by default every file has the colour signature
+    of one grey gradient, so that only the hash bits decide."""
     bit_rows = np.asarray(bit_rows, dtype=np.uint8)
     count = len(bit_rows)
-    grey_grid = np.stack([np.linspace(20, 230, 64), np.full(64, 128), np.full(64, 128)], axis=1)
+    grey = np.frombuffer(colour_signature(Image.linear_gradient("L").resize((64, 64))), dtype=np.uint8)
     return HashedFiles(
         settings=HashSettings("phash", 8),
         packed=np.packbits(bit_rows, axis=1),
@@ -25,7 +27,7 @@ def fake_hashed(bit_rows, widths=None, sizes=None, mtimes=None, paths=None, colo
         height=np.asarray([100] * count),
         size=np.asarray(sizes or [1000] * count),
         mtime_ns=np.asarray(mtimes or [0] * count),
-        colour=np.asarray(colours if colours is not None else [grey_grid.ravel()] * count, dtype=np.uint8),
+        colour=np.asarray(colours if colours is not None else [grey] * count, dtype=np.uint8),
     )
 
 

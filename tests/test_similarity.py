@@ -8,9 +8,10 @@ from click.testing import CliRunner
 from conftest import photo
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
+from dedup_cli.benchmark import TRANSFORMS
 from dedup_cli.cli import main
 from dedup_cli.hashing import HashSettings, hash_collection
-from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD, colour_distance
+from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD, LOCAL_FACTOR, colour_distance, local_distance
 
 # Fitzpatrick skin tones as emoji sets draw them.
 SKIN_TONES = {"light": (247, 222, 206), "medium": (213, 171, 136), "medium_dark": (175, 126, 87)}
@@ -89,17 +90,44 @@ def test_skin_tones_are_distinct_images(tmp_path):
         frozenset({"face_light.png", "face_light_copy.jpg"})}
 
 
-@pytest.mark.parametrize("edit", [
-    lambda im: ImageEnhance.Brightness(im).enhance(1.25),
-    lambda im: ImageEnhance.Contrast(im).enhance(0.8),
-    lambda im: im.resize((160, 120)),
-])
-def test_brightness_contrast_and_resize_keep_the_colours(tmp_path, edit):
+@pytest.mark.parametrize("edit", ["brightness", "contrast", "resize", "crop", "watermark", "blur"])
+def test_standard_edits_keep_the_colours(tmp_path, edit):
     original = photo(11)
     original.save(tmp_path / "a.png")
-    edit(original).save(tmp_path / "b.jpg", quality=85)
+    TRANSFORMS[edit].edit(original).save(tmp_path / "b.jpg", quality=85)
     hashed = hash_collection([str(tmp_path / "a.png"), str(tmp_path / "b.jpg")], HashSettings())
-    assert colour_distance(hashed.colour[:1], hashed.colour[1:])[0] < 0.7 * DEFAULT_COLOUR_THRESHOLD
+    assert colour_distance(hashed.colour[:1], hashed.colour[1:])[0] < 0.8 * DEFAULT_COLOUR_THRESHOLD
+    assert local_distance(hashed.colour[:1], hashed.colour[1:])[0] < 0.6 * LOCAL_FACTOR * DEFAULT_COLOUR_THRESHOLD
+
+
+def tricolour(star_centres=()) -> Image.Image:
+    """Red, white and black bands, with green stars in the white band (like Syria's and
+    Yemen's flags, which differ only by the stars)."""
+    image = Image.new("RGB", (300, 200), (206, 17, 38))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 67, 299, 133), fill="white")
+    draw.rectangle((0, 134, 299, 199), fill="black")
+    angles = np.pi / 2 + np.arange(10) * np.pi / 5
+    radii = np.where(np.arange(10) % 2 == 0, 22, 9)
+    for x in star_centres:
+        draw.polygon(list(zip(x + radii * np.cos(angles), 100 - radii * np.sin(angles))), fill=(0, 122, 61))
+    return image
+
+
+def test_a_small_emblem_makes_a_different_picture(tmp_path):
+    folder = tmp_path / "flags"
+    folder.mkdir()
+    tricolour().save(folder / "plain.png")
+    tricolour((90, 210)).save(folder / "stars.png")
+    hashed = hash_collection([str(folder / "plain.png"), str(folder / "stars.png")], HashSettings())
+    # The stars cover too little of the picture for the global check ...
+    assert colour_distance(hashed.colour[:1], hashed.colour[1:])[0] < DEFAULT_COLOUR_THRESHOLD
+    # ... but not of the detail grid.
+    assert local_distance(hashed.colour[:1], hashed.colour[1:])[0] > 1.5 * LOCAL_FACTOR * DEFAULT_COLOUR_THRESHOLD
+    # A threshold wide enough for both hashes, so that colour alone decides.
+    assert delete_report(folder, tmp_path, "--threshold", "32", "--colour", "n")[0] == {
+        frozenset({"plain.png", "stars.png"})}
+    assert delete_report(folder, tmp_path, "--threshold", "32")[0] == set()
 
 
 def two_bands(top, bottom=(220, 20, 60)) -> Image.Image:
@@ -119,6 +147,31 @@ def test_a_white_band_is_not_any_colour_clipped_to_white(tmp_path):
     assert colour_distance(hashed.colour[:1], hashed.colour[1:2])[0] > 3 * DEFAULT_COLOUR_THRESHOLD
     # A brightness change that clips the white band keeps the two pictures together.
     assert colour_distance(hashed.colour[:1], hashed.colour[2:])[0] < 0.5 * DEFAULT_COLOUR_THRESHOLD
+
+
+def test_a_grey_picture_matches_a_colour_one_only_through_one_edit(tmp_path):
+    # Regression (the bench flags' grey placeholder matched Haiti's flag): against a grey
+    # picture only luma is compared, and a free offset made a light grey gradient fit a
+    # dark two-band flag. The fit is now held to what one brightness or contrast edit does.
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    placeholder = Image.linear_gradient("L").rotate(90).resize((300, 200)).point(lambda v: 190 + v // 6)
+    placeholder.save(folder / "placeholder.png")
+    flag = Image.new("RGB", (300, 200), (210, 16, 52))
+    ImageDraw.Draw(flag).rectangle((0, 0, 299, 99), fill=(0, 32, 159))
+    flag.save(folder / "flag.png")
+    flag.convert("L").save(folder / "flag_grey.png")
+    ImageEnhance.Brightness(flag.convert("L")).enhance(1.25).save(folder / "flag_grey_brighter.png")
+    paths = [str(folder / name) for name in ("placeholder.png", "flag.png", "flag_grey.png", "flag_grey_brighter.png")]
+    colour = hash_collection(paths, HashSettings()).colour
+    assert colour_distance(colour[:1], colour[1:2])[0] > 2 * DEFAULT_COLOUR_THRESHOLD
+    # A grey copy, also one edited after the conversion, still matches its original.
+    assert colour_distance(colour[1:2], colour[2:3])[0] < 0.2 * DEFAULT_COLOUR_THRESHOLD
+    assert colour_distance(colour[1:2], colour[3:4])[0] < 0.5 * DEFAULT_COLOUR_THRESHOLD
+    (folder / "flag_grey.png").unlink()
+    (folder / "flag_grey_brighter.png").unlink()
+    assert delete_report(folder, tmp_path, "--colour", "n")[0] == {frozenset({"placeholder.png", "flag.png"})}
+    assert delete_report(folder, tmp_path)[0] == set()
 
 
 def test_uniform_pictures_match_only_their_own_colour(tmp_path):

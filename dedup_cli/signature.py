@@ -1,0 +1,56 @@
+"""The colour signature that similarity.py checks hash matches against.
+
+Three grids of mean Y, Cb and Cr per cell, all taken from one box-filtered 32x32 copy of
+the decoded picture (so the worker resizes once):
+  - coarse: 8x8 cells of the whole picture, for the global colour check;
+  - detail: 16x16 cells of the whole picture, for differences in a small part of it
+    (an emblem, two stars);
+  - centre: 16x16 cells of the picture without its outer 1/32 on each side, the detail
+    grid of a copy cropped by about 3%, so that a slightly cropped copy still lines up.
+A grey picture has Cb = Cr = 128 everywhere. Stored as uint8, one grid after the other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SOURCE_SIDE = 32
+GRID_SIDES = (8, 16, 16)  # coarse, detail, centre
+CENTRE_MARGIN = 1  # source cells left out on each side for the centre grid
+SIGNATURE_BYTES = sum(side * side * 3 for side in GRID_SIDES)
+
+
+def _area_weights(source: int, target: int) -> np.ndarray:
+    """(target, source) matrix: each target cell's mean over the source cells it covers."""
+    edges = np.linspace(0.0, source, target + 1)
+    cells = np.arange(source)
+    overlap = np.clip(np.minimum(edges[1:, None], cells + 1) - np.maximum(edges[:-1, None], cells), 0.0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+_CENTRE_WEIGHTS = _area_weights(SOURCE_SIDE - 2 * CENTRE_MARGIN, GRID_SIDES[2])
+
+
+def _block_means(grid: np.ndarray, side: int) -> np.ndarray:
+    step = grid.shape[0] // side
+    return grid.reshape(side, step, side, step, 3).mean(axis=(1, 3))
+
+
+def colour_signature(image) -> bytes:
+    """The signature of a decoded PIL image (any mode)."""
+    from PIL import Image
+
+    ycbcr = image if image.mode == "YCbCr" else image.convert("YCbCr")
+    source = np.asarray(ycbcr.resize((SOURCE_SIDE, SOURCE_SIDE), Image.Resampling.BOX), dtype=np.float64)
+    inner = source[CENTRE_MARGIN:SOURCE_SIDE - CENTRE_MARGIN, CENTRE_MARGIN:SOURCE_SIDE - CENTRE_MARGIN]
+    centre = (_CENTRE_WEIGHTS @ inner.transpose(2, 0, 1) @ _CENTRE_WEIGHTS.T).transpose(1, 2, 0)
+    grids = (_block_means(source, GRID_SIDES[0]), _block_means(source, GRID_SIDES[1]), centre)
+    return b"".join(np.clip(np.rint(grid), 0, 255).astype(np.uint8).tobytes() for grid in grids)
+
+
+def grid(colour: np.ndarray, part: int) -> np.ndarray:
+    """Rows of signatures -> their grid number `part` (0 coarse, 1 detail, 2 centre) as
+    (rows, cells, 3) floats."""
+    start = sum(side * side * 3 for side in GRID_SIDES[:part])
+    side = GRID_SIDES[part]
+    return colour[:, start:start + side * side * 3].reshape(len(colour), side * side, 3).astype(np.float64)
