@@ -84,7 +84,11 @@ def connected_groups(hashed, settings: MatchSettings, index_settings: IndexSetti
     _, representatives, inverse = np.unique(hashed.identity_keys(), axis=0, return_index=True,
                                             return_inverse=True)
     inverse = inverse.ravel()
-    first, second, _ = Matcher(hashed.subset(representatives), settings, index_settings).pairs()
+    if len(representatives) == len(hashed.paths):  # nothing to collapse: spare the copy
+        unique, inverse = hashed, np.arange(len(hashed.paths))
+    else:
+        unique = hashed.subset(representatives)
+    first, second, _ = Matcher(unique, settings, index_settings).pairs()
     n_unique = len(representatives)
     graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(n_unique, n_unique))
     _, labels = connected_components(graph, directed=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -142,12 +143,17 @@ class HashedFiles:
         )
 
     def identity_keys(self) -> np.ndarray:
-        """One byte row per file holding everything matching looks at: files with equal
-        rows are interchangeable for grouping."""
-        parts = [self.packed, self.colour]
-        if self.variants is not None:
-            parts.append(self.variants.reshape(len(self.packed), -1))
-        return np.concatenate(parts, axis=1)
+        """One 16-byte row per file, a digest of everything matching looks at: files with
+        equal rows are interchangeable for grouping. (A digest, not the bytes themselves,
+        so that sorting them costs little memory.)"""
+        keys = np.empty((len(self.packed), 16), dtype=np.uint8)
+        for row in range(len(self.packed)):
+            digest = hashlib.blake2b(self.packed[row].tobytes(), digest_size=16)
+            digest.update(self.colour[row].tobytes())
+            if self.variants is not None:
+                digest.update(self.variants[row].tobytes())
+            keys[row] = np.frombuffer(digest.digest(), dtype=np.uint8)
+        return keys
 
 
 def default_workers() -> int:
@@ -257,24 +263,27 @@ def hash_collection(
 
 def _assemble(stats, cached, fresh, failures, settings) -> HashedFiles:
     result = HashedFiles(settings=settings, failures=list(failures), from_cache=len(cached))
-    rows, meta, colours, variants = [], [], [], []
+    records = []
     for stat in stats:
         record = cached.get(stat.path) or fresh[stat.path]
         if record.packed_bits is None:
             result.failures.append((stat.path, record.error))
             continue
         result.paths.append(stat.path)
-        rows.append(record.packed_bits)
-        colours.append(record.colour)
-        variants.append(record.variants or b"")
-        meta.append((record.width, record.height, stat.size, stat.mtime_ns))
+        records.append((stat, record))
     n_bytes = (settings.n_bits + 7) // 8
-    result.packed = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), n_bytes)
-    result.colour = np.frombuffer(b"".join(colours), dtype=np.uint8).reshape(len(rows), SIGNATURE_BYTES)
+    # Filled row by row: joining the records' bytes first would hold every signature twice.
+    result.packed = np.empty((len(records), n_bytes), dtype=np.uint8)
+    result.colour = np.empty((len(records), SIGNATURE_BYTES), dtype=np.uint8)
     if settings.isometric:
-        result.variants = np.frombuffer(b"".join(variants), dtype=np.uint8).reshape(
-            len(rows), len(OTHER_ORIENTATIONS), n_bytes)
-    columns = np.array(meta, dtype=np.int64).reshape(len(meta), 4)
-    result.width, result.height, result.size, result.mtime_ns = columns.T.copy()
+        result.variants = np.empty((len(records), len(OTHER_ORIENTATIONS), n_bytes), dtype=np.uint8)
+    meta = np.empty((len(records), 4), dtype=np.int64)
+    for row, (stat, record) in enumerate(records):
+        result.packed[row] = np.frombuffer(record.packed_bits, dtype=np.uint8)
+        result.colour[row] = np.frombuffer(record.colour, dtype=np.uint8)
+        if settings.isometric:
+            result.variants[row] = np.frombuffer(record.variants, dtype=np.uint8).reshape(-1, n_bytes)
+        meta[row] = (record.width, record.height, stat.size, stat.mtime_ns)
+    result.width, result.height, result.size, result.mtime_ns = meta.T.copy()
     result.failures.sort()
     return result

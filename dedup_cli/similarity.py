@@ -191,7 +191,12 @@ class Matcher:
         """True for pairs that colour or flatness rule out; `first` is compared turned
         into `orientation` (the one its hash matched in)."""
         colour = self.hashed.colour
-        return vetoed(turn_grids(colour[first], orientation), colour[second], self.settings)
+        ruled_out = np.zeros(len(first), dtype=bool)
+        for start in range(0, len(first), _VETO_CHUNK):  # gathered a chunk at a time
+            part = slice(start, start + _VETO_CHUNK)
+            ruled_out[part] = vetoed(turn_grids(colour[first[part]], orientation[part]), colour[second[part]],
+                                     self.settings)
+        return ruled_out
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All pairs (i < j) of files that are duplicates, with their bits (complete)."""
@@ -243,7 +248,7 @@ def vetoed(colour_a: np.ndarray, colour_b: np.ndarray, settings: MatchSettings) 
     return ruled_out
 
 
-_VETO_CHUNK = 4096
+_VETO_CHUNK = 1024
 
 
 def turn_grids(colour: np.ndarray, orientation: np.ndarray) -> np.ndarray:
