@@ -53,4 +53,4 @@ def grid(colour: np.ndarray, part: int) -> np.ndarray:
     (rows, cells, 3) floats."""
     start = sum(side * side * 3 for side in GRID_SIDES[:part])
     side = GRID_SIDES[part]
-    return colour[:, start:start + side * side * 3].reshape(len(colour), side * side, 3).astype(np.float64)
+    return colour[:, start:start + side * side * 3].reshape(len(colour), side * side, 3).astype(np.float32)
