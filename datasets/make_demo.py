@@ -52,7 +52,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BENCH = REPO.parent / "shared" / "bench"
@@ -62,7 +62,6 @@ SEED = 20240611
 MAX_SIDE = 1024
 ORIGINAL_QUALITY = 90  # JPEG quality of downscaled originals and derived copies
 MIN_DISTINCT_BITS = 20  # distinct groups must be further apart than this
-EXIF_ORIENTATION = 274
 
 # Licence files copied to demo/LICENSES/: bench path -> name in LICENSES/.
 LICENCE_FILES = {
@@ -335,7 +334,7 @@ def rotated_for_exif(img: Image.Image, orientation: int) -> Image.Image:
 
 def exif_bytes(orientation: int) -> bytes:
     exif = Image.Exif()
-    exif[EXIF_ORIENTATION] = orientation
+    exif[ExifTags.Base.Orientation] = orientation
     return exif.tobytes()
 
 
@@ -350,7 +349,7 @@ def make_copy(
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(bench / str(c.arg), dest)
         with Image.open(dest) as im:
-            orientation = im.getexif().get(EXIF_ORIENTATION)
+            orientation = im.getexif().get(ExifTags.Base.Orientation)
         return f"exif-rotated {orientation} (bench file {c.arg})"
     if c.op == "resize":
         w, h = original.size
@@ -398,7 +397,7 @@ def make_copy(
     raise SystemExit(f"make_demo: unknown op {c.op!r}")
 
 
-def write_sources_md(path: Path, bench: Path) -> None:
+def write_sources_md(path: Path) -> None:
     lines = [
         "# Sources of the demo images",
         "",
@@ -428,7 +427,7 @@ def write_sources_md(path: Path, bench: Path) -> None:
         "Licence files (copied unchanged from the sources):",
         "",
     ]
-    used = sorted(LICENCE_FILES[key] for key in {o.licence_key for o in ORIGINALS})
+    used = [LICENCE_FILES[key] for key in {o.licence_key for o in ORIGINALS}]
     for src, name in sorted(used, key=lambda item: item[1]):
         lines.append(f"- `{name}`: from `{src}`")
     lines.append("")
@@ -461,7 +460,7 @@ def build(bench: Path, out: Path) -> list[tuple[str, str, str]]:
     for key in sorted({o.licence_key for o in ORIGINALS}):
         src, name = LICENCE_FILES[key]
         shutil.copyfile(bench / src, lic_dir / name)
-    write_sources_md(lic_dir / "SOURCES.md", bench)
+    write_sources_md(lic_dir / "SOURCES.md")
 
     order = {o.group: i for i, o in enumerate(ORIGINALS)}
     rows.sort(key=lambda r: (order[r[1]], r[2] != "original", r[0]))

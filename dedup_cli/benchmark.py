@@ -12,11 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
+from PIL import ExifTags, Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from dedup_cli.loading import load_image
-
-ORIENTATION_TAG = 0x0112
 
 
 @dataclass(frozen=True)
@@ -100,7 +98,7 @@ def save_copy(image: Image.Image, transform: Transform, path: Path) -> None:
     options = dict(transform.save_options)
     if transform.exif_orientation:
         exif = Image.Exif()
-        exif[ORIENTATION_TAG] = transform.exif_orientation
+        exif[ExifTags.Base.Orientation] = transform.exif_orientation
         options["exif"] = exif
     with open(path, "xb") as handle:
         edited.save(handle, format=Image.registered_extensions()[transform.extension], **options)

@@ -90,9 +90,8 @@ def _radius(settings: IndexSettings, max_bits: int) -> float:
     return float(settings.metric.from_bits(max_bits)) + 1e-6
 
 
-def build_tree(packed: np.ndarray, n_bits: int, settings: IndexSettings):
-    """A scikit-learn KDTree or a scipy cKDTree over the hash vectors."""
-    vectors = _vectors(packed, n_bits)
+def build_tree(vectors: np.ndarray, settings: IndexSettings):
+    """A scikit-learn KDTree or a scipy cKDTree over hash vectors (see _vectors)."""
     if settings.tree_type == "cKDTree":
         from scipy.spatial import cKDTree
 
@@ -105,41 +104,6 @@ def build_tree(packed: np.ndarray, n_bits: int, settings: IndexSettings):
     return KDTree(vectors, leaf_size=settings.leaf_size, metric=metric.name)
 
 
-def pairs_within(packed: np.ndarray, n_bits: int, max_bits: int, settings: IndexSettings, accept=None,
-                 chunk: int = 256):
-    """Every pair (i < j) of rows within `max_bits`, found through the tree.
-
-    Complete whatever the group size (radius queries, not k nearest neighbours). The
-    queries run in chunks of rows and each chunk's pairs are filtered at once (exact bit
-    count, then `accept(first, second)` if given), so memory follows the pairs kept, not
-    the candidates. Returns arrays i, j and their Hamming distances.
-    """
-    empty = np.zeros(0, dtype=np.int64)
-    if len(packed) < 2 or max_bits < 0:
-        return empty, empty, empty
-    tree = build_tree(packed, n_bits, settings)
-    vectors = _vectors(packed, n_bits)
-    radius = _radius(settings, max_bits)
-    parts = []
-    for start in range(0, len(packed), chunk):
-        found = _query_radius(tree, vectors[start : start + chunk], radius, settings)
-        counts = np.array([len(rows) for rows in found], dtype=np.int64)
-        first = np.repeat(np.arange(start, start + len(found)), counts)
-        second = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in found])
-        upper = first < second
-        first, second = first[upper], second[upper]
-        distances = hamming(packed[first], packed[second])
-        keep = distances <= max_bits
-        first, second, distances = first[keep], second[keep], distances[keep]
-        if accept is not None and len(first):
-            keep = accept(first, second)
-            first, second, distances = first[keep], second[keep], distances[keep]
-        parts.append((first, second, distances))
-    first, second, distances = (np.concatenate(column) for column in zip(*parts))
-    order = np.lexsort((second, first))
-    return first[order], second[order], distances[order]
-
-
 def _query_radius(tree, vectors: np.ndarray, radius: float, settings: IndexSettings):
     """Rows of the tree within `radius` of each vector (inclusive), for either tree."""
     if settings.tree_type == "cKDTree":
@@ -147,28 +111,46 @@ def _query_radius(tree, vectors: np.ndarray, radius: float, settings: IndexSetti
     return tree.query_radius(vectors, r=radius)
 
 
-def cross_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray, max_bits: int,
-                settings: IndexSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every (query row, tree row) within `max_bits`, for many packed query hashes at once.
+def cross_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_bits: int,
+                settings: IndexSettings, accept=None, chunk: int = 256):
+    """Every (query row, tree row) within `max_bits`, for many packed query hashes at once;
+    `queries=None` queries the tree's own rows and keeps each pair once (query row < tree
+    row). Complete whatever the group size (radius queries, not k nearest neighbours).
 
-    Returns arrays of query rows, tree rows and Hamming distances (complete, any k).
+    The queries run in chunks and each chunk's pairs are filtered at once (exact bit
+    count, then `accept(query_rows, tree_rows)` if given), so memory follows the pairs
+    kept, not the candidates. Returns arrays of query rows, tree rows and Hamming distances.
     """
     empty = np.zeros(0, dtype=np.int64)
+    own = queries is None
+    queries = packed if own else queries
     if len(packed) == 0 or len(queries) == 0 or max_bits < 0:
         return empty, empty, empty
-    tree = build_tree(packed, n_bits, settings)
-    found = _query_radius(tree, _vectors(queries, n_bits), _radius(settings, max_bits), settings)
-    counts = np.array([len(rows) for rows in found], dtype=np.int64)
-    query_rows = np.repeat(np.arange(len(queries)), counts)
-    tree_rows = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in found]) if len(found) else empty
-    distances = hamming(queries[query_rows], packed[tree_rows])
-    keep = distances <= max_bits
-    return query_rows[keep], tree_rows[keep], distances[keep]
+    tree_vectors = _vectors(packed, n_bits)
+    tree = build_tree(tree_vectors, settings)
+    query_vectors = tree_vectors if own else _vectors(queries, n_bits)
+    radius = _radius(settings, max_bits)
+    parts = [(empty, empty, empty)]
+    for start in range(0, len(queries), chunk):
+        found = _query_radius(tree, query_vectors[start : start + chunk], radius, settings)
+        counts = np.array([len(rows) for rows in found], dtype=np.int64)
+        query_rows = np.repeat(np.arange(start, start + len(found)), counts)
+        tree_rows = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in found])
+        if own:
+            upper = query_rows < tree_rows
+            query_rows, tree_rows = query_rows[upper], tree_rows[upper]
+        distances = hamming(queries[query_rows], packed[tree_rows])
+        keep = distances <= max_bits
+        query_rows, tree_rows, distances = query_rows[keep], tree_rows[keep], distances[keep]
+        if accept is not None and len(query_rows):
+            keep = accept(query_rows, tree_rows)
+            query_rows, tree_rows, distances = query_rows[keep], tree_rows[keep], distances[keep]
+        parts.append((query_rows, tree_rows, distances))
+    return tuple(np.concatenate(column) for column in zip(*parts))
 
 
-def query_within(packed: np.ndarray, n_bits: int, query: np.ndarray, max_bits: int,
-                 settings: IndexSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Rows within `max_bits` of one packed `query` hash, nearest first (ties by row)."""
-    _, rows, distances = cross_pairs(packed, n_bits, query.reshape(1, -1), max_bits, settings)
-    order = np.lexsort((rows, distances))
-    return rows[order], distances[order]
+def pairs_within(packed: np.ndarray, n_bits: int, max_bits: int, settings: IndexSettings, accept=None):
+    """Every pair (i < j) of rows within `max_bits` (see cross_pairs), sorted by i, j."""
+    first, second, distances = cross_pairs(packed, n_bits, None, max_bits, settings, accept=accept)
+    order = np.lexsort((second, first))
+    return first[order], second[order], distances[order]

@@ -10,7 +10,7 @@ import os
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageFile, ImageStat
+from PIL import ExifTags, Image, ImageFile, ImageStat
 
 from dedup_cli.errors import UnreadableImage
 
@@ -21,7 +21,6 @@ MAX_PIXELS = 400_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this and refuses above twice it
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-_ORIENTATION_TAG = 0x0112
 _REDUCIBLE = ("L", "RGB", "YCbCr", "RGBA", "LA")  # modes decoded images are box-reduced in
 _TRANSPOSE_FOR_ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -109,7 +108,7 @@ def _decode(img: Image.Image, min_side: int, mode: str) -> LoadedImage:
 
 def _orientation(img: Image.Image) -> int:
     try:
-        return int(img.getexif().get(_ORIENTATION_TAG, 1))
+        return int(img.getexif().get(ExifTags.Base.Orientation, 1))
     except Exception:  # a damaged EXIF block should not make the pixels unusable
         return 1
 
@@ -133,16 +132,14 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     hashes colour values nobody sees, and resized emoji grow dark halos where edge pixels
     are translucent.
     """
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         img = _flatten(img)
     if img.mode.startswith("I;16"):
         img = img.point(lambda value: value / 257).convert("L")
     if img.mode in ("I", "F"):
         img = img.convert("L")  # clipped to 0-255, as imagehash's convert('L') does
-    if img.mode == "P" and mode == "L":
-        return img.convert("L")  # one palette lookup, same values as going through RGB
     if img.mode not in ("RGB", "L", "YCbCr"):
-        img = img.convert("RGB")  # palettes, CMYK and 1-bit expanded
+        img = img.convert("RGB")  # CMYK and 1-bit expanded (_decode expands palettes first)
     if mode == "colour" or img.mode == mode:
         return img
     return img.convert(mode)

@@ -103,12 +103,6 @@ def _cell_errors(a: np.ndarray, b: np.ndarray, with_chroma: np.ndarray,
     return cell_error * inner, count
 
 
-def _colour_kinds(coarse_a: np.ndarray, coarse_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(both images in colour, exactly one of them grey) per row."""
-    colour_a, colour_b = _chroma(coarse_a) >= GREY_CHROMA, _chroma(coarse_b) >= GREY_CHROMA
-    return colour_a & colour_b, colour_a ^ colour_b
-
-
 def colour_distance(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
     """Global colour distance between paired rows of colour signatures: the error left
     per fitted cell of the coarse grids, summed (a cell clipped to white in one image
@@ -116,14 +110,7 @@ def colour_distance(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
     cannot dilute a difference). When either image is grey only the luminance layout is
     compared, so a grey copy still matches its original but not a different picture
     whose grey hash happens to agree."""
-    a, b = grid(colour_a, 0), grid(colour_b, 0)
-    kinds = _colour_kinds(a, b)
-
-    def mean_error(x, y):
-        errors, count = _cell_errors(x, y, *kinds)
-        return errors.sum(axis=1) / count
-
-    return np.minimum(mean_error(a, b), mean_error(b, a))
+    return _Pairs(colour_a, colour_b).global_error()
 
 
 def local_distance(colour_a: np.ndarray, colour_b: np.ndarray, enough: float = 0.0) -> np.ndarray:
@@ -134,31 +121,66 @@ def local_distance(colour_a: np.ndarray, colour_b: np.ndarray, enough: float = 0
     copy cropped by a few percent still lines up; the best alignment counts. Rows already
     at or below `enough` are not tried in further alignments (their value is then only
     an upper bound)."""
-    coarse_a, detail_a, centre_a = (grid(colour_a, part) for part in range(3))
-    coarse_b, detail_b, centre_b = (grid(colour_b, part) for part in range(3))
-    with_chroma, held = _colour_kinds(coarse_a, coarse_b)
-    best = np.full(len(colour_a), np.inf)
-    for first, second in ((detail_a, detail_b), (detail_b, detail_a), (detail_a, centre_b),
-                          (centre_b, detail_a), (centre_a, detail_b), (detail_b, centre_a)):
-        rows = np.flatnonzero(best > enough)
-        if not len(rows):
-            break
-        errors, _ = _cell_errors(first[rows], second[rows], with_chroma[rows], held[rows])
-        worst = np.partition(errors, -LOCAL_CELLS, axis=1)[:, -LOCAL_CELLS:].mean(axis=1)
-        best[rows] = np.minimum(best[rows], worst)
-    return best
+    return _Pairs(colour_a, colour_b).local_error(enough)
+
+
+def flat_mismatch(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
+    """True where one picture is nearly uniform (its hash is noise) and the two grids
+    differ: such a pair is no duplicate whatever the hashes say."""
+    return _Pairs(colour_a, colour_b).flat_mismatch()
 
 
 def _chroma(grid: np.ndarray) -> np.ndarray:
     return np.hypot(grid[..., 1] - 128.0, grid[..., 2] - 128.0).mean(axis=1)
 
 
-def flat_mismatch(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
-    """True where one picture is nearly uniform (its hash is noise) and the two grids
-    differ: such a pair is no duplicate whatever the hashes say."""
-    a, b = grid(colour_a, 0), grid(colour_b, 0)
-    flat = (a[..., 0].std(axis=1) < FLAT_LUMA_STD) | (b[..., 0].std(axis=1) < FLAT_LUMA_STD)
-    return flat & (np.abs(a - b).mean(axis=(1, 2)) > FLAT_MAX_DIFFERENCE)
+class _Pairs:
+    """Paired rows of colour signatures, their coarse grids and colour kinds taken once
+    for all the checks."""
+
+    def __init__(self, colour_a: np.ndarray, colour_b: np.ndarray):
+        self.colour_a, self.colour_b = colour_a, colour_b
+        self.a, self.b = grid(colour_a, 0), grid(colour_b, 0)
+        in_colour_a, in_colour_b = _chroma(self.a) >= GREY_CHROMA, _chroma(self.b) >= GREY_CHROMA
+        self.with_chroma, self.held = in_colour_a & in_colour_b, in_colour_a ^ in_colour_b
+
+    def subset(self, rows: np.ndarray) -> _Pairs:
+        return _Pairs(self.colour_a[rows], self.colour_b[rows])
+
+    def flat_mismatch(self) -> np.ndarray:
+        a, b = self.a, self.b
+        flat = (a[..., 0].std(axis=1) < FLAT_LUMA_STD) | (b[..., 0].std(axis=1) < FLAT_LUMA_STD)
+        return flat & (np.abs(a - b).mean(axis=(1, 2)) > FLAT_MAX_DIFFERENCE)
+
+    def global_error(self) -> np.ndarray:
+        def mean_error(x, y):
+            errors, count = _cell_errors(x, y, self.with_chroma, self.held)
+            return errors.sum(axis=1) / count
+
+        return np.minimum(mean_error(self.a, self.b), mean_error(self.b, self.a))
+
+    def local_error(self, enough: float) -> np.ndarray:
+        detail_a, centre_a = grid(self.colour_a, 1), grid(self.colour_a, 2)
+        detail_b, centre_b = grid(self.colour_b, 1), grid(self.colour_b, 2)
+        best = np.full(len(self.a), np.inf)
+        for first, second in ((detail_a, detail_b), (detail_b, detail_a), (detail_a, centre_b),
+                              (centre_b, detail_a), (centre_a, detail_b), (detail_b, centre_a)):
+            rows = np.flatnonzero(best > enough)
+            if not len(rows):
+                break
+            errors, _ = _cell_errors(first[rows], second[rows], self.with_chroma[rows], self.held[rows])
+            worst = np.partition(errors, -LOCAL_CELLS, axis=1)[:, -LOCAL_CELLS:].mean(axis=1)
+            best[rows] = np.minimum(best[rows], worst)
+        return best
+
+    def vetoed(self, settings: MatchSettings) -> np.ndarray:
+        ruled_out = self.flat_mismatch()
+        if settings.colour_check:
+            ruled_out |= self.global_error() > settings.colour_threshold
+            still_open = np.flatnonzero(~ruled_out)  # the local check costs more: only where needed
+            local_threshold = LOCAL_FACTOR * settings.colour_threshold
+            ruled_out[still_open] = self.subset(still_open).local_error(local_threshold) > local_threshold
+        return ruled_out
 
 
 class Matcher:
@@ -184,8 +206,11 @@ class Matcher:
         by_orientation = hamming(self._orientations(rows), self.hashed.packed[row])
         orientation = by_orientation.argmin(axis=1)
         bits = by_orientation[np.arange(len(rows)), orientation]
-        ruled_out = self._vetoed(rows, np.full(len(rows), row), orientation)
-        return np.where(ruled_out, self.rejected, bits)
+        near = np.flatnonzero(bits <= self.settings.max_bits)  # only these need the colour checks
+        distances = np.full(len(rows), self.rejected)
+        ruled_out = self._vetoed(rows[near], np.full(len(near), row), orientation[near])
+        distances[near] = np.where(ruled_out, self.rejected, bits[near])
+        return distances
 
     def _vetoed(self, first: np.ndarray, second: np.ndarray, orientation: np.ndarray) -> np.ndarray:
         """True for pairs that colour or flatness rule out; `first` is compared turned
@@ -237,14 +262,7 @@ def vetoed(colour_a: np.ndarray, colour_b: np.ndarray, settings: MatchSettings) 
     ruled_out = np.zeros(len(colour_a), dtype=bool)
     for start in range(0, len(colour_a), _VETO_CHUNK):
         part = slice(start, start + _VETO_CHUNK)
-        a, b = colour_a[part], colour_b[part]
-        out = flat_mismatch(a, b)
-        if settings.colour_check:
-            out |= colour_distance(a, b) > settings.colour_threshold
-            still_open = np.flatnonzero(~out)  # the local check costs more: only where needed
-            local_threshold = LOCAL_FACTOR * settings.colour_threshold
-            out[still_open] = local_distance(a[still_open], b[still_open], enough=local_threshold) > local_threshold
-        ruled_out[part] = out
+        ruled_out[part] = _Pairs(colour_a[part], colour_b[part]).vetoed(settings)
     return ruled_out
 
 
@@ -285,20 +303,23 @@ _GRID_TURNS = (
 def _distinct_pairs(first, second, bits, orientation):
     """Each unordered pair once (no self-pairs), with its smallest distance."""
     low, high = np.minimum(first, second), np.maximum(first, second)
-    keep = low != high
-    first, second, low, high = first[keep], second[keep], low[keep], high[keep]
-    bits, orientation = bits[keep], orientation[keep]
-    order = np.lexsort((bits, high, low))
-    low, high = low[order], high[order]
-    first_of_pair = np.ones(len(low), dtype=bool)
-    first_of_pair[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
-    chosen = order[first_of_pair]
+    keep = np.flatnonzero(low != high)
+    order = keep[np.lexsort((bits[keep], high[keep], low[keep]))]
+    chosen = order[_run_starts(low[order], high[order])]
     return first[chosen], second[chosen], bits[chosen], orientation[chosen]
 
 
 def _best_per_row(rows, bits, orientation):
+    """Each row once, with its smallest distance and that distance's orientation."""
     order = np.lexsort((bits, rows))
-    rows, bits, orientation = rows[order], bits[order], orientation[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = rows[1:] != rows[:-1]
-    return rows[first], bits[first], orientation[first]
+    chosen = order[_run_starts(rows[order])]
+    return rows[chosen], bits[chosen], orientation[chosen]
+
+
+def _run_starts(*columns) -> np.ndarray:
+    """True at the first row of each run of equal values in sorted `columns`."""
+    starts = np.ones(len(columns[0]), dtype=bool)
+    for column in columns:
+        starts[1:] &= column[1:] == column[:-1]
+    starts[1:] = ~starts[1:]
+    return starts

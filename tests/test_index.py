@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup_cli.index import IndexSettings, Metric, hamming, pairs_within, query_within
+from dedup_cli.index import IndexSettings, Metric, build_tree, cross_pairs, hamming, pairs_within
 
 METRICS = ["manhattan", "euclidean", "minkowski", "chebyshev"]
 
@@ -51,7 +51,7 @@ def test_both_trees_find_exactly_the_brute_force_pairs(seed, count, max_bits, me
     for tree in ("KDTree", "cKDTree"):
         first, second, distances = pairs_within(packed, 64, bits, IndexSettings(tree, 2, chosen))
         assert set(zip(first.tolist(), second.tolist())) == expected
-        assert all(d <= bits for d in distances)
+        assert distances.tolist() == [int(hamming(packed[i], packed[j])) for i, j in zip(first, second)]
 
 
 @pytest.mark.parametrize("metric", ["manhattan", "euclidean", "minkowski"])
@@ -78,7 +78,7 @@ def test_large_group_is_found_whatever_k(tree):
     assert len(first) == 30 * 29 // 2
 
 
-def test_query_within_sorts_nearest_first_and_respects_threshold():
+def test_cross_pairs_finds_every_stored_hash_within_the_threshold_of_a_query():
     rng = np.random.default_rng(5)
     query = rng.integers(0, 256, 8, dtype=np.uint8)
     bits = np.unpackbits(query)
@@ -89,9 +89,18 @@ def test_query_within_sorts_nearest_first_and_respects_threshold():
         rows.append(row)
     packed = np.packbits(np.stack(rows), axis=1)
     for tree in ("KDTree", "cKDTree"):
-        found, distances = query_within(packed, 64, query, 6, IndexSettings(tree))
-        assert found.tolist() == [1, 2, 4, 0]
-        assert distances.tolist() == [0, 3, 3, 6]
+        query_rows, found, distances = cross_pairs(packed, 64, query[None, :], 6, IndexSettings(tree))
+        assert query_rows.tolist() == [0, 0, 0, 0]
+        assert dict(zip(found.tolist(), distances.tolist())) == {1: 0, 2: 3, 4: 3, 0: 6}
+
+
+def test_each_tree_type_is_the_one_asked_for():
+    from scipy.spatial import cKDTree
+    from sklearn.neighbors import KDTree
+
+    vectors = np.unpackbits(random_packed(2, 10), axis=1).astype(np.float64)
+    assert isinstance(build_tree(vectors, IndexSettings("cKDTree")), cKDTree)
+    assert isinstance(build_tree(vectors, IndexSettings("KDTree")), KDTree)
 
 
 def test_empty_and_single_inputs():

@@ -4,7 +4,7 @@ import imagehash
 import numpy as np
 import pytest
 from conftest import photo
-from PIL import Image
+from PIL import ExifTags, Image
 
 import dedup_cli.loading
 from dedup_cli.errors import UnreadableImage
@@ -13,7 +13,6 @@ from dedup_cli.index import hamming
 from dedup_cli.loading import load_image
 
 PHASH = HashSettings("phash", 8)
-ORIENTATION_TAG = 0x0112
 # Pixels as stored in the file for each EXIF orientation, given the upright picture.
 STORED_FOR_ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -33,7 +32,7 @@ def packed(record) -> np.ndarray:
 
 def save_with_orientation(image: Image.Image, path, orientation: int) -> None:
     exif = Image.Exif()
-    exif[ORIENTATION_TAG] = orientation
+    exif[ExifTags.Base.Orientation] = orientation
     image.save(path, quality=95, exif=exif)
 
 
@@ -47,7 +46,7 @@ def test_exif_orientation_is_applied_to_pixels_and_size(tmp_path, orientation):
     stored = upright.transpose(STORED_FOR_ORIENTATION[orientation])
     rotated_path = tmp_path / f"orientation{orientation}.jpg"
     save_with_orientation(stored, rotated_path, orientation)
-    assert Image.open(rotated_path).getexif()[ORIENTATION_TAG] == orientation
+    assert Image.open(rotated_path).getexif()[ExifTags.Base.Orientation] == orientation
 
     loaded = load_image(rotated_path)
     assert (loaded.width, loaded.height) == (320, 200)
