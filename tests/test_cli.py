@@ -71,7 +71,9 @@ def test_dry_run_is_the_default_and_writes_reports(demo_copy, tmp_path):
 
 def test_demo_plan_agrees_with_its_truth(demo_copy, tmp_path):
     result = run("delete", "--images-path", demo_copy, "--output-path", tmp_path / "out")
+    assert result.exit_code == 0, result.output
     report = json.loads((only_run_folder(tmp_path / "out") / "report.json").read_text())
+    assert any(group["remove"] for group in report["groups"])
     with open(DEMO / "truth.csv", newline="") as handle:
         truth = {str(demo_copy / row["file"]): row["group"] for row in csv.DictReader(handle)}
     for group in report["groups"]:
@@ -195,8 +197,12 @@ def test_metrics_and_trees_agree_through_the_cli(small_library, tmp_path, tree):
         result = run("delete", "--images-path", small_library, "--output-path", out, "--tree-type", tree,
                      "-d", metric, "--threshold", threshold)
         assert result.exit_code == 0, result.output
-        summaries.append(json.loads((only_run_folder(out) / "report.json").read_text())["groups"])
-    assert summaries[0] == summaries[1] == summaries[2]
+        report = json.loads((only_run_folder(out) / "report.json").read_text())
+        assert report["settings"]["threshold_bits"] == 10
+        assert (report["settings"]["distance_metric"], report["settings"]["tree_type"]) == (
+            "manhattan" if metric == "l1" else metric, tree)
+        summaries.append(report["groups"])
+    assert summaries[0] and summaries[0] == summaries[1] == summaries[2]
 
 
 def test_show_writes_tsne_csv_and_pictures(small_library, tmp_path):

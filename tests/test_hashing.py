@@ -28,6 +28,18 @@ def test_full_size_hash_matches_imagehash_golden_value(algorithm, size):
     assert str(getattr(imagehash, algorithm)(image, hash_size=size)) == GOLDEN[(algorithm, size)]
 
 
+def test_full_decode_hashes_the_full_size_picture(tmp_path):
+    # Sharp random blocks: the reduced decode moves pHash on most of these seeds, so the
+    # full decode must really decode every pixel to equal imagehash on the whole picture.
+    for seed in (0, 3, 4, 5):
+        pixels = np.random.default_rng(seed).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+        path = tmp_path / f"blocks{seed}.jpg"
+        Image.fromarray(pixels).resize((2400, 1800), Image.Resampling.NEAREST).save(path, quality=92)
+        settings = HashSettings("phash", 8, full_decode=True)
+        expected = hash_image(Image.open(path).convert("L"), settings)
+        assert hash_file(str(path), settings).packed_bits == expected
+
+
 @pytest.mark.parametrize(("algorithm", "size"), sorted(GOLDEN))
 def test_fast_path_stays_close_to_imagehash(algorithm, size):
     record = hash_file(str(DATA / "imagehash.png"), HashSettings(algorithm, size))

@@ -1,8 +1,10 @@
 """Every `$ dedup ...` line of the README runs as written (from a copy of the repo layout)."""
 
+import json
 import re
 import shlex
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -22,6 +24,27 @@ def test_readme_shows_commands():
     assert {shlex.split(c)[1] for c in COMMANDS} >= {"delete", "search", "show", "evaluate"}
 
 
+def check_output(command: str, output: str) -> None:
+    """What the README says each command gives on the demo set."""
+    words = shlex.split(command)
+    if words[1] == "delete":
+        assert "Scanned 47 images" in output and "Dry run" in output
+        if "euclidean" in words:
+            assert "Threshold: 3 euclidean (9 bits of 64)" in output
+    elif words[1] == "search" and "json" in words:
+        matches = json.loads(output)["matches"]
+        assert 1 <= len(matches) <= int(words[words.index("--nearest-neighbors") + 1])
+        assert all("bridge" in m["path"] or "DSC00412" in m["path"] for m in matches)
+    elif words[1] == "search":
+        assert "bridge_70.jpg" in output
+    elif words[1] == "show":
+        assert Path(re.search(r"t-SNE coordinates: (\S+)", output).group(1)).is_file()
+    elif "json" in words:
+        assert json.loads(output)["linked_recall"] == 1.0
+    else:
+        assert "linked pairs: precision 1.0000, recall 1.0000" in output
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_runs(command, tmp_path, monkeypatch):
     shutil.copytree(DEMO, tmp_path / "datasets" / "demo")
@@ -29,3 +52,4 @@ def test_readme_command_runs(command, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, shlex.split(command)[1:])
     assert result.exit_code == 0, result.output
     assert not re.search(r"Traceback|Error", result.output)
+    check_output(command, result.stdout)
