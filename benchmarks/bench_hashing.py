@@ -23,8 +23,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_FOLDER = REPO.parent / "shared" / "bench" / "wallpapers"
+from common import DEFAULT_BENCH, REPO, own_peak_rss_mb
+
+sys.path.insert(0, str(REPO))
+
+from dedup_cli.hashing import default_workers  # noqa: E402
+
+DEFAULT_FOLDER = DEFAULT_BENCH / "wallpapers"
 STAGES = {
     "a": "dedup, cold cache",
     "e": "dedup, cold cache, --colour n",
@@ -78,19 +83,11 @@ def stage(name: str, paths: list[str], workers: int, algorithm: str, hash_size: 
     else:
         count, failures = len(run_pool(decode_floor_one, paths, workers)), 0
     seconds = time.perf_counter() - start
-    own = _own_peak_rss_mb()
+    own = own_peak_rss_mb()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"stage": name, "files": count, "failures": failures, "seconds": seconds,
             "peak_rss_mb": round(own + children, 1), "main_rss_mb": round(own, 1),
             "largest_worker_rss_mb": round(children, 1)}
-
-
-def _own_peak_rss_mb() -> float:
-    """VmHWM: unlike ru_maxrss it is reset by exec, so the parent's memory is not counted."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def image_files(folder: Path) -> list[str]:
@@ -103,14 +100,15 @@ def image_files(folder: Path) -> list[str]:
 def run_stage_subprocess(name, list_file, args, cache_file) -> dict:
     command = [sys.executable, __file__, "--stage", name, "--files-from", list_file, "--workers", str(args.workers),
                "--algorithm", args.algorithm, "--hash-size", str(args.hash_size), "--cache-file", cache_file]
-    completed = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
+    completed = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO,
+                               env=os.environ | {"PYTHONPATH": str(REPO)})
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--algorithm", default="phash")
     parser.add_argument("--hash-size", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)

@@ -1,6 +1,6 @@
 """Peak memory of a full `dedup delete` dry run as the library grows: it should stay flat.
 
-    python benchmarks/bench_memory.py [--counts 1000 10000] [--keep-files DIR]
+    python benchmarks/bench_memory.py [--counts 1000 10000]
 
 Writes the given numbers of small synthetic JPEGs (smooth random pictures, every tenth one
 a resized copy of another) into a scratch folder, then runs the dry run in a subprocess per
@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import REPO, own_peak_rss_mb
 from PIL import Image
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def make_pictures(folder: Path, count: int) -> None:
@@ -49,10 +48,8 @@ def measure(folder: str) -> dict:
     with tempfile.TemporaryDirectory() as output:
         result = run_delete(CollectionOptions(Path(folder)), DeleteOptions(Path(output)))
     seconds = time.perf_counter() - start
-    hwm = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
-               if line.startswith("VmHWM:"))
     return {"files": result.report.summary["hashed"], "groups": result.report.summary["groups"],
-            "seconds": seconds, "main_mb": hwm / 1024,
+            "seconds": seconds, "main_mb": own_peak_rss_mb(),
             "worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 

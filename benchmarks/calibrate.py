@@ -24,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DEFAULT_BENCH, REPO  # noqa: E402
+
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 from make_transforms import bench_originals  # noqa: E402
 
@@ -89,7 +91,7 @@ def calibrate(settings: HashSettings, edits, flags) -> tuple[int, list[dict]]:
     rows = []
     decide = similarity.vetoed
     remembered = {"edits": RememberedVerdicts(decide), "flags": RememberedVerdicts(decide)}
-    for max_bits in range(0, settings.n_bits // 3 + 1):
+    for max_bits in range(settings.n_bits // 3 + 1):
         try:
             similarity.vetoed = remembered["edits"]
             on_edits = measure(hashed_edits, *edits, max_bits)
@@ -118,7 +120,7 @@ def choose(rows: list[dict]) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bench", type=Path, default=REPO.parent / "shared" / "bench")
+    parser.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
     parser.add_argument("--work", type=Path, default=REPO / "bench-output")
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))

@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from common import DEFAULT_BENCH, REPO
 
-REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from make_transforms import PHOTO_SETS  # noqa: E402
 
 from dedup_cli.evaluate import read_truth, score  # noqa: E402
 from dedup_cli.grouping import make_plan  # noqa: E402
@@ -26,8 +28,6 @@ from dedup_cli.scan import scan_images  # noqa: E402
 from dedup_cli.similarity import MatchSettings  # noqa: E402
 from dedup_cli.thresholds import default_threshold_bits  # noqa: E402
 
-PHOTO_SETS = ["wallpapers", "pdq-testdata", "exif-orientation", "imagededup-testdata",
-              "perception-testdata", "seed-datasets/caltech_101_rand_resize", "imagehash-testdata"]
 TRUTH_SETS = ["wallpapers", "pdq-testdata", "exif-orientation", "imagededup-testdata",
               "perception-testdata", "seed-datasets/caltech_101_rand_resize", "flags"]
 
@@ -67,7 +67,7 @@ def detection(folder: Path, settings: HashSettings) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bench", nargs="?", type=Path, default=REPO.parent / "shared" / "bench")
+    parser.add_argument("bench", nargs="?", type=Path, default=DEFAULT_BENCH)
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16])
     args = parser.parse_args()
     if not args.bench.is_dir():

@@ -13,7 +13,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from common import DEFAULT_BENCH, REPO
+
 sys.path.insert(0, str(REPO))
 
 from dedup_cli.benchmark import TRANSFORMS, make_benchmark  # noqa: E402
@@ -58,14 +59,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
     parser.add_argument("--originals", type=Path)
-    parser.add_argument("--from-bench", type=Path, nargs="?", const=REPO.parent / "shared" / "bench")
+    parser.add_argument("--from-bench", type=Path, nargs="?", const=DEFAULT_BENCH)
     parser.add_argument("--max-side", type=int, default=1024)
     parser.add_argument("--kinds", nargs="+", default=list(TRANSFORMS), choices=list(TRANSFORMS))
     args = parser.parse_args()
     if args.originals:
         originals = scan_images(args.originals).files
     else:
-        bench = args.from_bench or REPO.parent / "shared" / "bench"
+        bench = args.from_bench or DEFAULT_BENCH
         if not bench.is_dir():
             print(f"skipped: {bench} is absent; pass --originals DIR")
             return 0
