@@ -80,8 +80,8 @@ class RememberedVerdicts:
 
 
 def measure(hashed, truth, kinds, max_bits: int) -> dict:
-    plan = make_plan(hashed, MatchSettings(max_bits), IndexSettings())
     links = Matcher(hashed, MatchSettings(max_bits), IndexSettings()).pairs()[:2]
+    plan = make_plan(hashed, MatchSettings(max_bits), IndexSettings(), links=links)
     return score(plan, hashed, truth, kinds, links)
 
 

@@ -70,17 +70,18 @@ def keep_order(rows, hashed, policy: str) -> list[int]:
     return sorted(rows, key=lambda row: key(facts(row)))
 
 
-def connected_groups(hashed, settings: MatchSettings, index_settings: IndexSettings) -> list[np.ndarray]:
-    """Rows joined by chains of duplicate links; only groups of two or more.
+def connected_groups(hashed, settings: MatchSettings, index_settings: IndexSettings,
+                     links: tuple[np.ndarray, np.ndarray] | None = None) -> list[np.ndarray]:
+    """Rows joined by chains of duplicate links (found here, or the pairs `links` when a
+    caller has them already); only groups of two or more.
 
     Files identical in everything matching looks at are collapsed first, so a burst of
     identical files costs one tree point, not a quadratic number of pairs.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     if len(hashed.paths) < 2:
         return []
+    if links is not None:
+        return _components(*links, np.arange(len(hashed.paths)), len(hashed.paths))
     _, representatives, inverse = np.unique(hashed.identity_keys(), axis=0, return_index=True,
                                             return_inverse=True)
     inverse = inverse.ravel()
@@ -89,8 +90,16 @@ def connected_groups(hashed, settings: MatchSettings, index_settings: IndexSetti
     else:
         unique = hashed.subset(representatives)
     first, second, _ = Matcher(unique, settings, index_settings).pairs()
-    n_unique = len(representatives)
-    graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(n_unique, n_unique))
+    return _components(first, second, inverse, len(representatives))
+
+
+def _components(first, second, inverse, n_nodes) -> list[np.ndarray]:
+    """Files grouped by the connected components of the links first-second between
+    nodes; file i is node inverse[i]."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(n_nodes, n_nodes))
     _, labels = connected_components(graph, directed=False)
     file_labels = labels[inverse]
     order = np.argsort(file_labels, kind="stable")
@@ -116,13 +125,14 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str) -> Group:
 
 
 def make_plan(hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings(),
-              policy: str = "resolution") -> Plan:
-    """Group the duplicates of `hashed` and decide what to keep and remove."""
+              policy: str = "resolution", links: tuple[np.ndarray, np.ndarray] | None = None) -> Plan:
+    """Group the duplicates of `hashed` and decide what to keep and remove (`links`: the
+    duplicate pairs, if the caller has found them already)."""
     if policy not in KEEP_POLICIES:
         raise ValueError(f"unknown keep policy {policy!r}")
     plan = Plan(max_bits=settings.max_bits, keep_policy=policy)
     matcher = Matcher(hashed, settings, index_settings)
-    for members in connected_groups(hashed, settings, index_settings):
+    for members in connected_groups(hashed, settings, index_settings, links):
         plan.groups.extend(split_by_kept_file(plan_group(members.tolist(), hashed, matcher, policy)))
     plan.groups.sort(key=lambda group: hashed.paths[group.keep[0]])
     return plan

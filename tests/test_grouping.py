@@ -1,16 +1,18 @@
 """Groups and the keep plan: rule 2 (a kept file within the threshold of every removal)
 and rule 3 (a stated, deterministic keep policy)."""
 
+import shutil
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from dedup_cli.grouping import keep_order, make_plan
-from dedup_cli.hashing import HashedFiles, HashSettings
+from dedup_cli.hashing import HashedFiles, HashSettings, hash_collection
 from dedup_cli.index import IndexSettings, hamming
 from dedup_cli.signature import colour_signature
-from dedup_cli.similarity import MatchSettings
+from dedup_cli.similarity import Matcher, MatchSettings
 
 
 def fake_hashed(bit_rows, widths=None, sizes=None, mtimes=None, paths=None, colours=None):
@@ -107,3 +109,15 @@ def test_ckdtree_and_kdtree_give_identical_plans():
     plans = [make_plan(hashed, MatchSettings(10), IndexSettings(tree)) for tree in ("KDTree", "cKDTree")]
     assert plans[0].groups == plans[1].groups
     assert plans[0].groups
+
+
+def test_a_plan_from_links_found_beforehand_is_the_same_plan(small_library):
+    # Identical copies exercise the collapsing path that links given by a caller skip.
+    for seed in range(3):
+        shutil.copy(small_library / f"pic{seed}.png", small_library / f"pic{seed}_again.png")
+    paths = sorted(str(p) for p in small_library.rglob("*") if p.is_file())
+    hashed = hash_collection(paths, HashSettings())
+    settings = MatchSettings(12)
+    links = Matcher(hashed, settings).pairs()[:2]
+    plan = make_plan(hashed, settings)
+    assert plan.groups and make_plan(hashed, settings, links=links).groups == plan.groups
