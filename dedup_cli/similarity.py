@@ -12,7 +12,11 @@ image's fitted cell falls short of white (a white stripe against a blue one). A 
 image has no colour to compare, so against it only the luminance layout counts: a grey
 copy of a colour photo still matches (held, when only one of the two is grey, to a fit
 one edit can make). A second, local check looks at the worst cells of
-finer 16x16 grids (signature.py), where a small emblem is not averaged away.
+finer 16x16 grids (signature.py), where a small emblem is not averaged away. A third,
+for two pictures in colour, holds the fit to what one brightness or contrast edit does
+to the RGB channels (all scaled alike about black or the mean grey, clipped at the ends)
+and counts what it leaves in smooth regions: a lighter red that is as saturated as the
+darker one (Monaco's flag against Indonesia's) is no edit of it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,13 @@ DEFAULT_COLOUR_THRESHOLD = 12.0
 # may be at most LOCAL_FACTOR times the colour threshold (45 at the default).
 LOCAL_CELLS = 8
 LOCAL_FACTOR = 3.75
+# The one-edit check (pairs in colour only): after the closest single brightness or
+# contrast edit, each cell's RGB error beyond what its own detail explains, averaged over
+# the inner cells, may be at most EDIT_FACTOR times the colour threshold (3 at the default).
+EDIT_FACTOR = 0.25
+RGB_CLIPPED = (8.0, 245.0)  # channel means at or beyond these may be clipped: only bounds
+PIVOTS = 9  # contrast pivots tried, evenly from black to the brighter picture's mean grey
+SMOOTH_SPREAD = 4.0  # cells whose detail spreads this much count a quarter as much in the fit
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,60 @@ def flat_mismatch(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
     return _Pairs(colour_a, colour_b).flat_mismatch()
 
 
+def edit_distance(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
+    """One-edit colour distance between paired rows of colour signatures (0 where either
+    is grey): what the closest single brightness or contrast edit leaves unexplained in
+    RGB, where a smooth region shows it. See _edit_error."""
+    return _Pairs(colour_a, colour_b).edit_error()
+
+
+def _rgb(cells: np.ndarray) -> np.ndarray:
+    """(rows, cells, 3) YCbCr means -> RGB means (the JPEG/JFIF matrix PIL converts with;
+    it is linear, so the mean of a cell converts exactly)."""
+    luma, blue, red = cells[..., 0], cells[..., 1] - 128.0, cells[..., 2] - 128.0
+    return np.stack([luma + 1.402 * red, luma - 0.344136 * blue - 0.714136 * red, luma + 1.772 * blue], axis=-1)
+
+
+def _spread(colour: np.ndarray) -> np.ndarray:
+    """(rows, 64, 3): how far the four detail cells inside each coarse cell stray from
+    their mean, per RGB channel. Large at an edge or in texture, where a crop or a resize
+    moves the cell's mean; small in a smooth region, where only a colour change can."""
+    detail = _rgb(grid(colour, 1)).reshape(len(colour), 8, 2, 8, 2, 3)
+    return np.abs(detail - detail.mean(axis=(2, 4), keepdims=True)).max(axis=(2, 4)).reshape(len(colour), 64, 3)
+
+
+def _edit_error(a: np.ndarray, b: np.ndarray, mean_grey: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """How far RGB cell means `a` are from the closest a = p + s * (b - p) per channel:
+    one brightness (p = 0) or contrast (p = the mean grey) edit of b, or the two together
+    (p between), the same for all three channels, as those edits make. Channels at or
+    beyond RGB_CLIPPED are bounds: a clipped side only says the true value lies beyond.
+    Each cell's error is reduced by its spread, so misaligned detail does not count; the
+    rest is averaged over the inner cells. The fit weights smooth cells most."""
+    inner = _INNER[8][..., None]
+    low, high = RGB_CLIPPED
+    high_a, high_b, low_a, low_b = a >= high, b >= high, a <= low, b <= low
+    free = ~(high_a | high_b | low_a | low_b) * inner
+    fit_weight = free / (1.0 + (spread.max(axis=-1, keepdims=True) / SMOOTH_SPREAD) ** 2)
+    best = np.full(len(a), np.inf, dtype=np.float32)
+    for step in np.linspace(0.0, 1.0, PIVOTS, dtype=np.float32):
+        pivot = (step * mean_grey)[:, None, None]
+        numerator = ((a - pivot) * (b - pivot) * fit_weight).sum(axis=(1, 2))
+        denominator = ((b - pivot) ** 2 * fit_weight).sum(axis=(1, 2))
+        scale = np.clip(numerator / np.maximum(denominator, 1e-9), *SCALE_RANGE)[:, None, None]
+        predicted = pivot + scale * (b - pivot)
+        error = np.abs(predicted - a)
+        error = np.where(high_b & ~high_a, np.maximum(predicted - a, 0.0), error)  # b's true value is higher
+        error = np.where(low_b & ~low_a, np.maximum(a - predicted, 0.0), error)
+        error = np.where(high_a & ~high_b, np.maximum(high - predicted, 0.0), error)
+        error = np.where(low_a & ~low_b, np.maximum(predicted - low, 0.0), error)
+        error = np.where((high_a & high_b) | (low_a & low_b), 0.0, error)
+        error = np.where((high_a & low_b) | (low_a & high_b), 255.0, error)
+        unexplained = np.maximum(error - spread, 0.0)
+        cell_error = np.sqrt((unexplained**2).mean(axis=-1, keepdims=True)) * inner
+        best = np.minimum(best, cell_error.sum(axis=(1, 2)) / inner.sum())
+    return best
+
+
 def _chroma(grid: np.ndarray) -> np.ndarray:
     return np.hypot(grid[..., 1] - 128.0, grid[..., 2] - 128.0).mean(axis=1)
 
@@ -173,13 +238,24 @@ class _Pairs:
             best[rows] = np.minimum(best[rows], worst)
         return best
 
+    def edit_error(self) -> np.ndarray:
+        rgb_a, rgb_b = _rgb(self.a), _rgb(self.b)
+        spread = np.maximum(_spread(self.colour_a), _spread(self.colour_b))
+        mean_grey = np.maximum(self.a[..., 0].mean(axis=1), self.b[..., 0].mean(axis=1))
+        error = np.minimum(_edit_error(rgb_a, rgb_b, mean_grey, spread), _edit_error(rgb_b, rgb_a, mean_grey, spread))
+        return np.where(self.with_chroma, error, 0.0)
+
     def vetoed(self, settings: MatchSettings) -> np.ndarray:
         ruled_out = self.flat_mismatch()
         if settings.colour_check:
             ruled_out |= self.global_error() > settings.colour_threshold
-            still_open = np.flatnonzero(~ruled_out)  # the local check costs more: only where needed
+            # The finer checks cost more: each runs only on the pairs still open.
+            still_open = np.flatnonzero(~ruled_out)
             local_threshold = LOCAL_FACTOR * settings.colour_threshold
             ruled_out[still_open] = self.subset(still_open).local_error(local_threshold) > local_threshold
+            still_open = np.flatnonzero(~ruled_out & self.with_chroma)
+            edit_threshold = EDIT_FACTOR * settings.colour_threshold
+            ruled_out[still_open] = self.subset(still_open).edit_error() > edit_threshold
         return ruled_out
 
 

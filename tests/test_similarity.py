@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from dedup_cli.benchmark import TRANSFORMS
 from dedup_cli.cli import main
 from dedup_cli.hashing import HashSettings, hash_collection
-from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD, LOCAL_FACTOR, colour_distance, local_distance
+from dedup_cli.similarity import (DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_FACTOR, colour_distance, edit_distance,
+                                  local_distance)
 
 # Fitzpatrick skin tones as emoji sets draw them.
 SKIN_TONES = {"light": (247, 222, 206), "medium": (213, 171, 136), "medium_dark": (175, 126, 87)}
@@ -98,6 +99,7 @@ def test_standard_edits_keep_the_colours(tmp_path, edit):
     hashed = hash_collection([str(tmp_path / "a.png"), str(tmp_path / "b.jpg")], HashSettings())
     assert colour_distance(hashed.colour[:1], hashed.colour[1:])[0] < 0.8 * DEFAULT_COLOUR_THRESHOLD
     assert local_distance(hashed.colour[:1], hashed.colour[1:])[0] < 0.6 * LOCAL_FACTOR * DEFAULT_COLOUR_THRESHOLD
+    assert edit_distance(hashed.colour[:1], hashed.colour[1:])[0] < 0.6 * EDIT_FACTOR * DEFAULT_COLOUR_THRESHOLD
 
 
 def tricolour(star_centres=()) -> Image.Image:
@@ -147,6 +149,40 @@ def test_a_white_band_is_not_any_colour_clipped_to_white(tmp_path):
     assert colour_distance(hashed.colour[:1], hashed.colour[1:2])[0] > 3 * DEFAULT_COLOUR_THRESHOLD
     # A brightness change that clips the white band keeps the two pictures together.
     assert colour_distance(hashed.colour[:1], hashed.colour[2:])[0] < 0.5 * DEFAULT_COLOUR_THRESHOLD
+
+
+def test_a_lighter_red_is_another_flag(tmp_path):
+    # Regression (Indonesia and Monaco in the bench flags): red over white in two reds.
+    # A free brightness/contrast fit of the YCbCr grids explains one red by the other, but
+    # no single edit does in RGB: the lighter red is as saturated as the darker one.
+    folder = tmp_path / "flags"
+    folder.mkdir()
+    two_bands((234, 30, 45), "white").save(folder / "indonesia.png")
+    two_bands((244, 52, 73), "white").save(folder / "monaco.png")
+    colour = hash_collection([str(folder / "indonesia.png"), str(folder / "monaco.png")], HashSettings()).colour
+    assert colour_distance(colour[:1], colour[1:])[0] < 0.5 * DEFAULT_COLOUR_THRESHOLD
+    assert local_distance(colour[:1], colour[1:])[0] < 0.5 * LOCAL_FACTOR * DEFAULT_COLOUR_THRESHOLD
+    assert edit_distance(colour[:1], colour[1:])[0] > 1.5 * EDIT_FACTOR * DEFAULT_COLOUR_THRESHOLD
+    assert delete_report(folder, tmp_path, "--colour", "n")[0] == {frozenset({"indonesia.png", "monaco.png"})}
+    assert delete_report(folder, tmp_path)[0] == set()
+
+
+def test_one_edit_explains_a_smooth_colour_clipped_by_brightness(tmp_path):
+    # Regression guard: a brightness edit clips the green channel of a light green
+    # background (the colour turns towards cyan); the clipped channel is only a bound, so
+    # the edit still explains the copy. The same holds for the flag's red channel.
+    background = Image.new("RGB", (300, 200), (120, 230, 160))
+    background.paste(photo(3, (150, 100)), (75, 50))
+    pictures = {"photo.png": background, "photo_brighter.jpg": TRANSFORMS["brightness"].edit(background),
+                "flag.png": two_bands((234, 30, 45), "white"),
+                "flag_brighter.png": TRANSFORMS["brightness"].edit(two_bands((234, 30, 45), "white")),
+                "flag_contrast.png": TRANSFORMS["contrast"].edit(two_bands((234, 30, 45), "white"))}
+    for name, picture in pictures.items():
+        picture.save(tmp_path / name)
+    colour = hash_collection([str(tmp_path / name) for name in pictures], HashSettings()).colour
+    assert colour_distance(colour[:1], colour[1:2])[0] > 0.5 * DEFAULT_COLOUR_THRESHOLD  # a large change ...
+    for first, second in ((0, 1), (2, 3), (2, 4)):  # ... that one edit explains
+        assert edit_distance(colour[first:first + 1], colour[second:second + 1])[0] < 0.2 * EDIT_FACTOR * DEFAULT_COLOUR_THRESHOLD
 
 
 def test_a_grey_picture_matches_a_colour_one_only_through_one_edit(tmp_path):
