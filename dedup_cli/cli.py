@@ -16,7 +16,7 @@ from dedup_cli import __version__
 from dedup_cli.errors import DedupError
 from dedup_cli.grouping import KEEP_POLICIES
 from dedup_cli.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, IndexSettings, Metric
-from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD, LOCAL_CELLS, LOCAL_FACTOR
+from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_CELLS, LOCAL_FACTOR
 
 HASH_ALGORITHMS = ("average_hash", "dhash", "phash", "whash")
 MAX_LISTED_FAILURES = 20
@@ -60,7 +60,8 @@ def common_options(default_output: str | None):
                          show_default=True, help="Largest colour difference (mean per cell of an 8x8 "
                          "YCbCr grid, after brightness/contrast) that still counts as the same colours; "
                          f"the {LOCAL_CELLS} worst cells of a 16x16 grid may differ by {LOCAL_FACTOR:g} "
-                         "times as much."),
+                         "times as much, and what one brightness/contrast edit of the RGB channels leaves "
+                         f"unexplained {EDIT_FACTOR:g} times as much."),
             click.option("--parallel", type=click.BOOL, default=True, show_default=True,
                          help="Hash in several processes (y/n)."),
             click.option("--workers", type=click.IntRange(1), default=None,

@@ -13,7 +13,7 @@ CALIBRATED_BITS = {
     ("average_hash", 8): 8,
     ("dhash", 8): 10,
     ("phash", 8): 14,
-    ("whash", 8): 8,
+    ("whash", 8): 10,
     ("average_hash", 16): 36,
     ("dhash", 16): 58,
     ("phash", 16): 72,
