@@ -44,7 +44,7 @@ LOCAL_FACTOR = 3.75
 # the inner cells, may be at most EDIT_FACTOR times the colour threshold (3 at the default).
 EDIT_FACTOR = 0.25
 RGB_CLIPPED = (8.0, 245.0)  # channel means at or beyond these may be clipped: only bounds
-PIVOTS = 9  # contrast pivots tried, evenly from black to the brighter picture's mean grey
+PIVOTS = 5  # contrast pivots tried, evenly from black to the brighter picture's mean grey
 SMOOTH_SPREAD = 4.0  # cells whose detail spreads this much count a quarter as much in the fit
 
 
@@ -175,6 +175,11 @@ def _edit_error(a: np.ndarray, b: np.ndarray, mean_grey: np.ndarray, spread: np.
     high_a, high_b, low_a, low_b = a >= high, b >= high, a <= low, b <= low
     free = ~(high_a | high_b | low_a | low_b) * inner
     fit_weight = free / (1.0 + (spread.max(axis=-1, keepdims=True) / SMOOTH_SPREAD) ** 2)
+    # The prediction must land in [lowest, highest]: a's value, or beyond its clip level
+    # when a is clipped; open on one side when b is clipped (its true value lies beyond,
+    # and so does the prediction from it).
+    lowest = np.where(high_b, -np.inf, np.where(high_a, high, np.where(low_a, -np.inf, a)))
+    highest = np.where(low_b, np.inf, np.where(low_a, low, np.where(high_a, np.inf, a)))
     best = np.full(len(a), np.inf, dtype=np.float32)
     for step in np.linspace(0.0, 1.0, PIVOTS, dtype=np.float32):
         pivot = (step * mean_grey)[:, None, None]
@@ -182,14 +187,7 @@ def _edit_error(a: np.ndarray, b: np.ndarray, mean_grey: np.ndarray, spread: np.
         denominator = ((b - pivot) ** 2 * fit_weight).sum(axis=(1, 2))
         scale = np.clip(numerator / np.maximum(denominator, 1e-9), *SCALE_RANGE)[:, None, None]
         predicted = pivot + scale * (b - pivot)
-        error = np.abs(predicted - a)
-        error = np.where(high_b & ~high_a, np.maximum(predicted - a, 0.0), error)  # b's true value is higher
-        error = np.where(low_b & ~low_a, np.maximum(a - predicted, 0.0), error)
-        error = np.where(high_a & ~high_b, np.maximum(high - predicted, 0.0), error)
-        error = np.where(low_a & ~low_b, np.maximum(predicted - low, 0.0), error)
-        error = np.where((high_a & high_b) | (low_a & low_b), 0.0, error)
-        error = np.where((high_a & low_b) | (low_a & high_b), 255.0, error)
-        unexplained = np.maximum(error - spread, 0.0)
+        unexplained = np.maximum(np.maximum(lowest - predicted, predicted - highest) - spread, 0.0)
         cell_error = np.sqrt((unexplained**2).mean(axis=-1, keepdims=True)) * inner
         best = np.minimum(best, cell_error.sum(axis=(1, 2)) / inner.sum())
     return best
