@@ -45,7 +45,7 @@ LOCAL_FACTOR = 3.75
 EDIT_FACTOR = 0.25
 RGB_CLIPPED = (8.0, 245.0)  # channel means at or beyond these may be clipped: only bounds
 PIVOTS = 5  # contrast pivots tried, evenly from black to the brighter picture's mean grey
-SMOOTH_SPREAD = 4.0  # cells whose detail spreads this much count a quarter as much in the fit
+SMOOTH_SPREAD = 4.0  # cells whose detail spreads this much count half as much in the fit (8: a fifth)
 
 
 @dataclass(frozen=True)
