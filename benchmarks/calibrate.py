@@ -80,8 +80,9 @@ class RememberedVerdicts:
 
 
 def measure(hashed, truth, kinds, max_bits: int) -> dict:
-    links = Matcher(hashed, MatchSettings(max_bits), IndexSettings()).pairs()[:2]
-    plan = make_plan(hashed, MatchSettings(max_bits), IndexSettings(), links=links)
+    matcher = Matcher(hashed, MatchSettings(max_bits), IndexSettings())
+    links = matcher.pairs()[:2]
+    plan = make_plan(hashed, MatchSettings(max_bits), IndexSettings(), matcher=matcher)
     return score(plan, hashed, truth, kinds, links)
 
 

@@ -124,8 +124,9 @@ def run_evaluate(options, truth_path, keep_policy: str = "resolution", on_progre
     truth, kinds = read_truth(truth_path, options.images_path)
     # Unlabelled files in the folder would link labelled ones through chains: leave them out.
     collection = collect(options, on_progress=on_progress, on_total=on_total, only=set(truth))
-    links = Matcher(collection.hashed, options.match_settings, options.index_settings).pairs()[:2]
-    plan = make_plan(collection.hashed, options.match_settings, options.index_settings, keep_policy, links)
+    matcher = Matcher(collection.hashed, options.match_settings, options.index_settings)
+    links = matcher.pairs()[:2]
+    plan = make_plan(collection.hashed, options.match_settings, options.index_settings, keep_policy, matcher)
     result = score(plan, collection.hashed, truth, kinds, links)
     result["settings"] = settings_dict(options) | {"keep_policy": keep_policy}
     result["notes"] = collection.notes

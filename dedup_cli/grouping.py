@@ -71,25 +71,31 @@ def keep_order(rows, hashed, policy: str) -> list[int]:
 
 
 def connected_groups(hashed, settings: MatchSettings, index_settings: IndexSettings,
-                     links: tuple[np.ndarray, np.ndarray] | None = None) -> list[np.ndarray]:
-    """Rows joined by chains of duplicate links (found here, or the pairs `links` when a
-    caller has them already); only groups of two or more.
+                     matcher: Matcher | None = None) -> list[np.ndarray]:
+    """Rows joined by chains of duplicate links; only groups of two or more. `matcher`:
+    a Matcher over `hashed` that finds the links (or has found them), or that takes over
+    the verdicts reached on the distinct files.
 
     Files identical in everything matching looks at are collapsed first, so a burst of
-    identical files costs one tree point, not a quadratic number of pairs.
+    identical files costs one tree point, not a quadratic number of pairs (unless the
+    matcher has its pairs already).
     """
     if len(hashed.paths) < 2:
         return []
-    if links is not None:
-        return _components(*links, np.arange(len(hashed.paths)), len(hashed.paths))
+    if matcher is not None and matcher.found_pairs:
+        return _components(*matcher.pairs()[:2], np.arange(len(hashed.paths)), len(hashed.paths))
     _, representatives, inverse = np.unique(hashed.identity_keys(), axis=0, return_index=True,
                                             return_inverse=True)
     inverse = inverse.ravel()
     if len(representatives) == len(hashed.paths):  # nothing to collapse: spare the copy
-        unique, inverse = hashed, np.arange(len(hashed.paths))
+        inverse = np.arange(len(hashed.paths))
+        matcher = matcher or Matcher(hashed, settings, index_settings)
+        first, second, _ = matcher.pairs()
     else:
-        unique = hashed.subset(representatives)
-    first, second, _ = Matcher(unique, settings, index_settings).pairs()
+        unique_matcher = Matcher(hashed.subset(representatives), settings, index_settings)
+        first, second, _ = unique_matcher.pairs()
+        if matcher is not None:
+            matcher.reuse_verdicts(unique_matcher, inverse)
     return _components(first, second, inverse, len(representatives))
 
 
@@ -125,14 +131,15 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str) -> Group:
 
 
 def make_plan(hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings(),
-              policy: str = "resolution", links: tuple[np.ndarray, np.ndarray] | None = None) -> Plan:
-    """Group the duplicates of `hashed` and decide what to keep and remove (`links`: the
-    duplicate pairs, if the caller has found them already)."""
+              policy: str = "resolution", matcher: Matcher | None = None) -> Plan:
+    """Group the duplicates of `hashed` and decide what to keep and remove (`matcher`: a
+    Matcher over `hashed` with these settings, perhaps with its pairs found already; its
+    verdicts are reused where the planner asks again)."""
     if policy not in KEEP_POLICIES:
         raise ValueError(f"unknown keep policy {policy!r}")
     plan = Plan(max_bits=settings.max_bits, keep_policy=policy)
-    matcher = Matcher(hashed, settings, index_settings)
-    for members in connected_groups(hashed, settings, index_settings, links):
+    matcher = matcher or Matcher(hashed, settings, index_settings)
+    for members in connected_groups(hashed, settings, index_settings, matcher):
         plan.groups.extend(split_by_kept_file(plan_group(members.tolist(), hashed, matcher, policy)))
     plan.groups.sort(key=lambda group: hashed.paths[group.keep[0]])
     return plan

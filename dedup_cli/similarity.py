@@ -43,7 +43,7 @@ LOCAL_FACTOR = 3.75
 # contrast edit, each cell's RGB error beyond what its own detail explains, averaged over
 # the inner cells, may be at most EDIT_FACTOR times the colour threshold (3 at the default).
 EDIT_FACTOR = 0.25
-RGB_CLIPPED = (8.0, 245.0)  # channel means at or beyond these may be clipped: only bounds
+RGB_CLIPPED = (8.0, float(CLIPPED_LUMA))  # channel means at or beyond these may be clipped: only bounds
 PIVOTS = 5  # contrast pivots tried, evenly from black to the brighter picture's mean grey
 SMOOTH_SPREAD = 4.0  # cells whose detail spreads this much count half as much in the fit (8: a fifth)
 
@@ -156,11 +156,13 @@ def _rgb(cells: np.ndarray) -> np.ndarray:
 
 
 def _spread(colour: np.ndarray) -> np.ndarray:
-    """(rows, 64, 3): how far the four detail cells inside each coarse cell stray from
+    """(rows, coarse cells, 3): how far the four detail cells inside each coarse cell stray from
     their mean, per RGB channel. Large at an edge or in texture, where a crop or a resize
     moves the cell's mean; small in a smooth region, where only a colour change can."""
-    detail = _rgb(grid(colour, 1)).reshape(len(colour), 8, 2, 8, 2, 3)
-    return np.abs(detail - detail.mean(axis=(2, 4), keepdims=True)).max(axis=(2, 4)).reshape(len(colour), 64, 3)
+    coarse, step = GRID_SIDES[0], GRID_SIDES[1] // GRID_SIDES[0]
+    detail = _rgb(grid(colour, 1)).reshape(len(colour), coarse, step, coarse, step, 3)
+    spread = np.abs(detail - detail.mean(axis=(2, 4), keepdims=True)).max(axis=(2, 4))
+    return spread.reshape(len(colour), coarse * coarse, 3)
 
 
 def _edit_error(a: np.ndarray, b: np.ndarray, mean_grey: np.ndarray, spread: np.ndarray) -> np.ndarray:
@@ -170,7 +172,7 @@ def _edit_error(a: np.ndarray, b: np.ndarray, mean_grey: np.ndarray, spread: np.
     beyond RGB_CLIPPED are bounds: a clipped side only says the true value lies beyond.
     Each cell's error is reduced by its spread, so misaligned detail does not count; the
     rest is averaged over the inner cells. The fit weights smooth cells most."""
-    inner = _INNER[8][..., None]
+    inner = _INNER[GRID_SIDES[0]][..., None]
     low, high = RGB_CLIPPED
     high_a, high_b, low_a, low_b = a >= high, b >= high, a <= low, b <= low
     free = ~(high_a | high_b | low_a | low_b) * inner
@@ -208,7 +210,11 @@ class _Pairs:
         self.with_chroma, self.held = in_colour_a & in_colour_b, in_colour_a ^ in_colour_b
 
     def subset(self, rows: np.ndarray) -> _Pairs:
-        return _Pairs(self.colour_a[rows], self.colour_b[rows])
+        """The pairs at `rows`, their grids and kinds sliced, not taken again."""
+        part = object.__new__(_Pairs)
+        for name in ("colour_a", "colour_b", "a", "b", "with_chroma", "held"):
+            setattr(part, name, getattr(self, name)[rows])
+        return part
 
     def flat_mismatch(self) -> np.ndarray:
         a, b = self.a, self.b
@@ -265,6 +271,20 @@ class Matcher:
         self.settings = settings
         self.index_settings = index_settings
         self.rejected = hashed.settings.n_bits + 1  # the distance of a vetoed pair
+        self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # The verdicts pairs() reached on unturned pairs, by key low * n + high (sorted):
+        # the planner asks for them again, pair by pair. The checks are symmetric, so the
+        # order of the two files does not matter.
+        self._judged_keys = np.zeros(0, dtype=np.int64)
+        self._judged_vetoed = np.zeros(0, dtype=bool)
+        self._judged_rows: np.ndarray | None = None  # row -> row of the matcher that judged
+        self._judged_count = len(hashed.paths)  # the rows of the matcher that judged
+
+    def reuse_verdicts(self, other: Matcher, rows: np.ndarray):
+        """Take over the verdicts `other` reached, its row rows[i] standing for row i here
+        (a matcher over the distinct files of this one's, which match alike)."""
+        self._judged_keys, self._judged_vetoed = other._judged_keys, other._judged_vetoed
+        self._judged_rows, self._judged_count = rows, len(other.hashed.paths)
 
     def _orientations(self, rows) -> np.ndarray:
         """(len(rows), k, bytes): the hash of each row in each orientation (k = 1 or 8)."""
@@ -282,9 +302,34 @@ class Matcher:
         bits = by_orientation[np.arange(len(rows)), orientation]
         near = np.flatnonzero(bits <= self.settings.max_bits)  # only these need the colour checks
         distances = np.full(len(rows), self.rejected)
-        ruled_out = self._vetoed(rows[near], np.full(len(near), row), orientation[near])
-        distances[near] = np.where(ruled_out, self.rejected, bits[near])
+        ruled_out = self._remembered(rows[near], row, orientation[near])
+        unknown = np.flatnonzero(ruled_out < 0)
+        ruled_out[unknown] = self._vetoed(rows[near][unknown], np.full(len(unknown), row), orientation[near][unknown])
+        distances[near] = np.where(ruled_out == 1, self.rejected, bits[near])
         return distances
+
+    def _key(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        if self._judged_rows is not None:
+            first, second = self._judged_rows[first], self._judged_rows[second]
+        return np.minimum(first, second) * self._judged_count + np.maximum(first, second)
+
+    def _remember(self, first: np.ndarray, second: np.ndarray, orientation: np.ndarray, ruled_out: np.ndarray):
+        unturned = orientation == 0
+        keys = self._key(first[unturned], second[unturned])
+        order = np.argsort(keys)
+        self._judged_keys, self._judged_vetoed = keys[order], ruled_out[unturned][order]
+        self._judged_rows = None
+
+    def _remembered(self, rows: np.ndarray, row: int, orientation: np.ndarray) -> np.ndarray:
+        """1 (vetoed), 0 (not) or -1 (not judged yet) for each pair (rows[i], row)."""
+        verdicts = np.full(len(rows), -1, dtype=np.int8)
+        if not len(self._judged_keys):
+            return verdicts
+        keys = self._key(rows, np.full(len(rows), row))
+        at = np.minimum(np.searchsorted(self._judged_keys, keys), len(self._judged_keys) - 1)
+        known = (self._judged_keys[at] == keys) & (orientation == 0)
+        verdicts[known] = self._judged_vetoed[at[known]]
+        return verdicts
 
     def _vetoed(self, first: np.ndarray, second: np.ndarray, orientation: np.ndarray) -> np.ndarray:
         """True for pairs that colour or flatness rule out; `first` is compared turned
@@ -297,22 +342,41 @@ class Matcher:
                                      self.settings)
         return ruled_out
 
+    @property
+    def found_pairs(self) -> bool:
+        return self._pairs is not None
+
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All pairs (i < j) of files that are duplicates, with their bits (complete)."""
+        """All pairs (i < j) of files that are duplicates, with their bits (complete).
+        Found once per Matcher; the verdicts are kept for distances()."""
+        if self._pairs is None:
+            self._pairs = self._find_pairs()
+        return self._pairs
+
+    def _find_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hashed, max_bits = self.hashed, self.settings.max_bits
         n_bits = hashed.settings.n_bits
         if hashed.variants is None:
-            def accept(first, second):
-                return ~self._vetoed(first, second, np.zeros(len(first), dtype=np.int64))
+            judged = []
 
-            return pairs_within(hashed.packed, n_bits, max_bits, self.index_settings, accept=accept)
-        else:
-            queries = self._orientations(np.arange(len(hashed.paths)))
-            owner, second, bits = cross_pairs(hashed.packed, n_bits, queries.reshape(-1, queries.shape[-1]),
-                                              max_bits, self.index_settings)
-            first, orientation = np.divmod(owner, queries.shape[1])
-            first, second, bits, orientation = _distinct_pairs(first, second, bits, orientation)
-        keep = ~self._vetoed(first, second, orientation)
+            def accept(first, second):
+                ruled_out = self._vetoed(first, second, np.zeros(len(first), dtype=np.int64))
+                judged.append((first, second, ruled_out))
+                return ~ruled_out
+
+            found = pairs_within(hashed.packed, n_bits, max_bits, self.index_settings, accept=accept)
+            if judged:
+                first, second, ruled_out = (np.concatenate(column) for column in zip(*judged))
+                self._remember(first, second, np.zeros(len(first), dtype=np.int64), ruled_out)
+            return found
+        queries = self._orientations(np.arange(len(hashed.paths)))
+        owner, second, bits = cross_pairs(hashed.packed, n_bits, queries.reshape(-1, queries.shape[-1]),
+                                          max_bits, self.index_settings)
+        first, orientation = np.divmod(owner, queries.shape[1])
+        first, second, bits, orientation = _distinct_pairs(first, second, bits, orientation)
+        ruled_out = self._vetoed(first, second, orientation)
+        self._remember(first, second, orientation, ruled_out)
+        keep = ~ruled_out
         low, high = np.minimum(first, second), np.maximum(first, second)
         return low[keep], high[keep], bits[keep]
 

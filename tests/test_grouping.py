@@ -4,11 +4,12 @@ and rule 3 (a stated, deterministic keep policy)."""
 import shutil
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from dedup_cli.grouping import keep_order, make_plan
+from dedup_cli.grouping import connected_groups, keep_order, make_plan, plan_group, split_by_kept_file
 from dedup_cli.hashing import HashedFiles, HashSettings, hash_collection
 from dedup_cli.index import IndexSettings, hamming
 from dedup_cli.signature import colour_signature
@@ -111,13 +112,21 @@ def test_ckdtree_and_kdtree_give_identical_plans():
     assert plans[0].groups
 
 
-def test_a_plan_from_links_found_beforehand_is_the_same_plan(small_library):
-    # Identical copies exercise the collapsing path that links given by a caller skip.
+@pytest.mark.parametrize("isometric", [False, True])
+def test_a_plan_from_links_found_beforehand_is_the_same_plan(small_library, isometric):
+    # Identical copies exercise the collapsing path that links found by a caller skip;
+    # the caller's matcher also lends the planner the colour verdicts it reached.
     for seed in range(3):
         shutil.copy(small_library / f"pic{seed}.png", small_library / f"pic{seed}_again.png")
     paths = sorted(str(p) for p in small_library.rglob("*") if p.is_file())
-    hashed = hash_collection(paths, HashSettings())
+    hashed = hash_collection(paths, HashSettings(isometric=isometric))
     settings = MatchSettings(12)
-    links = Matcher(hashed, settings).pairs()[:2]
+    matcher = Matcher(hashed, settings)
+    matcher.pairs()
     plan = make_plan(hashed, settings)
-    assert plan.groups and make_plan(hashed, settings, links=links).groups == plan.groups
+    assert plan.groups and make_plan(hashed, settings, matcher=matcher).groups == plan.groups
+    # Both plans reuse verdicts; planned with a matcher that remembers none, the same plan.
+    fresh = [group for members in connected_groups(hashed, settings, IndexSettings())
+             for group in split_by_kept_file(plan_group(members.tolist(), hashed, Matcher(hashed, settings),
+                                                        "resolution"))]
+    assert sorted(fresh, key=lambda group: hashed.paths[group.keep[0]]) == plan.groups
