@@ -22,6 +22,28 @@ HASH_ALGORITHMS = ("average_hash", "dhash", "phash", "whash")
 MAX_LISTED_FAILURES = 20
 
 
+class StrictBool(click.ParamType):
+    """y/n, yes/no, true/false, 1/0 (any letter case) and nothing else.
+
+    click.BOOL also takes '' (and on/off, t/f) as a boolean, so an unset shell variable in
+    `--safe-deletion "$SAFE"` would mean "no" and really move files: a usage error instead.
+    """
+
+    name = "y/n"
+    SPELLINGS = {"y": True, "yes": True, "true": True, "1": True, "n": False, "no": False, "false": False, "0": False}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in self.SPELLINGS:
+            self.fail(f"{value!r} is not one of y/n, yes/no, true/false, 1/0", param, ctx)
+        return self.SPELLINGS[text]
+
+
+YES_NO = StrictBool()
+
+
 def common_options(default_output: str | None):
     """Options every command shares (the original tool's names)."""
     def decorate(command):
@@ -50,9 +72,9 @@ def common_options(default_output: str | None):
                          help="Largest distance (inclusive) that counts as a duplicate, in the "
                          "metric's unit: " + "; ".join(f"{k}: {v}" for k, v in METRIC_UNITS.items())
                          + ". Default: calibrated per hash algorithm and size."),
-            click.option("--isometric", type=click.BOOL, default=False, show_default=True,
+            click.option("--isometric", type=YES_NO, default=False, show_default=True,
                          help="Also match rotated and mirrored copies (the 8 rotations/flips)."),
-            click.option("--colour", "colour_check", type=click.BOOL, default=True, show_default=True,
+            click.option("--colour", "colour_check", type=YES_NO, default=True, show_default=True,
                          help="Never group images whose colours clearly differ (flags, skin tones); "
                          "against a grey image only the luminance layout counts. n decodes only "
                          "luminance (faster)."),
@@ -62,7 +84,7 @@ def common_options(default_output: str | None):
                          f"the {LOCAL_CELLS} worst cells of a 16x16 grid may differ by {LOCAL_FACTOR:g} "
                          "times as much, and what one brightness/contrast edit of the RGB channels leaves "
                          f"unexplained {EDIT_FACTOR:g} times as much."),
-            click.option("--parallel", type=click.BOOL, default=True, show_default=True,
+            click.option("--parallel", type=YES_NO, default=True, show_default=True,
                          help="Hash in several processes (y/n)."),
             click.option("--workers", type=click.IntRange(1), default=None,
                          help="Processes for --parallel y. Default: the CPUs available."),
@@ -118,7 +140,9 @@ class ProgressBar:
     """tqdm on stderr, created once the number of files is known."""
 
     def __init__(self, enabled: bool, description: str):
-        self.enabled, self.description, self.bar = enabled, description, None
+        # Frames only on a terminal: redrawn lines would litter a log file or a pipe.
+        self.enabled = enabled and sys.stderr.isatty()
+        self.description, self.bar = description, None
 
     def total(self, count: int) -> None:
         if self.enabled and count:
@@ -147,6 +171,8 @@ def handle_errors(command):
             return command(*args, **kwargs)
         except DedupError as exc:
             raise click.ClickException(str(exc)) from exc
+        except BrokenPipeError:
+            raise  # the reader went away (| head): click ends quietly
         except OSError as exc:
             where = f" '{exc.filename}'" if exc.filename else ""
             raise click.ClickException(f"Cannot access{where}: {exc.strerror or exc}") from exc
@@ -188,15 +214,19 @@ def check_readable(collection) -> None:
 
 @main.command()
 @common_options("dedup-output")
-@click.option("--backup-keep", type=click.BOOL, default=False, show_default=True,
+@click.option("--backup-keep", type=YES_NO, default=False, show_default=True,
               help="Also copy each kept file into <run>/keep/ (real runs only).")
-@click.option("--backup-duplicate", type=click.BOOL, default=True, show_default=True,
+@click.option("--backup-duplicate", type=YES_NO, default=True, show_default=True,
               help="Move duplicates into <run>/remove/ (y) or unlink them (n).")
-@click.option("--safe-deletion", type=click.BOOL, default=True, show_default=True,
+@click.option("--safe-deletion", type=YES_NO, default=True, show_default=True,
               help="y: dry run, only report. n: really move/delete the duplicates.")
 @click.option("--keep", "keep_policy", type=click.Choice(KEEP_POLICIES),
               default="resolution", show_default=True,
-              help="Which file of a group to keep; ties: resolution, size, age, path.")
+              help="Which file of a group to keep; ties: resolution, the better copy (colour, bit depth, "
+              "lossless format, animation frames), size, age, path.")
+@click.option("--reference", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder whose files are never removed and are kept first (repeatable); scanned too "
+              "when outside --images-path.")
 @handle_errors
 def delete(**kwargs):
     """Group near-duplicates, keep the best file of each group, back up and remove the rest."""
@@ -205,7 +235,7 @@ def delete(**kwargs):
     progress = ProgressBar(kwargs.pop("progress"), "hashing")
     options = collection_options(kwargs)
     delete_options = DeleteOptions(kwargs["output_path"], kwargs["safe_deletion"], kwargs["backup_keep"],
-                                   kwargs["backup_duplicate"], kwargs["keep_policy"])
+                                   kwargs["backup_duplicate"], kwargs["keep_policy"], tuple(kwargs["reference"]))
     with progress:
         result = run_delete(options, delete_options, on_progress=progress.update, on_total=progress.total)
     echo_notes(result.collection.notes)
@@ -247,10 +277,11 @@ def render_delete_summary(result, options) -> None:
 @handle_errors
 def search(**kwargs):
     """List the images that look like --query, nearest first, with distances."""
-    from dedup_cli.pipeline import run_search
+    from dedup_cli.pipeline import check_output_path, run_search
 
     progress = ProgressBar(kwargs.pop("progress"), "hashing")
     output_path, output_format, query = kwargs.pop("output_path"), kwargs.pop("output_format"), kwargs.pop("query")
+    check_output_path(kwargs["images_path"], output_path)
     options = collection_options(kwargs)
     with progress:
         result = run_search(options, query, on_progress=progress.update, on_total=progress.total)
@@ -290,11 +321,12 @@ def render_matches(result, output_format: str) -> None:
 @handle_errors
 def show(**kwargs):
     """Draw a t-SNE map of the collection with thumbnails (written to files, no window)."""
-    from dedup_cli.pipeline import collect
+    from dedup_cli.pipeline import check_output_path, collect
     from dedup_cli.plot import ShowOptions, run_show
 
     progress = ProgressBar(kwargs.pop("progress"), "hashing")
     output_path = kwargs.pop("output_path")
+    check_output_path(kwargs["images_path"], output_path)
     show_options = ShowOptions(kwargs.pop("image_w"), kwargs.pop("image_h"), kwargs.pop("perplexity"))
     options = collection_options(kwargs)
     with progress:
