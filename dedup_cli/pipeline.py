@@ -69,6 +69,7 @@ class DeleteOptions:
     backup_keep: bool = False
     backup_duplicate: bool = True
     keep_policy: str = "resolution"
+    reference: tuple[Path, ...] = ()  # folders whose files are never removed, kept first
 
 
 @dataclass
@@ -83,16 +84,17 @@ class Collection:
 def collect(options: CollectionOptions, exclude: tuple = (),
             on_progress: Callable[[int], None] | None = None,
             on_total: Callable[[int], None] | None = None,
-            only: set[str] | None = None) -> Collection:
-    """Scan `options.images_path` (skipping `exclude`) and hash every image found
-    (or only those whose absolute path is in `only`)."""
-    root = Path(options.images_path)
-    if not root.is_dir():
-        raise InputError(f"Images folder '{root}' does not exist or is not a folder")
-    if any((folder / OUTPUT_MARKER).exists() for folder in (root.absolute(), *root.absolute().parents)):
-        raise InputError(f"'{root}' is inside a dedup output folder (it holds backups and reports); "
-                         "point --images-path at your images instead")
-    scan = scan_images(root, exclude=exclude)
+            only: set[str] | None = None, extra_roots: tuple = ()) -> Collection:
+    """Scan `options.images_path` and `extra_roots` (skipping `exclude`) and hash every
+    image found (or only those whose absolute path is in `only`)."""
+    roots = [Path(options.images_path)] + [Path(r) for r in extra_roots if not _inside(r, options.images_path)]
+    for root in roots:
+        _check_images_root(root)
+    scan = scan_images(roots[0], exclude=exclude)
+    for root in roots[1:]:
+        extra = scan_images(root, exclude=exclude)
+        scan.files = sorted(set(scan.files) | set(extra.files))
+        scan.skipped.extend(extra.skipped)
     if only is not None:
         scan.files = [path for path in scan.files if str(path) in only]
     if on_total:
@@ -107,6 +109,36 @@ def collect(options: CollectionOptions, exclude: tuple = (),
             notes.extend(cache.warnings)
             cache.close()
     return Collection(scan=scan, hashed=hashed, notes=notes)
+
+
+def _check_images_root(root: Path) -> None:
+    if not root.is_dir():
+        raise InputError(f"Images folder '{root}' does not exist or is not a folder")
+    if any(_marked(folder) for folder in (root.absolute(), *root.absolute().parents)):
+        raise InputError(f"'{root}' is inside a dedup output folder (it holds backups and reports); "
+                         "point --images-path at your images instead")
+
+
+def _marked(folder: Path) -> bool:
+    try:
+        return (folder / OUTPUT_MARKER).exists()
+    except OSError:  # a folder above that cannot be searched holds no marker of ours
+        return False
+
+
+def _inside(path, folder) -> bool:
+    """True when `path` is `folder` or lies below it (both resolved)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+def check_output_path(images_path, output_path) -> None:
+    """Refuse an output folder that is the images folder or lies above it: its marker
+    would make dedup refuse that folder in every later run, and the run folders would
+    sit among the pictures. (Inside the images folder is fine: it is never scanned.)"""
+    if output_path is not None and _inside(images_path, output_path):
+        raise InputError(f"--output-path '{output_path}' is the images folder or a folder above it; "
+                         "choose a folder elsewhere (or a new subfolder, which dedup will never scan)")
 
 
 def _open_cache(cache_path):
@@ -152,11 +184,25 @@ class DeleteResult:
 def run_delete(options: CollectionOptions, delete: DeleteOptions,
                on_progress=None, on_total=None) -> DeleteResult:
     """Find duplicates, write the run folder and, only when safe_deletion is False,
-    move or delete the duplicates (see actions.carry_out)."""
-    collection = collect(options, exclude=(delete.output_path,), on_progress=on_progress, on_total=on_total)
+    move or delete the duplicates (see actions.carry_out). A real run holds the images
+    folder's lock (lock.FolderLock) from before the scan to the end of its actions."""
+    check_output_path(options.images_path, delete.output_path)
+    if delete.safe_deletion:
+        return _plan_and_act(options, delete, on_progress, on_total)
+    from dedup_cli.lock import FolderLock
+
+    with FolderLock(options.images_path, "delete"):
+        return _plan_and_act(options, delete, on_progress, on_total)
+
+
+def _plan_and_act(options, delete, on_progress, on_total) -> DeleteResult:
+    collection = collect(options, exclude=(delete.output_path,), on_progress=on_progress, on_total=on_total,
+                         extra_roots=delete.reference)
     hashed = collection.hashed
-    plan = make_plan(hashed, options.match_settings, options.index_settings, delete.keep_policy)
-    _check_plan(plan)
+    reference = reference_mask(hashed.paths, delete.reference)
+    plan = make_plan(hashed, options.match_settings, options.index_settings, delete.keep_policy,
+                     reference=reference)
+    _check_plan(plan, reference)
     run_folder = report.create_run_folder(delete.output_path, "delete")
     outcomes = []
     if not delete.safe_deletion and plan.removals:
@@ -168,20 +214,32 @@ def run_delete(options: CollectionOptions, delete: DeleteOptions,
     return DeleteResult(collection, plan, delete_report, run_folder, files)
 
 
-def _check_plan(plan: Plan) -> None:
+def reference_mask(paths: list[str], reference_folders) -> np.ndarray | None:
+    """True for each path under one of `reference_folders` (None when there are none)."""
+    if not reference_folders:
+        return None
+    folders = [str(Path(folder).absolute()).rstrip(os.sep) + os.sep for folder in reference_folders]
+    return np.array([any(path.startswith(folder) for folder in folders) for path in paths], dtype=bool)
+
+
+def _check_plan(plan: Plan, reference=None) -> None:
     # The invariants of rule 2, checked again here as code rather than trusted (not with
     # assert, which python -O would strip).
     for group in plan.groups:
         justified = all(r.nearest_keep in group.keep and r.bits <= plan.max_bits for r in group.remove)
         if not group.keep or not justified:
             raise RuntimeError("internal error: a planned removal has no kept file within the threshold")
+        if reference is not None and any(reference[r.row] for r in group.remove):
+            raise RuntimeError("internal error: a file in a reference folder was planned for removal")
 
 
 def _delete_report(options, delete, collection, plan, outcomes) -> report.DeleteReport:
     hashed = collection.hashed
     metric = options.index_settings.metric
-    settings = settings_dict(options) | {k: v for k, v in asdict(delete).items() if k != "output_path"}
+    settings = settings_dict(options) | {k: v for k, v in asdict(delete).items()
+                                         if k not in ("output_path", "reference")}
     settings["output_path"] = str(Path(delete.output_path).absolute())
+    settings["reference"] = [str(Path(folder).absolute()) for folder in delete.reference]
     removals = plan.removals
     done = [o for o in outcomes if o.status == "done" and o.action in ("move", "delete")]
     summary = {

@@ -60,3 +60,4 @@ def small_library(tmp_path) -> Path:
 def isolated_cache(tmp_path, monkeypatch):
     """Never touch the user's real cache folder from a test."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
