@@ -1,9 +1,10 @@
 """A persistent hash cache in SQLite, so an unchanged library is never decoded twice.
 
 Keyed by absolute path, algorithm, hash size and decoder version; an entry is used only
-while the file's size and mtime (ns) still match. WAL mode and a busy timeout let two
-runs share the file. A corrupt or locked cache gives a warning and a fresh cache, never
-a failed run.
+while the file's size and mtime (ns) still match. A path that is not valid UTF-8 (SQLite
+text must be) is keyed by its bytes in hex behind a NUL, which no real path contains.
+WAL mode and a busy timeout let two runs share the file. A corrupt or locked cache (or an
+unusable cache folder) gives a warning and a fresh cache, never a failed run.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import time
 from pathlib import Path
 
 from dedup_cli.hashing import FileStat, HashRecord, HashSettings
+from dedup_cli.loading import ImageFacts
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS hashes_v2 (
+CREATE TABLE IF NOT EXISTS hashes_v3 (
     path TEXT NOT NULL,
     algorithm TEXT NOT NULL,
     hash_size INTEGER NOT NULL,
@@ -29,11 +31,25 @@ CREATE TABLE IF NOT EXISTS hashes_v2 (
     error TEXT NOT NULL DEFAULT '',
     colour BLOB,
     variants BLOB,
+    digest BLOB,
+    grey_mode INTEGER NOT NULL DEFAULT 0,
+    depth INTEGER NOT NULL DEFAULT 8,
+    lossless INTEGER NOT NULL DEFAULT 0,
+    frames INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (path, algorithm, hash_size, decoder)
 )
 """
 _LOOKUP_CHUNK = 500
 _BUSY_TIMEOUT_S = 15.0
+
+
+def cache_key(path: str) -> str:
+    """The text a path is stored under: itself, or its bytes in hex when it is not UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "\0bytes:" + os.fsencode(path).hex()
+    return path
 
 
 def default_cache_path() -> Path:
@@ -53,6 +69,10 @@ class HashCache:
     def _open_or_recover(self) -> sqlite3.Connection:
         try:
             return self._open_waiting(self.path)
+        except OSError as exc:  # no $HOME, a read-only or missing cache folder
+            self.warnings.append(f"hash cache folder '{self.path.parent}' is unusable "
+                                 f"({exc.strerror or exc}); using a fresh in-memory cache (--cache PATH to choose one)")
+            return self._open(":memory:")
         except sqlite3.DatabaseError as exc:
             if _is_lock_error(exc):
                 self.warnings.append(f"hash cache '{self.path}' is locked ({exc}); using a fresh in-memory cache")
@@ -89,7 +109,7 @@ class HashCache:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
-            connection.execute("SELECT count(*) FROM hashes_v2 LIMIT 1").fetchone()
+            connection.execute("SELECT count(*) FROM hashes_v3 LIMIT 1").fetchone()
         except sqlite3.DatabaseError:
             connection.close()
             raise
@@ -97,21 +117,24 @@ class HashCache:
 
     def lookup(self, stats: list[FileStat], settings: HashSettings) -> dict[str, HashRecord]:
         """Records for the files whose size and mtime match the cached entry."""
-        wanted = {stat.path: stat for stat in stats}
+        wanted = {cache_key(stat.path): stat for stat in stats}
         found: dict[str, HashRecord] = {}
         paths = list(wanted)
         try:
             for start in range(0, len(paths), _LOOKUP_CHUNK):
                 chunk = paths[start : start + _LOOKUP_CHUNK]
                 rows = self._connection.execute(
-                    "SELECT path, size, mtime_ns, bits, width, height, error, colour, variants FROM hashes_v2 "
+                    "SELECT path, size, mtime_ns, bits, width, height, error, colour, variants, digest, "
+                    "grey_mode, depth, lossless, frames FROM hashes_v3 "
                     f"WHERE algorithm = ? AND hash_size = ? AND decoder = ? AND path IN ({','.join('?' * len(chunk))})",
                     [settings.algorithm, settings.hash_size, settings.decoder_id, *chunk],
                 )
-                for path, size, mtime_ns, bits, width, height, error, colour, variants in rows:
-                    stat = wanted[path]
+                for key, size, mtime_ns, bits, width, height, error, colour, variants, digest, *facts in rows:
+                    stat = wanted[key]
                     if stat.size == size and stat.mtime_ns == mtime_ns:
-                        found[path] = HashRecord(path, bits, width, height, error, colour, variants)
+                        facts = ImageFacts(bool(facts[0]), facts[1], bool(facts[2]), facts[3])
+                        found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants,
+                                                      digest, facts)
         except sqlite3.DatabaseError as exc:
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); hashing everything")
             return {}
@@ -122,13 +145,15 @@ class HashCache:
         if not entries:
             return
         rows = [
-            (stat.path, settings.algorithm, settings.hash_size, settings.decoder_id, stat.size, stat.mtime_ns,
-             record.packed_bits, record.width, record.height, record.error, record.colour, record.variants)
+            (cache_key(stat.path), settings.algorithm, settings.hash_size, settings.decoder_id, stat.size,
+             stat.mtime_ns, record.packed_bits, record.width, record.height, record.error, record.colour,
+             record.variants, record.digest, record.facts.grey_mode, record.facts.depth, record.facts.lossless,
+             record.facts.frames)
             for stat, record in entries
         ]
         try:
             self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany("INSERT OR REPLACE INTO hashes_v2 VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._connection.executemany(f"INSERT OR REPLACE INTO hashes_v3 VALUES ({','.join('?' * 17)})", rows)
             self._connection.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             if self._connection.in_transaction:

@@ -12,7 +12,7 @@ import numpy as np
 from PIL.Image import Transpose
 
 from dedup_cli.errors import UnreadableImage
-from dedup_cli.loading import DECODER_VERSION, load_image
+from dedup_cli.loading import DECODER_VERSION, DIGEST_BYTES, ImageFacts, content_digest, describe_error, load_image
 from dedup_cli.signature import SIGNATURE_BYTES, colour_signature
 
 # Bumped when the colour signature's layout changes (part of the cache key).
@@ -101,6 +101,8 @@ class HashRecord:
     error: str = ""
     colour: bytes | None = None  # signature.colour_signature
     variants: bytes | None = None  # isometric: the hashes of the 7 other orientations
+    digest: bytes | None = None  # loading.content_digest of the bytes hashed
+    facts: ImageFacts = ImageFacts()
 
 
 @dataclass
@@ -116,8 +118,20 @@ class HashedFiles:
     mtime_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     colour: np.ndarray = field(default_factory=lambda: np.zeros((0, SIGNATURE_BYTES), dtype=np.uint8))
     variants: np.ndarray | None = None  # (n, 7, hash bytes) when settings.isometric
+    digest: np.ndarray = field(default_factory=lambda: np.zeros((0, DIGEST_BYTES), dtype=np.uint8))
+    # loading.ImageFacts per file: (grey_mode, depth, lossless, frames)
+    facts: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.int32))
     failures: list[tuple[str, str]] = field(default_factory=list)
     from_cache: int = 0
+
+    def __post_init__(self):
+        # Hand-made collections (tests, hash lists) may leave out the file facts: no digest
+        # and an 8-bit colour single-frame image, which ranks no file above another.
+        count = len(self.paths)
+        if len(self.digest) != count:
+            self.digest = np.zeros((count, DIGEST_BYTES), dtype=np.uint8)
+        if len(self.facts) != count:
+            self.facts = np.tile(np.array([0, 8, 0, 1], dtype=np.int32), (count, 1))
 
     @property
     def bits(self) -> np.ndarray:
@@ -126,6 +140,13 @@ class HashedFiles:
 
     def hex(self, row: int) -> str:
         return bytes(self.packed[row]).hex()
+
+    def digest_hex(self, row: int) -> str:
+        return bytes(self.digest[row]).hex()
+
+    @property
+    def frames(self) -> np.ndarray:
+        return self.facts[:, 3]
 
     def subset(self, rows) -> HashedFiles:
         """The files at `rows`, in that order (failures are not carried over)."""
@@ -140,6 +161,8 @@ class HashedFiles:
             mtime_ns=self.mtime_ns[rows],
             colour=self.colour[rows],
             variants=None if self.variants is None else self.variants[rows],
+            digest=self.digest[rows],
+            facts=self.facts[rows],
         )
 
     def identity_keys(self) -> np.ndarray:
@@ -175,6 +198,10 @@ def hash_file(path: str, settings: HashSettings) -> HashRecord:
     come back as values."""
     algorithm = ALGORITHMS[settings.algorithm]
     try:
+        digest = content_digest(path)
+    except OSError as exc:
+        return HashRecord(path, None, error=describe_error(exc))
+    try:
         min_side = 0 if settings.full_decode else algorithm.decode_side(settings.hash_size)
         loaded = load_image(path, min_side=min_side, mode="colour" if settings.colour else "L")
         image = loaded.image
@@ -188,7 +215,8 @@ def hash_file(path: str, settings: HashSettings) -> HashRecord:
         return HashRecord(path, None, error=exc.reason)
     except Exception as exc:  # a hash that fails on odd pixels is still one file's failure
         return HashRecord(path, None, error=f"hashing failed: {type(exc).__name__}: {exc}")
-    return HashRecord(path, packed, loaded.width, loaded.height, colour=colour, variants=variants)
+    return HashRecord(path, packed, loaded.width, loaded.height, colour=colour, variants=variants,
+                      digest=digest, facts=loaded.facts)
 
 
 def _hash_batch(batch: tuple[list[str], HashSettings]) -> list[HashRecord]:
@@ -228,8 +256,28 @@ def hash_many(
     if workers <= 1 or len(batches) <= 1:
         results: Iterable[list[HashRecord]] = map(_hash_batch, batches)
         return _collect(results, records, on_progress)
-    with ProcessPoolExecutor(max_workers=min(workers, len(batches))) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         return _collect(pool.map(_hash_batch, batches), records, on_progress)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker start-up: ask Linux to kill this worker when the run that started it dies.
+
+    A run killed with SIGKILL cannot shut its pool down; without this its workers, adopted
+    by init, would wait on their queue for good.
+    """
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _collect(results, records, on_progress):
@@ -277,9 +325,14 @@ def _assemble(stats, cached, fresh, failures, settings) -> HashedFiles:
     result.colour = np.empty((len(records), SIGNATURE_BYTES), dtype=np.uint8)
     if settings.isometric:
         result.variants = np.empty((len(records), len(OTHER_ORIENTATIONS), n_bytes), dtype=np.uint8)
+    result.digest = np.empty((len(records), DIGEST_BYTES), dtype=np.uint8)
+    result.facts = np.empty((len(records), 4), dtype=np.int32)
     meta = np.empty((len(records), 4), dtype=np.int64)
     for row, (stat, record) in enumerate(records):
         result.packed[row] = np.frombuffer(record.packed_bits, dtype=np.uint8)
+        result.digest[row] = np.frombuffer(record.digest, dtype=np.uint8)
+        facts = record.facts
+        result.facts[row] = (facts.grey_mode, facts.depth, facts.lossless, facts.frames)
         result.colour[row] = np.frombuffer(record.colour, dtype=np.uint8)
         if settings.isometric:
             result.variants[row] = np.frombuffer(record.variants, dtype=np.uint8).reshape(-1, n_bytes)

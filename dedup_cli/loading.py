@@ -6,6 +6,7 @@ file never stops a run (rule 5 of DESIGN.md).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -15,11 +16,25 @@ from PIL import ExifTags, Image, ImageFile, ImageStat
 from dedup_cli.errors import UnreadableImage
 
 # Bump when decoding changes in a way that can change hashes: the hash cache keys on it.
-DECODER_VERSION = 8
+DECODER_VERSION = 9  # 9: content digest and image facts in every record
 # Pillow's own guard stops at ~179 MP; JPEGs are decoded at reduced size, so allow more.
 MAX_PIXELS = 400_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this and refuses above twice it
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def _register_heif() -> str:
+    """Let Pillow open HEIC/HEIF (iPhone photos) through pillow-heif; '' when it is
+    installed, else why HEIF files will be reported as unreadable. AVIF is Pillow's own."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return "HEIC/HEIF support is not installed (pip install pillow-heif)"
+    pillow_heif.register_heif_opener()
+    return ""
+
+
+HEIF_MISSING = _register_heif()
 
 _REDUCIBLE = ("L", "RGB", "YCbCr", "RGBA", "LA")  # modes decoded images are box-reduced in
 _TRANSPOSE_FOR_ORIENTATION = {
@@ -33,6 +48,23 @@ _TRANSPOSE_FOR_ORIENTATION = {
 }
 
 
+# Formats that store the pixels as they were (WebP only in its lossless VP8L form).
+LOSSLESS_FORMATS = frozenset({"PNG", "TIFF", "BMP", "DIB", "GIF", "PPM", "TGA", "QOI"})
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+DIGEST_BYTES = 16
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What makes one copy of a picture a better one to keep than another of the same
+    size: colour, bit depth, a lossless format, animation frames (from the file header)."""
+
+    grey_mode: bool = False  # the file stores one channel (L, 16-bit grey, 1-bit ...)
+    depth: int = 8  # bits per channel: 16 for 16-bit, 7 for CMYK (a print conversion), 6 for a palette
+    lossless: bool = False
+    frames: int = 1
+
+
 @dataclass(frozen=True)
 class LoadedImage:
     """A decoded image ready for hashing and the facts about the file it came from."""
@@ -40,6 +72,17 @@ class LoadedImage:
     image: Image.Image  # oriented, maybe reduced; mode as requested ('colour': RGB, YCbCr or L)
     width: int  # full size once EXIF orientation is applied
     height: int
+    facts: ImageFacts = ImageFacts()
+
+
+def content_digest(path: str | os.PathLike) -> bytes:
+    """BLAKE2b (16 bytes) of the file's bytes: what "unchanged since the scan" means at
+    action time, where size and mtime can be forged or coincide."""
+    digest = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.digest()
 
 
 def load_image(path: str | os.PathLike, min_side: int = 0, mode: str = "L") -> LoadedImage:
@@ -71,6 +114,8 @@ def describe_error(exc: BaseException) -> str:
     """A short, human reason for a decoding failure."""
     text = str(exc)
     if isinstance(exc, Image.UnidentifiedImageError):
+        if HEIF_MISSING and str(getattr(exc, "filename", "") or text).lower().endswith((".heic", ".heif", ".hif")):
+            return HEIF_MISSING
         return "not an image file Pillow can read"
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return f"image too large to decode safely: {text.split(' could be')[0].strip()}"
@@ -83,10 +128,57 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def image_facts(img: Image.Image) -> ImageFacts:
+    """The header facts of an opened, not yet decoded image."""
+    mode = img.mode
+    if mode.startswith(("I;16", "I", "F")) or _stored_bits(img) >= 16:
+        depth = 16
+    elif mode == "1":
+        depth = 1
+    elif mode in ("P", "PA"):
+        depth = 6
+    elif mode == "CMYK":
+        depth = 7
+    else:
+        depth = 8
+    lossless = img.format in LOSSLESS_FORMATS or (img.format == "WEBP" and _webp_lossless(img))
+    return ImageFacts(mode in GREY_MODES, depth, lossless, max(1, int(getattr(img, "n_frames", 1) or 1)))
+
+
+def _stored_bits(img: Image.Image) -> int:
+    """Bits per sample the file stores (Pillow opens 16-bit RGB PNG and TIFF as 8-bit RGB)."""
+    try:
+        if img.format == "PNG":
+            position = img.fp.tell()
+            img.fp.seek(24)
+            bits = img.fp.read(1)[0]
+            img.fp.seek(position)
+            return bits
+        if img.format == "TIFF":
+            return int(max(img.tag_v2.get(258, (8,))))
+    except Exception:  # an odd header only costs the depth preference
+        pass
+    return 8
+
+
+def _webp_lossless(img: Image.Image) -> bool:
+    """True when a WebP file's first image chunk is VP8L (lossless)."""
+    try:
+        handle = img.fp
+        position = handle.tell()
+        handle.seek(12)
+        header = handle.read(64)
+        handle.seek(position)
+    except Exception:
+        return False
+    return header[:4] == b"VP8L" or (header[:4] == b"VP8X" and b"VP8L" in header)
+
+
 def _decode(img: Image.Image, min_side: int, mode: str) -> LoadedImage:
     width, height = img.size
     if width * height > MAX_PIXELS:
         raise UnreadableImage(img.filename, f"image too large ({width}x{height} pixels)")
+    facts = image_facts(img)
     orientation = _orientation(img)
     if img.format == "JPEG" and min_side:
         draft_mode = "YCbCr" if mode == "colour" else mode
@@ -103,7 +195,7 @@ def _decode(img: Image.Image, min_side: int, mode: str) -> LoadedImage:
         img = img.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation])
         if orientation >= 5:
             width, height = height, width
-    return LoadedImage(image=img, width=width, height=height)
+    return LoadedImage(image=img, width=width, height=height, facts=facts)
 
 
 def _orientation(img: Image.Image) -> int:

@@ -155,7 +155,8 @@ def test_corrupt_cache_is_moved_aside_and_replaced(images, tmp_path, garbage):
 
 def entries_for(name: str, count: int) -> list[tuple[FileStat, HashRecord]]:
     return [
-        (FileStat(f"/{name}/{i}.png", 1000 + i, 10**18 + i), HashRecord(f"/{name}/{i}.png", bytes([i]) * 8, 64, 48))
+        (FileStat(f"/{name}/{i}.png", 1000 + i, 10**18 + i),
+         HashRecord(f"/{name}/{i}.png", bytes([i]) * 8, 64, 48, digest=bytes(16)))
         for i in range(count)
     ]
 
