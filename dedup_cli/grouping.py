@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dedup_cli.index import IndexSettings
-from dedup_cli.similarity import Matcher, MatchSettings
+from dedup_cli.signature import grid
+from dedup_cli.similarity import GREY_CHROMA, Matcher, MatchSettings, chroma
 
 KEEP_POLICIES = ("resolution", "size", "oldest", "newest", "path")
 
@@ -52,19 +53,39 @@ class Plan:
         return [removal for group in self.groups for removal in group.remove]
 
 
-def keep_order(rows, hashed, policy: str) -> list[int]:
-    """`rows` sorted best-to-keep first under `policy`; ties end on the path, so the
-    order never depends on how a directory listing happened to come back."""
+def in_colour(hashed) -> np.ndarray:
+    """True per file that is a colour picture: stored in colour and, where colour was
+    decoded, with colour in it (an RGB file of a grey picture counts as grey)."""
+    colour = hashed.facts[:, 0] == 0
+    if hashed.settings.colour and len(hashed.colour):
+        colour &= chroma(grid(hashed.colour, 0)) >= GREY_CHROMA
+    return colour
+
+
+def keep_order(rows, hashed, policy: str, reference=None) -> list[int]:
+    """`rows` sorted best-to-keep first under `policy`; files under a reference folder
+    (`reference[row]` True) come first whatever the policy.
+
+    After the policy's own criterion the better copy wins: colour over grey, more bits
+    per channel (16-bit, 8-bit, CMYK, palette, 1-bit), a lossless format, more animation
+    frames; then the other criteria, and ties end on the path, so the order never depends
+    on how a directory listing happened to come back.
+    """
+    colour = in_colour(hashed)
+
     def facts(row):
         pixels = int(hashed.width[row]) * int(hashed.height[row])
-        return pixels, int(hashed.size[row]), int(hashed.mtime_ns[row]), hashed.paths[row]
+        _, depth, lossless, frames = (int(v) for v in hashed.facts[row])
+        better_copy = (-int(colour[row]), -depth, -lossless, -frames)
+        first = 0 if reference is not None and reference[row] else 1
+        return first, pixels, better_copy, int(hashed.size[row]), int(hashed.mtime_ns[row]), hashed.paths[row]
 
     keys = {
-        "resolution": lambda f: (-f[0], -f[1], f[2], f[3]),
-        "size": lambda f: (-f[1], -f[0], f[2], f[3]),
-        "oldest": lambda f: (f[2], -f[0], -f[1], f[3]),
-        "newest": lambda f: (-f[2], -f[0], -f[1], f[3]),
-        "path": lambda f: (f[3],),
+        "resolution": lambda f: (f[0], -f[1], f[2], -f[3], f[4], f[5]),
+        "size": lambda f: (f[0], -f[3], -f[1], f[2], f[4], f[5]),
+        "oldest": lambda f: (f[0], f[4], -f[1], f[2], -f[3], f[5]),
+        "newest": lambda f: (f[0], -f[4], -f[1], f[2], -f[3], f[5]),
+        "path": lambda f: (f[0], f[5]),
     }
     key = keys[policy]
     return sorted(rows, key=lambda row: key(facts(row)))
@@ -113,34 +134,40 @@ def _components(first, second, inverse, n_nodes) -> list[np.ndarray]:
     return [members for members in np.split(order, boundaries) if len(members) > 1]
 
 
-def plan_group(rows, hashed, matcher: Matcher, policy: str) -> Group:
+def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None) -> Group:
     """Walk the group best-first: remove a file when a kept one is its duplicate (within
     the threshold, colours agreeing), otherwise keep it too (so chains A~B~C never lose C
-    because of A)."""
+    because of A). A file under a reference folder is never removed, and a file is never
+    removed because of one with fewer animation frames (a GIF's first frame as a still)."""
     keep: list[int] = []
     removals: list[Removal] = []
-    for row in keep_order(rows, hashed, policy):
-        if keep:
-            distances = matcher.distances(keep, row)
+    frames = hashed.frames
+    for row in keep_order(rows, hashed, policy, reference):
+        protected = reference is not None and bool(reference[row])
+        candidates = [kept for kept in keep if frames[kept] >= frames[row]]
+        if candidates and not protected:
+            distances = matcher.distances(candidates, row)
             nearest = int(np.argmin(distances))
             if distances[nearest] <= matcher.settings.max_bits:
-                removals.append(Removal(row, keep[nearest], int(distances[nearest])))
+                removals.append(Removal(row, candidates[nearest], int(distances[nearest])))
                 continue
         keep.append(row)
     return Group(keep=tuple(keep), remove=tuple(removals))
 
 
 def make_plan(hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings(),
-              policy: str = "resolution", matcher: Matcher | None = None) -> Plan:
+              policy: str = "resolution", matcher: Matcher | None = None, reference=None) -> Plan:
     """Group the duplicates of `hashed` and decide what to keep and remove (`matcher`: a
     Matcher over `hashed` with these settings, perhaps with its pairs found already; its
-    verdicts are reused where the planner asks again)."""
+    verdicts are reused where the planner asks again). `reference`: a boolean per file,
+    True for files that must be kept (and are kept first)."""
     if policy not in KEEP_POLICIES:
         raise ValueError(f"unknown keep policy {policy!r}")
     plan = Plan(max_bits=settings.max_bits, keep_policy=policy)
     matcher = matcher or Matcher(hashed, settings, index_settings)
     for members in connected_groups(hashed, settings, index_settings, matcher):
-        plan.groups.extend(split_by_kept_file(plan_group(members.tolist(), hashed, matcher, policy)))
+        group = plan_group(members.tolist(), hashed, matcher, policy, reference)
+        plan.groups.extend(split_by_kept_file(group))
     plan.groups.sort(key=lambda group: hashed.paths[group.keep[0]])
     return plan
 

@@ -195,7 +195,8 @@ def _edit_error(a: np.ndarray, b: np.ndarray, mean_grey: np.ndarray, spread: np.
     return best
 
 
-def _chroma(grid: np.ndarray) -> np.ndarray:
+def chroma(grid: np.ndarray) -> np.ndarray:
+    """Mean distance of each grid's cells from neutral grey in the Cb-Cr plane."""
     return np.hypot(grid[..., 1] - 128.0, grid[..., 2] - 128.0).mean(axis=1)
 
 
@@ -206,7 +207,7 @@ class _Pairs:
     def __init__(self, colour_a: np.ndarray, colour_b: np.ndarray):
         self.colour_a, self.colour_b = colour_a, colour_b
         self.a, self.b = grid(colour_a, 0), grid(colour_b, 0)
-        in_colour_a, in_colour_b = _chroma(self.a) >= GREY_CHROMA, _chroma(self.b) >= GREY_CHROMA
+        in_colour_a, in_colour_b = chroma(self.a) >= GREY_CHROMA, chroma(self.b) >= GREY_CHROMA
         self.with_chroma, self.held = in_colour_a & in_colour_b, in_colour_a ^ in_colour_b
 
     def subset(self, rows: np.ndarray) -> _Pairs:
