@@ -13,6 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from dedup_cli.loading import content_digest
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -44,8 +46,10 @@ class Journal:
         self._handle.close()
 
 
-def unchanged(path: str, size: int, mtime_ns: int) -> str:
-    """'' when the file still has the size and mtime seen at scan time, else why not."""
+def unchanged(path: str, size: int, mtime_ns: int, digest: bytes | None = None) -> str:
+    """'' when the file still has the size, mtime and (if given) content digest seen at
+    scan time, else why not. Size and mtime alone miss a file replaced by another with
+    the same size and a restored mtime."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -54,6 +58,12 @@ def unchanged(path: str, size: int, mtime_ns: int) -> str:
         return f"cannot check file: {exc.strerror or exc}"
     if info.st_size != size or info.st_mtime_ns != mtime_ns:
         return "file changed since the scan"
+    if digest is not None:
+        try:
+            if content_digest(path) != digest:
+                return "file content changed since the scan (same size and time)"
+        except OSError as exc:
+            return f"cannot read file to check it: {exc.strerror or exc}"
     return ""
 
 
@@ -72,15 +82,27 @@ def _move(source: str, destination: Path) -> None:
         raise FileExistsError(f"destination exists: {destination}")
     try:
         os.link(source, destination)  # fails if destination exists: no overwrite race
-        os.unlink(source)
-        return
     except OSError:
         if destination.exists():
             raise
-    shutil.copy2(source, destination)
-    if os.path.getsize(destination) != os.path.getsize(source):
-        raise OSError(f"copy of {source} is incomplete")
-    os.unlink(source)
+    else:
+        try:
+            os.unlink(source)
+        except OSError:
+            os.unlink(destination)  # the source stays; no stray second name in remove/
+            raise
+        return
+    try:  # another file system: copy, check, then remove the source
+        with open(source, "rb") as reader, open(destination, "xb") as writer:
+            shutil.copyfileobj(reader, writer)
+        shutil.copystat(source, destination)
+        if os.path.getsize(destination) != os.path.getsize(source):
+            raise OSError(f"copy of {source} is incomplete")
+        os.unlink(source)
+    except BaseException:
+        if os.path.exists(source) and destination.exists():
+            os.unlink(destination)
+        raise
 
 
 def carry_out(plan, hashed, images_root: Path, run_folder: Path,
@@ -102,7 +124,7 @@ def carry_out(plan, hashed, images_root: Path, run_folder: Path,
 
 
 def _stat_reason(hashed, row: int) -> str:
-    return unchanged(hashed.paths[row], int(hashed.size[row]), int(hashed.mtime_ns[row]))
+    return unchanged(hashed.paths[row], int(hashed.size[row]), int(hashed.mtime_ns[row]), bytes(hashed.digest[row]))
 
 
 def _backup_keep(journal, hashed, row, images_root, run_folder) -> Outcome:

@@ -12,7 +12,7 @@ from pathlib import Path
 from dedup_cli import __version__
 from dedup_cli.scan import OUTPUT_MARKER
 
-REPORT_FORMAT_VERSION = 1
+REPORT_FORMAT_VERSION = 2  # 2: size, mtime_ns and content digest of every file
 
 
 def create_run_folder(output_path: str | os.PathLike, command: str) -> Path:
@@ -74,6 +74,8 @@ def build_groups(plan, hashed, metric) -> list[dict]:
             "width": int(hashed.width[row]),
             "height": int(hashed.height[row]),
             "size": int(hashed.size[row]),
+            "mtime_ns": int(hashed.mtime_ns[row]),
+            "digest": hashed.digest_hex(row),
             "hash": hashed.hex(row),
         }
 
@@ -117,7 +119,10 @@ def write_delete_report(run_folder: Path, report: DeleteReport, hash_size: int, 
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:
-    with open(path, "x", newline="", encoding="utf-8") as handle:
+    # surrogateescape: a file name that is not UTF-8 is written as its own bytes, so the
+    # CSV names the very file (report.json escapes such names as \udcXX, which Python
+    # turns back into the same bytes with os.fsencode).
+    with open(path, "x", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)

@@ -7,8 +7,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff", ".webp"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff", ".webp",
+     ".heic", ".heif", ".hif", ".avif"}
 )
+# Pictures dedup cannot decode: listed as skipped, with the reason, rather than passed over
+# in silence as if they were not pictures at all.
+UNSUPPORTED_IMAGE_EXTENSIONS = {
+    **dict.fromkeys((".cr2", ".cr3", ".nef", ".arw", ".dng", ".orf", ".rw2", ".raf", ".pef", ".srw", ".raw"),
+                    "camera raw format (not supported; convert it or keep it out of the scan)"),
+    ".psd": "Photoshop document (not supported)",
+    ".jxl": "JPEG XL (not supported by this Pillow)",
+    ".svg": "vector image (not supported)",
+}
 # Written into every output folder so that later scans never read backups or reports,
 # wherever the user put --output-path (rule 6 of DESIGN.md).
 OUTPUT_MARKER = ".dedup-output"
@@ -37,7 +47,12 @@ def scan_images(root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] 
     root_path = Path(root).absolute()
     excluded = {Path(p).resolve() for p in exclude}
     result = ScanResult(root=root_path)
-    for dirpath, dirnames, filenames in os.walk(root_path, followlinks=False):
+
+    def unlisted(error: OSError) -> None:  # os.walk's report of a folder it cannot list
+        where = error.filename or str(root_path)
+        result.skipped.append((str(where), f"cannot list folder: {(error.strerror or str(error)).lower()}"))
+
+    for dirpath, dirnames, filenames in os.walk(root_path, onerror=unlisted, followlinks=False):
         kept_dirs = []
         for name in sorted(dirnames):
             path = Path(dirpath, name)
@@ -48,15 +63,23 @@ def scan_images(root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] 
                 result.skipped.append((str(path), reason))
         dirnames[:] = kept_dirs
         for name in sorted(filenames):
-            if name.startswith(".") or not is_image_name(name):
-                continue
-            path = Path(dirpath, name)
-            if path.is_symlink():
-                result.skipped.append((str(path), "symbolic link (not followed)"))
-            else:
-                result.files.append(path)
+            _sort_file(Path(dirpath, name), name, result)
     result.files.sort()
     return result
+
+
+def _sort_file(path: Path, name: str, result: ScanResult) -> None:
+    """Add one directory entry to the files to hash, the skipped files, or neither."""
+    extension = os.path.splitext(name)[1].lower()
+    if name.startswith("."):
+        return
+    if extension in UNSUPPORTED_IMAGE_EXTENSIONS:
+        result.skipped.append((str(path), UNSUPPORTED_IMAGE_EXTENSIONS[extension]))
+    elif extension in IMAGE_EXTENSIONS:
+        if path.is_symlink():
+            result.skipped.append((str(path), "symbolic link (not followed)"))
+        else:
+            result.files.append(path)
 
 
 def _skip_dir_reason(path: Path, name: str, excluded: set[Path]) -> str | None:
@@ -65,6 +88,11 @@ def _skip_dir_reason(path: Path, name: str, excluded: set[Path]) -> str | None:
         return "symbolic link to a folder (not followed)"
     if name.startswith("."):
         return ""
-    if path.resolve() in excluded or (path / OUTPUT_MARKER).exists():
+    if path.resolve() in excluded:
         return "dedup output folder (never scanned)"
+    try:
+        if (path / OUTPUT_MARKER).exists():
+            return "dedup output folder (never scanned)"
+    except OSError as exc:  # a folder that cannot be searched (no x permission)
+        return f"cannot enter folder: {(exc.strerror or str(exc)).lower()}"
     return None

@@ -54,7 +54,7 @@ def test_dry_run_is_the_default_and_writes_reports(demo_copy, tmp_path):
     assert result.exit_code == 0, result.output
     folder = only_run_folder(tmp_path / "out")
     report = json.loads((folder / "report.json").read_text())
-    assert report["format_version"] == 1 and report["tool_version"] == __version__
+    assert report["format_version"] == 2 and report["tool_version"] == __version__
     summary = report["summary"]
     assert summary["dry_run"] and summary["scanned"] == 47 and summary["unreadable"] == 0
     assert summary["remove"] > 20 and summary["groups"] >= 8
