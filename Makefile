@@ -7,7 +7,7 @@ DEMO := datasets/demo
 OUTPUT := dedup-output
 BENCH_DIR ?= ../shared/bench/wallpapers
 
-.PHONY: all setup-env run test lint package clean check export-env bench bench-camera bench-memory bench-fidelity calibrate
+.PHONY: all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-fidelity calibrate
 
 all: check package
 
@@ -25,6 +25,9 @@ run: setup-env
 
 test: setup-env
 	$(BIN)/python -m pytest -q
+
+test-fast: setup-env
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup-env
 	$(BIN)/ruff check dedup_cli tests benchmarks datasets

@@ -224,6 +224,10 @@ def check_readable(collection) -> None:
               default="resolution", show_default=True,
               help="Which file of a group to keep; ties: resolution, the better copy (colour, bit depth, "
               "lossless format, animation frames), size, age, path.")
+@click.option("--action", type=click.Choice(("move", "trash", "hardlink", "symlink", "delete")), default="move",
+              show_default=True, help="Real runs: move duplicates into <run>/remove/, send them to the desktop "
+              "trash, replace them by a hard or symbolic link to the kept file (backed up in <run>/remove/), "
+              "or delete them (no undo).")
 @click.option("--reference", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder whose files are never removed and are kept first (repeatable); scanned too "
               "when outside --images-path.")
@@ -235,7 +239,8 @@ def delete(**kwargs):
     progress = ProgressBar(kwargs.pop("progress"), "hashing")
     options = collection_options(kwargs)
     delete_options = DeleteOptions(kwargs["output_path"], kwargs["safe_deletion"], kwargs["backup_keep"],
-                                   kwargs["backup_duplicate"], kwargs["keep_policy"], tuple(kwargs["reference"]))
+                                   kwargs["backup_duplicate"], kwargs["keep_policy"], tuple(kwargs["reference"]),
+                                   kwargs["action"])
     with progress:
         result = run_delete(options, delete_options, on_progress=progress.update, on_total=progress.total)
     echo_notes(result.collection.notes)
@@ -386,3 +391,49 @@ def render_evaluation(result: dict) -> None:
         click.echo("copies found, by kind of edit (a file counts when grouped with one of its own):")
     for kind, counts in result["recall_by_kind"].items():
         click.echo(f"  found {counts['recall']:.3f} ({counts['found']}/{counts['files']})  {kind}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.option("--decisions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON of path -> \"keep\" or \"remove\" (from the review page) that overrides the plan's "
+              "choice within a group; a group never keeps nothing.")
+@click.option("--action", type=click.Choice(("move", "trash", "hardlink", "symlink", "delete")), default=None,
+              help="What to do with each duplicate. Default: the run's own action (move for a dry run).")
+@click.option("--backup-duplicate", type=YES_NO, default=True, show_default=True,
+              help="With move, hardlink and symlink: keep the duplicate's bytes in <run>/remove/ (undo needs them).")
+@click.option("--backup-keep", type=YES_NO, default=False, show_default=True,
+              help="Also copy each kept file into <run>/keep/.")
+@handle_errors
+def apply(run, decisions, action, backup_duplicate, backup_keep):
+    """Carry out the plan of a run (a dry run's folder or its report.json), re-checking every file."""
+    from dedup_cli.actions import ActionSettings
+    from dedup_cli.apply import apply_run, read_decisions
+
+    chosen = read_decisions(decisions) if decisions else None
+    settings = None
+    if action is not None:
+        settings = ActionSettings(action, backup_duplicate, backup_keep)
+    result = apply_run(run, chosen, settings)
+    echo_notes(result.notes)
+    for outcome in result.skipped[:MAX_LISTED_FAILURES]:
+        click.echo(f"Skipped '{outcome.path}': {outcome.reason}", err=True)
+    click.echo(f"Removed {result.removed} files; {len(result.skipped)} skipped; "
+               f"{result.already_done} done by an earlier run (journal: {result.run_folder / 'journal.jsonl'}).")
+    click.echo(f"Record: {result.record}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@handle_errors
+def undo(run):
+    """Put back every file a run moved, trashed or replaced by a link (from its journal)."""
+    from dedup_cli.undo import undo_run
+
+    result = undo_run(run)
+    for path, reason in result.problems[:MAX_LISTED_FAILURES]:
+        click.echo(f"Not restored '{path}': {reason}", err=True)
+    click.echo(f"Restored {len(result.restored)} files; {result.in_place} already in place; "
+               f"{len(result.problems)} not restored.")
+    if result.problems:
+        raise SystemExit(1)

@@ -70,6 +70,13 @@ class DeleteOptions:
     backup_duplicate: bool = True
     keep_policy: str = "resolution"
     reference: tuple[Path, ...] = ()  # folders whose files are never removed, kept first
+    action: str = "move"  # actions.ACTIONS
+
+    @property
+    def action_settings(self) -> actions.ActionSettings:
+        # The original tool's --backup-duplicate n meant: unlink the duplicates.
+        action = "delete" if self.action == "move" and not self.backup_duplicate else self.action
+        return actions.ActionSettings(action, self.backup_duplicate, self.backup_keep)
 
 
 @dataclass
@@ -206,8 +213,13 @@ def _plan_and_act(options, delete, on_progress, on_total) -> DeleteResult:
     run_folder = report.create_run_folder(delete.output_path, "delete")
     outcomes = []
     if not delete.safe_deletion and plan.removals:
-        outcomes = actions.carry_out(plan, hashed, Path(options.images_path).absolute(), run_folder,
-                                     delete.backup_keep, delete.backup_duplicate)
+        # The plan is on disk before the first action, so that `dedup apply` can finish a
+        # run that was killed and `dedup undo` knows which folder to lock.
+        planned = _delete_report(options, delete, collection, plan, [], state="acting")
+        report.write_json(run_folder / "report.json", planned.to_json())
+        steps, keeps = actions.plan_steps(plan, hashed)
+        outcomes = actions.carry_out(steps, keeps, Path(options.images_path).absolute(), run_folder,
+                                     delete.action_settings)
     delete_report = _delete_report(options, delete, collection, plan, outcomes)
     files = report.write_delete_report(run_folder, delete_report, options.hash_settings.hash_size,
                                        options.effective_threshold)
@@ -233,15 +245,16 @@ def _check_plan(plan: Plan, reference=None) -> None:
             raise RuntimeError("internal error: a file in a reference folder was planned for removal")
 
 
-def _delete_report(options, delete, collection, plan, outcomes) -> report.DeleteReport:
+def _delete_report(options, delete, collection, plan, outcomes, state: str = "") -> report.DeleteReport:
     hashed = collection.hashed
     metric = options.index_settings.metric
     settings = settings_dict(options) | {k: v for k, v in asdict(delete).items()
                                          if k not in ("output_path", "reference")}
     settings["output_path"] = str(Path(delete.output_path).absolute())
     settings["reference"] = [str(Path(folder).absolute()) for folder in delete.reference]
+    settings["action"] = delete.action_settings.action
     removals = plan.removals
-    done = [o for o in outcomes if o.status == "done" and o.action in ("move", "delete")]
+    done = [o for o in outcomes if o.status == "done" and o.action in actions.ACTIONS]
     summary = {
         "scanned": len(collection.scan.files),
         "hashed": len(hashed.paths),
@@ -252,6 +265,7 @@ def _delete_report(options, delete, collection, plan, outcomes) -> report.Delete
         "remove": len(removals),
         "bytes_to_free": int(sum(int(hashed.size[r.row]) for r in removals)),
         "dry_run": delete.safe_deletion,
+        "state": state or ("dry-run" if delete.safe_deletion else "done"),
         "removed": len(done),
         "skipped_actions": sum(1 for o in outcomes if o.status != "done"),
     }

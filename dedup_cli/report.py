@@ -95,7 +95,8 @@ def build_groups(plan, hashed, metric) -> list[dict]:
 
 
 def write_delete_report(run_folder: Path, report: DeleteReport, hash_size: int, threshold: float) -> dict:
-    """Write the keep/remove CSVs and report.json into `run_folder`; returns their paths."""
+    """Write the keep/remove CSVs and report.json into `run_folder` (report.json replaces
+    the one a real run writes before it acts); returns their paths."""
     label = threshold_label(threshold)
     keep_csv = run_folder / f"duplicates_keep_{hash_size}_dist_{label}.csv"
     remove_csv = run_folder / f"duplicates_remove_{hash_size}_dist_{label}.csv"
@@ -114,7 +115,7 @@ def write_delete_report(run_folder: Path, report: DeleteReport, hash_size: int, 
         ),
     )
     report_json = run_folder / "report.json"
-    write_json(report_json, report.to_json())
+    write_json(report_json, report.to_json(), replace=report_json.exists())
     return {"keep_csv": str(keep_csv), "remove_csv": str(remove_csv), "report": str(report_json)}
 
 
@@ -128,11 +129,33 @@ def _write_csv(path: Path, header: list[str], rows) -> None:
         writer.writerows(rows)
 
 
-def write_json(path: Path, data) -> None:
-    """Write JSON to a new file (never overwriting one)."""
-    with open(path, "x", encoding="utf-8") as handle:
+def write_json(path: Path, data, replace: bool = False) -> None:
+    """Write JSON to a new file (never overwriting one), or with `replace` swap a run's
+    own file atomically (a kill leaves the old version or the new, never half of one)."""
+    if not replace:
+        with open(path, "x", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        return
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def find_report(run: str | os.PathLike) -> Path:
+    """The report.json of a run given as its folder or as the file itself."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / "report.json"
+    if not path.is_file():
+        from dedup_cli.errors import InputError
+
+        raise InputError(f"'{run}' is neither a dedup run folder nor its report.json")
+    return path
 
 
 def read_report(path: str | os.PathLike) -> dict:

@@ -93,7 +93,8 @@ def test_a_removal_is_skipped_when_its_kept_file_went_away_after_planning(small_
     shutil.move(kept, tmp_path / "elsewhere.png")  # another program took the kept file
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    outcomes = actions.carry_out(plan, hashed, small_library, run_dir, False, False)
+    steps, keeps = actions.plan_steps(plan, hashed)
+    outcomes = actions.carry_out(steps, keeps, small_library, run_dir, actions.ActionSettings("delete"))
     for removal in group.remove:
         assert Path(hashed.paths[removal.row]).exists()
     skipped = [o for o in outcomes if o.status == "skipped"]
@@ -280,7 +281,7 @@ def test_a_file_replaced_with_the_same_size_and_mtime_is_not_moved(tmp_path):
     os.utime(victim, ns=(info.st_atime_ns, info.st_mtime_ns))
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (outcome,) = actions.carry_out(plan, hashed, root, run_dir, False, True)
+    (outcome,) = actions.carry_out(*actions.plan_steps(plan, hashed), root, run_dir, actions.ActionSettings())
     assert outcome.status == "skipped" and "content changed" in outcome.reason
     assert victim.read_bytes() == bytes(data) and not (run_dir / "remove").exists()
 
