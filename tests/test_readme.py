@@ -53,3 +53,18 @@ def test_readme_command_runs(command, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert not re.search(r"Traceback|Error", result.output)
     check_output(command, result.stdout)
+
+
+def test_every_test_the_safety_table_names_exists():
+    section = (REPO / "README.md").read_text().split("## Safety", 1)[1].split("\n## ", 1)[0]
+    named = 0
+    for cell in re.findall(r"\| (`test_[^|]+)\|\n", section):
+        module = None
+        for reference in re.findall(r"`([^`]+)`", cell):
+            file_part, _, test = reference.partition("::")
+            module = file_part or module
+            source = (REPO / "tests" / module).read_text()
+            if test:
+                assert f"def {test}(" in source, reference
+                named += 1
+    assert named >= 15
