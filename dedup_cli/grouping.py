@@ -120,14 +120,38 @@ def connected_groups(hashed, settings: MatchSettings, index_settings: IndexSetti
     return _components(first, second, inverse, len(representatives))
 
 
+def component_labels(first: np.ndarray, second: np.ndarray, n_nodes: int) -> np.ndarray:
+    """Per node, the smallest node of its connected component under the undirected links
+    first[k]-second[k].
+
+    Hook and compress on arrays (no scipy import on the warm path): each link pulls the
+    larger of its two labels down to the smaller, then every label jumps to its label's
+    label until none moves; repeated until both ends of every link agree. Labels only
+    ever decrease and stay inside their component, so the result is exact; the rounds
+    grow with the logarithm of a component's size, not its diameter.
+    """
+    labels = np.arange(n_nodes, dtype=np.int64)
+    while len(first):
+        low_first, low_second = labels[first], labels[second]
+        unsettled = low_first != low_second
+        if not unsettled.any():
+            break
+        low_first, low_second = low_first[unsettled], low_second[unsettled]
+        smaller = np.minimum(low_first, low_second)
+        np.minimum.at(labels, np.maximum(low_first, low_second), smaller)
+        while True:
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
+        first, second = first[unsettled], second[unsettled]
+    return labels
+
+
 def _components(first, second, inverse, n_nodes) -> list[np.ndarray]:
     """Files grouped by the connected components of the links first-second between
     nodes; file i is node inverse[i]."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(n_nodes, n_nodes))
-    _, labels = connected_components(graph, directed=False)
+    labels = component_labels(np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64), n_nodes)
     file_labels = labels[inverse]
     order = np.argsort(file_labels, kind="stable")
     boundaries = np.flatnonzero(np.diff(file_labels[order])) + 1

@@ -130,3 +130,25 @@ def test_a_plan_from_links_found_beforehand_is_the_same_plan(small_library, isom
              for group in split_by_kept_file(plan_group(members.tolist(), hashed, Matcher(hashed, settings),
                                                         "resolution"))]
     assert sorted(fresh, key=lambda group: hashed.paths[group.keep[0]]) == plan.groups
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 100_000), nodes=st.integers(1, 300), links=st.integers(0, 400))
+def test_component_labels_equal_scipys_connected_components(seed, nodes, links):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from dedup_cli.grouping import component_labels
+
+    rng = np.random.default_rng(seed)
+    first, second = rng.integers(0, nodes, links), rng.integers(0, nodes, links)
+    if seed % 3 == 0:  # long chains: the worst case for label propagation
+        order = rng.permutation(nodes)
+        first, second = order[:-1], order[1:]
+    labels = component_labels(first, second, nodes)
+    _, expected = connected_components(coo_matrix((np.ones(len(first)), (first, second)), shape=(nodes, nodes)),
+                                       directed=False)
+    # the same partition, each component labelled by its smallest node
+    for component in np.unique(expected):
+        members = np.flatnonzero(expected == component)
+        assert (labels[members] == members.min()).all()
