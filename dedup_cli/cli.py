@@ -275,8 +275,9 @@ def render_delete_summary(result, options) -> None:
 
 @main.command()
 @common_options(None)
-@click.option("--query", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Image to look for (inside --images-path or not).")
+@click.option("--query", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Image to look for (inside --images-path or not), or a folder: each of its images is a query "
+              "(one row per match).")
 @click.option("--format", "output_format", type=click.Choice(("table", "json", "csv")), default="table",
               show_default=True, help="How matches are printed.")
 @handle_errors
@@ -292,11 +293,42 @@ def search(**kwargs):
         result = run_search(options, query, on_progress=progress.update, on_total=progress.total)
     echo_notes(result.collection.notes)
     echo_failures(result.collection.hashed.failures)
+    if result.queries is not None:
+        echo_failures(result.unreadable, "Cannot use query")
+        render_many(result, output_format)
+        if output_path is not None:
+            from dedup_cli.report import write_search_matches
+
+            click.echo(f"Matches: {write_search_matches(output_path, result)}", err=output_format != "table")
+        return
     render_matches(result, output_format)
     if output_path is not None:
         from dedup_cli.plot import search_mosaic
 
         click.echo(f"Mosaic: {search_mosaic(result, output_path)}", err=output_format != "table")
+
+
+def _csv_field(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+
+
+def render_many(result, output_format: str) -> None:
+    """The matches of a query folder: one row per (query, match)."""
+    rows = [{"query": query, "path": m.path, "distance": round(m.distance, 6), "bits": m.bits,
+             "width": m.width, "height": m.height} for query, found in result.queries.items() for m in found]
+    if output_format == "json":
+        click.echo(json.dumps({"query_folder": result.query, "queries": len(result.queries), "matches": rows,
+                               "unreadable": [{"path": p, "reason": r} for p, r in result.unreadable]}, indent=2))
+    elif output_format == "csv":
+        click.echo("query,path,distance,bits,width,height")
+        for row in rows:
+            click.echo(f"{_csv_field(row['query'])},{_csv_field(row['path'])},{row['distance']:g},{row['bits']},"
+                       f"{row['width']},{row['height']}")
+    else:
+        with_matches = sum(1 for found in result.queries.values() if found)
+        click.echo(f"{with_matches} of {len(result.queries)} query images have a match within the threshold.")
+        for row in rows:
+            click.echo(f"{row['bits']:>4}  {row['query']}  ->  {row['path']}")
 
 
 def render_matches(result, output_format: str) -> None:
@@ -307,8 +339,7 @@ def render_matches(result, output_format: str) -> None:
     elif output_format == "csv":
         click.echo("path,distance,bits,width,height")
         for row in rows:
-            path = '"' + row["path"].replace('"', '""') + '"' if any(c in row["path"] for c in ',"\n') else row["path"]
-            click.echo(f"{path},{row['distance']:g},{row['bits']},{row['width']},{row['height']}")
+            click.echo(f"{_csv_field(row['path'])},{row['distance']:g},{row['bits']},{row['width']},{row['height']}")
     elif not rows:
         click.echo(f"No image within the threshold of '{result.query}'.")
     else:

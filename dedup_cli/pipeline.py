@@ -292,32 +292,70 @@ class Match:
 
 @dataclass
 class SearchResult:
+    """Matches of one query file (`query`, `matches`), or of every image of a query
+    folder (`queries`: query path -> its matches; `unreadable`: query images that failed)."""
+
     query: str
     matches: list[Match]
     collection: Collection
+    queries: dict[str, list[Match]] | None = None
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
 def run_search(options: CollectionOptions, query_path: Path, on_progress=None, on_total=None) -> SearchResult:
     """Images under images_path within the threshold of `query_path`, nearest first, at
-    most nearest_neighbors of them, the query file itself excluded."""
+    most nearest_neighbors of them, the query file itself excluded. A folder as
+    `query_path`: every image in it is a query (a test set against a training set)."""
     query_path = Path(query_path)
+    if query_path.is_dir():
+        return _search_folder(options, query_path, on_progress, on_total)
     record = hash_file(str(query_path), options.hash_settings)
     if record.packed_bits is None:
         raise UnreadableImage(query_path, record.error)
     collection = collect(options, on_progress=on_progress, on_total=on_total)
     hashed = collection.hashed
-
     orientations = np.frombuffer(record.packed_bits + (record.variants or b""), dtype=np.uint8)
     rows, bits = Matcher(hashed, options.match_settings, options.index_settings).matches(
         orientations.reshape(-1, hashed.packed.shape[1]), np.frombuffer(record.colour, dtype=np.uint8))
+    matches = _matches(options, hashed, str(query_path), rows, bits)
+    return SearchResult(str(query_path.absolute()), matches, collection)
+
+
+def _matches(options, hashed, query: str, rows, bits) -> list[Match]:
+    """Search hits for one query: the query file itself left out, at most k of them."""
     metric = options.index_settings.metric
-    matches = []
+    found = []
     for row, distance in zip(rows.tolist(), bits.tolist()):  # noqa: B905
-        if _same_file(hashed.paths[row], query_path):
+        if len(found) == options.nearest_neighbors:
+            break
+        if _same_file(hashed.paths[row], Path(query)):
             continue
-        matches.append(Match(hashed.paths[row], distance, float(metric.from_bits(distance)),
-                             int(hashed.width[row]), int(hashed.height[row])))
-    return SearchResult(str(query_path.absolute()), matches[: options.nearest_neighbors], collection)
+        found.append(Match(hashed.paths[row], distance, float(metric.from_bits(distance)),
+                           int(hashed.width[row]), int(hashed.height[row])))
+    return found
+
+
+def _search_folder(options, folder: Path, on_progress, on_total) -> SearchResult:
+    """Every image under `folder` against the collection, in one batch."""
+    scan = scan_images(folder)
+    cache = _open_cache(options.cache_path)
+    try:
+        queries = hash_collection(scan.files, options.hash_settings, options.workers, options.batch_size, cache=cache)
+    finally:
+        if cache is not None:
+            cache.close()
+    collection = collect(options, on_progress=on_progress, on_total=on_total)
+    hashed = collection.hashed
+    orientations = queries.packed[:, None, :]
+    if queries.variants is not None:
+        orientations = np.concatenate([orientations, queries.variants], axis=1)
+    query_rows, rows, bits = Matcher(hashed, options.match_settings, options.index_settings).matches_many(
+        orientations, queries.colour)
+    starts = np.searchsorted(query_rows, np.arange(len(queries.paths) + 1))
+    by_query = {path: _matches(options, hashed, path, rows[starts[q]:starts[q + 1]], bits[starts[q]:starts[q + 1]])
+                for q, path in enumerate(queries.paths)}
+    return SearchResult(str(folder.absolute()), [], collection, queries=by_query,
+                        unreadable=queries.failures + scan.skipped)
 
 
 def _same_file(path: str, other: Path) -> bool:

@@ -119,6 +119,17 @@ def write_delete_report(run_folder: Path, report: DeleteReport, hash_size: int, 
     return {"keep_csv": str(keep_csv), "remove_csv": str(remove_csv), "report": str(report_json)}
 
 
+def write_search_matches(output_path, result) -> str:
+    """matches.csv (query, path, distance, bits, width, height) of a query-folder search
+    in a new run folder; returns its path."""
+    folder = create_run_folder(output_path, "search")
+    path = folder / "matches.csv"
+    _write_csv(path, ["query", "path", "distance", "bits", "width", "height"],
+               ([query, m.path, round(m.distance, 6), m.bits, m.width, m.height]
+                for query, found in result.queries.items() for m in found))
+    return str(path)
+
+
 def _write_csv(path: Path, header: list[str], rows) -> None:
     # surrogateescape: a file name that is not UTF-8 is written as its own bytes, so the
     # CSV names the very file (report.json escapes such names as \udcXX, which Python

@@ -384,15 +384,25 @@ class Matcher:
     def matches(self, packed_orientations: np.ndarray, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows that are duplicates of an outside image given by its hash in each
         orientation and its colour signature; nearest first."""
+        _, rows, bits = self.matches_many(packed_orientations[None], colour[None])
+        return rows, bits
+
+    def matches_many(self, packed_orientations: np.ndarray, colours: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query, row, bits) for every row that is a duplicate of one of many outside
+        images, given as (queries, orientations, hash bytes) and (queries, signature
+        bytes); each pair once in its best orientation, sorted by query, bits, row."""
         hashed = self.hashed
-        query_rows, rows, bits = cross_pairs(hashed.packed, hashed.settings.n_bits, packed_orientations,
-                                             self.settings.max_bits, self.index_settings)
-        rows, bits, orientation = _best_per_row(rows, bits, query_rows)
-        query_colour = turn_grids(np.repeat(colour[None, :], len(rows), axis=0), orientation)
-        ruled_out = vetoed(query_colour, hashed.colour[rows], self.settings)
-        rows, bits = rows[~ruled_out], bits[~ruled_out]
-        order = np.lexsort((rows, bits))
-        return rows[order], bits[order]
+        count, turns = packed_orientations.shape[:2]
+        owners, rows, bits = cross_pairs(hashed.packed, hashed.settings.n_bits,
+                                         packed_orientations.reshape(count * turns, -1),
+                                         self.settings.max_bits, self.index_settings)
+        queries, orientation = np.divmod(owners, turns)
+        queries, rows, bits, orientation = _best_per_pair(queries, rows, bits, orientation)
+        ruled_out = vetoed(turn_grids(colours[queries], orientation), hashed.colour[rows], self.settings)
+        queries, rows, bits = queries[~ruled_out], rows[~ruled_out], bits[~ruled_out]
+        order = np.lexsort((rows, bits, queries))
+        return queries[order], rows[order], bits[order]
 
 
 def vetoed(colour_a: np.ndarray, colour_b: np.ndarray, settings: MatchSettings) -> np.ndarray:
@@ -448,11 +458,11 @@ def _distinct_pairs(first, second, bits, orientation):
     return first[chosen], second[chosen], bits[chosen], orientation[chosen]
 
 
-def _best_per_row(rows, bits, orientation):
-    """Each row once, with its smallest distance and that distance's orientation."""
-    order = np.lexsort((bits, rows))
-    chosen = order[_run_starts(rows[order])]
-    return rows[chosen], bits[chosen], orientation[chosen]
+def _best_per_pair(queries, rows, bits, orientation):
+    """Each (query, row) once, with its smallest distance and that distance's orientation."""
+    order = np.lexsort((bits, rows, queries))
+    chosen = order[_run_starts(queries[order], rows[order])]
+    return queries[chosen], rows[chosen], bits[chosen], orientation[chosen]
 
 
 def _run_starts(*columns) -> np.ndarray:

@@ -268,3 +268,36 @@ def test_cli_offers_exactly_the_registered_hash_algorithms():
     from dedup_cli.hashing import ALGORITHMS
 
     assert set(HASH_ALGORITHMS) == set(ALGORITHMS)
+
+
+def test_search_with_a_query_folder_lists_every_query_s_matches(small_library, tmp_path):
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    photo(0).resize((200, 150)).save(queries / "zero.jpg", quality=80)
+    photo(2).save(queries / "two.png")
+    photo(50).save(queries / "stranger.png")
+    (queries / "broken.jpg").write_bytes(b"")
+    result = run("search", "--images-path", small_library, "--query", queries, "--format", "csv",
+                 "--nearest-neighbors", "2", "--output-path", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(result.stdout.splitlines()))
+    by_query = {}
+    for row in rows:
+        by_query.setdefault(Path(row["query"]).name, []).append(Path(row["path"]).name)
+        assert int(row["bits"]) <= 14
+    assert set(by_query) == {"zero.jpg", "two.png"}
+    assert all(len(found) == 2 for found in by_query.values())  # 3 copies each, k = 2
+    assert all(name.startswith("pic0") for name in by_query["zero.jpg"])
+    assert all(name.startswith("pic2") for name in by_query["two.png"])
+    assert "broken.jpg" in result.stderr
+    written = next((tmp_path / "out").glob("search-*/matches.csv"))
+    assert len(list(csv.DictReader(written.open()))) == len(rows)
+    as_json = json.loads(run("search", "--images-path", small_library, "--query", queries, "--format", "json").stdout)
+    assert as_json["queries"] == 3 and len(as_json["matches"]) == 6 and len(as_json["unreadable"]) == 1
+
+
+def test_a_query_folder_inside_the_images_does_not_match_itself(small_library):
+    result = run("search", "--images-path", small_library, "--query", small_library / "sub", "--format", "json",
+                 "--nearest-neighbors", "9")
+    matches = json.loads(result.stdout)["matches"]
+    assert matches and all(m["query"] != m["path"] for m in matches)
