@@ -7,8 +7,8 @@ and what the content digest costs a cold run.
    random moment (half of them among the moves); every original's bytes must then exist in
    place or in the run's backup, and `undo` must give back the folder byte for byte.
 2. Concurrent runs: two real runs with opposite keep policies (oldest, newest) and
-   --backup-duplicate n on 40 groups of 3 copies, started together; a group with no file
-   left is a loss.
+   --backup-duplicate n on --groups groups of 3 copies, started together; a group with no
+   file left is a loss.
 3. The digest: cold dry runs (--no-cache) over DIR with the content digest as shipped and
    with it replaced by a constant, alternating, median of 3 each.
 Target for 1 and 2: 0 files lost; for 3: under 10% slower.
@@ -89,12 +89,12 @@ def kill_cycle(source: Path, work: Path, rng: random.Random, in_actions: bool) -
     return lost, unrestored, landed
 
 
-def concurrent_trial(work: Path) -> int:
+def concurrent_trial(work: Path, group_count: int) -> int:
     """Groups left with no file after two opposite real runs at once."""
     images = work / "images"
     images.mkdir(parents=True)
     groups = []
-    for seed in range(40):
+    for seed in range(group_count):
         image = picture(9000 + seed, size=(96, 72))
         paths = []
         for copy, quality in enumerate((95, 85, 75)):
@@ -132,6 +132,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=100)
     parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--groups", type=int, default=300,
+                        help="groups of 3 per concurrent trial (enough that the two runs' actions overlap)")
     parser.add_argument("--digest-folder", type=Path, default=None,
                         help="folder for the digest cost (default: ../shared/bench/wallpapers if present)")
     parser.add_argument("--repeats", type=int, default=3)
@@ -148,8 +150,9 @@ def main() -> None:
             lost, unrestored, landed = lost + a, unrestored + b, landed + c
         print(f"kill/undo cycles: {args.cycles} (300 files each, {landed} killed among the moves): "
               f"{lost} files lost after the kills, {unrestored} not restored by undo (target 0)")
-        emptied = sum(concurrent_trial(scratch / f"concurrent-{t}") for t in range(args.concurrent))
-        print(f"concurrent opposite runs: {args.concurrent} trials of 40 groups: {emptied} groups lost (target 0)")
+        emptied = sum(concurrent_trial(scratch / f"concurrent-{t}", args.groups) for t in range(args.concurrent))
+        print(f"concurrent opposite runs: {args.concurrent} trials of {args.groups} groups: {emptied} groups lost "
+              "(target 0)")
 
     folder = args.digest_folder or DEFAULT_BENCH / "wallpapers"
     if not folder.is_dir():

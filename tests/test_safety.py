@@ -45,12 +45,14 @@ def groups_of_three(root: Path, count: int) -> list[list[Path]]:
 
 # --- Two runs at once -----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_concurrent_real_runs_with_opposite_keep_policies_lose_no_group(tmp_path):
     # Each run's plan keeps the file the other removes; with --backup-duplicate n the old
-    # code emptied groups for good. Now one run holds the folder and the other stops.
+    # code emptied groups for good (283 of 900 in 3 trials of this size, where the two
+    # runs' actions overlap). Now one run holds the folder and the other stops.
     root = tmp_path / "library"
     root.mkdir()
-    groups = groups_of_three(root, 40)
+    groups = groups_of_three(root, 300)
     env = os.environ | {"PYTHONPATH": str(REPO)}
     commands = [[sys.executable, "-m", "dedup_cli", "delete", "--images-path", str(root), "--output-path",
                  str(tmp_path / f"out-{policy}"), "--safe-deletion", "n", "--backup-duplicate", "n",
