@@ -1,5 +1,6 @@
 """Every `$ dedup ...` line of the README runs as written (from a copy of the repo layout)."""
 
+import csv
 import json
 import re
 import shlex
@@ -35,6 +36,9 @@ def check_output(command: str, output: str) -> None:
         matches = json.loads(output)["matches"]
         assert 1 <= len(matches) <= int(words[words.index("--nearest-neighbors") + 1])
         assert all("bridge" in m["path"] or "DSC00412" in m["path"] for m in matches)
+    elif words[1] == "search" and "csv" in words:
+        rows = list(csv.DictReader(output.splitlines()))
+        assert {Path(r["query"]).name: Path(r["path"]).name for r in rows}["bridge_70.jpg"] == "bridge.jpg"
     elif words[1] == "search":
         assert "bridge_70.jpg" in output
     elif words[1] == "show":
