@@ -152,3 +152,24 @@ def test_component_labels_equal_scipys_connected_components(seed, nodes, links):
     for component in np.unique(expected):
         members = np.flatnonzero(expected == component)
         assert (labels[members] == members.min()).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 100_000), count=st.integers(2, 25), max_bits=st.integers(0, 16),
+       policy=st.sampled_from(["resolution", "size", "oldest", "newest", "path"]))
+def test_references_and_animations_are_never_removed_and_no_group_keeps_nothing(seed, count, max_bits, policy):
+    rng = np.random.default_rng(seed)
+    centre = rng.integers(0, 2, 64)
+    rows = [np.where(rng.random(64) < 0.1, 1 - centre, centre) for _ in range(count)]
+    hashed = fake_hashed(rows, widths=rng.integers(50, 60, count).tolist(), sizes=rng.integers(1, 4, count).tolist(),
+                         mtimes=rng.integers(0, 5, count).tolist())
+    hashed.facts[:, 3] = rng.integers(1, 4, count)  # animation frames
+    hashed.facts[:, 1] = rng.choice([1, 6, 7, 8, 16], count)  # bit depth
+    reference = rng.random(count) < 0.3
+    plan = make_plan(hashed, MatchSettings(max_bits), IndexSettings(), policy, reference=reference)
+    for group in plan.groups:
+        assert group.keep
+        for removal in group.remove:
+            assert not reference[removal.row]
+            assert hashed.frames[removal.nearest_keep] >= hashed.frames[removal.row]
+            assert removal.nearest_keep in group.keep and removal.bits <= max_bits
