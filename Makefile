@@ -7,7 +7,7 @@ DEMO := datasets/demo
 OUTPUT := dedup-output
 BENCH_DIR ?= ../shared/bench/wallpapers
 
-.PHONY: all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-fidelity calibrate
+.PHONY: all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-fidelity bench-scale calibrate
 
 all: check package
 
@@ -56,6 +56,9 @@ bench-memory: setup-env
 
 bench-fidelity: setup-env
 	$(BIN)/python benchmarks/hash_fidelity.py
+
+bench-scale: setup-env
+	$(BIN)/python benchmarks/bench_scale.py
 
 calibrate: setup-env
 	$(BIN)/python benchmarks/calibrate.py

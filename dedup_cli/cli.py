@@ -20,6 +20,10 @@ from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_CE
 
 HASH_ALGORITHMS = ("average_hash", "dhash", "phash", "whash")
 MAX_LISTED_FAILURES = 20
+TREE_TYPE_HELP = ("How pairs within the threshold are found; all three find exactly the same pairs. "
+                  "mih: multi-index hashing, compiled, on every core (fastest: 1M hashes in seconds); "
+                  "KDTree (scikit-learn) or cKDTree (scipy): KD-trees over the distinct values of blocks "
+                  "of up to 16 bits of the hash (30-70x slower than mih at 100k-1M hashes).")
 
 
 class StrictBool(click.ParamType):
@@ -57,10 +61,10 @@ def common_options(default_output: str | None):
                          show_default=True, help="Perceptual hash (imagehash)."),
             click.option("--hash-size", type=click.IntRange(4, 64), default=8, show_default=True,
                          help="Hash side: a hash has hash-size**2 bits."),
-            click.option("--tree-type", type=click.Choice(TREE_TYPES), default="KDTree", show_default=True,
-                         help="scikit-learn KDTree or scipy cKDTree (same results)."),
+            click.option("--tree-type", type=click.Choice(TREE_TYPES), default="mih", show_default=True,
+                         help=TREE_TYPE_HELP),
             click.option("--leaf-size", type=click.IntRange(1), default=40, show_default=True,
-                         help="KD-tree leaf size."),
+                         help="KD-tree leaf size (KDTree, cKDTree)."),
             click.option("-d", "--distance-metric", type=click.Choice(sorted(METRIC_ALIASES)),
                          default="manhattan", show_default=True,
                          help="Distance between hash bit vectors; manhattan = Hamming bits."),
@@ -161,6 +165,12 @@ class ProgressBar:
     def __exit__(self, *exc_info) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class InputRefused(click.ClickException):
+    """Bad input files or an --output that exists: exit code 2, like a usage error."""
+
+    exit_code = 2
 
 
 def handle_errors(command):
@@ -468,3 +478,37 @@ def undo(run):
                f"{len(result.problems)} not restored.")
     if result.problems:
         raise SystemExit(1)
+
+
+@main.command()
+@click.option("--hashes", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV with header id,hash; hashes in hex, 16 digits per 64 bits, all of one length.")
+@click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A second CSV like --hashes: pair each hash of --hashes with those of this file only.")
+@click.option("--threshold", required=True, type=click.IntRange(0),
+              help="Largest Hamming distance, in bits, of a pair (inclusive).")
+@click.option("--tree-type", type=click.Choice(TREE_TYPES), default="mih", show_default=True, help=TREE_TYPE_HELP)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV file to write (id_a,id_b,distance); never overwritten. Default: standard output.")
+@handle_errors
+def match(hashes, against, threshold, tree_type, output):
+    """Every pair of precomputed hashes within --threshold bits, each pair once (no images read)."""
+    from dedup_cli.hashlist import HashListError, iter_matches, read_hash_lists, write_matches, write_matches_file
+
+    if output is not None and output.exists():
+        raise InputRefused(f"'{output}' exists and dedup never overwrites a file: choose another --output")
+    try:
+        first, second = read_hash_lists(hashes, against)
+    except HashListError as exc:
+        raise InputRefused(str(exc)) from exc
+    pairs = iter_matches(first, second, threshold, IndexSettings(tree_type))
+    if output is None:
+        count = write_matches(sys.stdout.buffer, pairs, first, second)
+    else:
+        try:
+            count = write_matches_file(output, pairs, first, second)
+        except FileExistsError as exc:
+            raise InputRefused(f"'{output}' exists and dedup never overwrites a file: choose another --output") from exc
+    hashed = f"{len(first)} hashes" + (f" against {len(second)}" if second is not None else "")
+    click.echo(f"{count} pairs within {threshold} bits among {hashed}"
+               + (f"; written to {output}" if output else ""), err=True)

@@ -1,20 +1,24 @@
-"""Hash bits as 0/1 vectors in a KD-tree: metrics, thresholds and complete radius queries.
+"""Pairs of hashes within a threshold: metrics, thresholds, and the three exact engines.
 
 Pure functions on arrays, no file I/O. A hash of N bits is an N-dimensional 0/1 vector,
 so Manhattan distance is the Hamming distance in bits, Euclidean its square root, a
 Minkowski-p distance its p-th root, and Chebyshev is 0 for equal hashes and 1 otherwise.
-Thresholds are inclusive (<=) for both trees, and both trees give identical answers
-because every candidate is re-checked on the exact bit count.
+Every metric therefore reduces to a largest number of differing bits (Metric.to_bits),
+and the engines search by bits: `mih` (multi-index hashing compiled with numba,
+engine.py; the default and the fastest), `KDTree` and `cKDTree` (trees over the hash
+blocks' distinct values, block_trees.py). Thresholds are inclusive (<=) and all three
+give identical answers: every candidate is checked on the exact bit count.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-TREE_TYPES = ("KDTree", "cKDTree")
+TREE_TYPES = ("mih", "KDTree", "cKDTree")
 METRIC_ALIASES = {
     "euclidean": "euclidean",
     "l2": "euclidean",
@@ -68,9 +72,10 @@ class Metric:
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """How the KD-tree is built and queried."""
+    """Which engine finds the pairs (TREE_TYPES), the KD-trees' leaf size, and the metric
+    the threshold was given in."""
 
-    tree_type: str = "KDTree"
+    tree_type: str = "mih"
     leaf_size: int = 40
     metric: Metric = Metric("manhattan", 1.0)
 
@@ -80,77 +85,52 @@ def hamming(packed_a: np.ndarray, packed_b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(packed_a, packed_b)).sum(axis=-1, dtype=np.int64)
 
 
-def _vectors(packed: np.ndarray, n_bits: int) -> np.ndarray:
-    return np.unpackbits(packed, axis=1)[:, :n_bits].astype(np.float64)
+def iter_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_bits: int,
+               settings: IndexSettings) -> Iterator:
+    """Every (query row, row) of packed hashes at most `max_bits` bits apart, exactly once,
+    as chunks of (first, second, distances) int32 arrays in no particular order; queries
+    None pairs the rows of `packed` among themselves (first < second). `n_bits` is the
+    hash length (the packed rows may end in zero padding)."""
+    if n_bits > 8 * packed.shape[1]:
+        raise ValueError(f"{n_bits}-bit hashes cannot be packed in {packed.shape[1]} bytes")
+    if settings.tree_type not in TREE_TYPES:
+        raise ValueError(f"unknown tree type {settings.tree_type!r}: one of {', '.join(TREE_TYPES)}")
+    if settings.tree_type == "mih":
+        from dedup_cli import engine
 
+        if queries is None:
+            yield from engine.iter_pairs_within(packed, max_bits)
+        else:
+            yield from engine.iter_cross_pairs(queries, packed, max_bits)
+    else:
+        from dedup_cli.block_trees import iter_tree_pairs
 
-def _radius(settings: IndexSettings, max_bits: int) -> float:
-    # A hair wider than the exact metric distance, so that float rounding in the tree
-    # cannot drop a pair sitting exactly on the threshold; the exact check follows.
-    return float(settings.metric.from_bits(max_bits)) + 1e-6
-
-
-def build_tree(vectors: np.ndarray, settings: IndexSettings):
-    """A scikit-learn KDTree or a scipy cKDTree over hash vectors (see _vectors)."""
-    if settings.tree_type == "cKDTree":
-        from scipy.spatial import cKDTree
-
-        return cKDTree(vectors, leafsize=settings.leaf_size)
-    from sklearn.neighbors import KDTree
-
-    metric = settings.metric
-    if metric.name == "minkowski":
-        return KDTree(vectors, leaf_size=settings.leaf_size, metric="minkowski", p=metric.p)
-    return KDTree(vectors, leaf_size=settings.leaf_size, metric=metric.name)
-
-
-def _query_radius(tree, vectors: np.ndarray, radius: float, settings: IndexSettings):
-    """Rows of the tree within `radius` of each vector (inclusive), for either tree."""
-    if settings.tree_type == "cKDTree":
-        return tree.query_ball_point(vectors, radius, p=settings.metric.p)
-    return tree.query_radius(vectors, r=radius)
+        yield from iter_tree_pairs(packed, queries, max_bits, settings.tree_type, settings.leaf_size)
 
 
 def cross_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_bits: int,
-                settings: IndexSettings, accept=None, chunk: int = 256):
-    """Every (query row, tree row) within `max_bits`, for many packed query hashes at once;
-    `queries=None` queries the tree's own rows and keeps each pair once (query row < tree
-    row). Complete whatever the group size (radius queries, not k nearest neighbours).
+                settings: IndexSettings, accept=None):
+    """Every (query row, stored row) within `max_bits`, for many packed query hashes at
+    once; `queries=None` pairs the stored rows among themselves and keeps each pair once
+    (query row < stored row). Complete whatever the group size.
 
-    The queries run in chunks and each chunk's pairs are filtered at once (exact bit
-    count, then `accept(query_rows, tree_rows)` if given), so memory follows the pairs
-    kept, not the candidates. Returns arrays of query rows, tree rows and Hamming distances.
+    The pairs come in chunks, and each chunk is filtered at once by `accept(query_rows,
+    stored_rows)` if given (int64 arrays in, a boolean mask out), so memory follows the
+    pairs kept, not the pairs found. Returns int64 arrays of query rows, stored rows and
+    Hamming distances, sorted by query row, then stored row.
     """
-    empty = np.zeros(0, dtype=np.int64)
-    own = queries is None
-    queries = packed if own else queries
-    if len(packed) == 0 or len(queries) == 0 or max_bits < 0:
-        return empty, empty, empty
-    tree_vectors = _vectors(packed, n_bits)
-    tree = build_tree(tree_vectors, settings)
-    query_vectors = tree_vectors if own else _vectors(queries, n_bits)
-    radius = _radius(settings, max_bits)
-    parts = [(empty, empty, empty)]
-    for start in range(0, len(queries), chunk):
-        found = _query_radius(tree, query_vectors[start : start + chunk], radius, settings)
-        counts = np.array([len(rows) for rows in found], dtype=np.int64)
-        query_rows = np.repeat(np.arange(start, start + len(found)), counts)
-        tree_rows = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in found])
-        if own:
-            upper = query_rows < tree_rows
-            query_rows, tree_rows = query_rows[upper], tree_rows[upper]
-        distances = hamming(queries[query_rows], packed[tree_rows])
-        keep = distances <= max_bits
-        query_rows, tree_rows, distances = query_rows[keep], tree_rows[keep], distances[keep]
-        if accept is not None and len(query_rows):
-            keep = accept(query_rows, tree_rows)
-            query_rows, tree_rows, distances = query_rows[keep], tree_rows[keep], distances[keep]
-        parts.append((query_rows, tree_rows, distances))
-    return tuple(np.concatenate(column) for column in zip(*parts))
+    parts = [(np.zeros(0, dtype=np.int64),) * 3]
+    for chunk in iter_pairs(packed, n_bits, queries, max_bits, settings):
+        first, second, distances = (column.astype(np.int64) for column in chunk)
+        if accept is not None:
+            keep = accept(first, second)
+            first, second, distances = first[keep], second[keep], distances[keep]
+        parts.append((first, second, distances))
+    first, second, distances = (np.concatenate(column) for column in zip(*parts))
+    order = np.argsort(first * len(packed) + second)
+    return first[order], second[order], distances[order]
 
 
 def pairs_within(packed: np.ndarray, n_bits: int, max_bits: int, settings: IndexSettings, accept=None):
     """Every pair (i < j) of rows within `max_bits` (see cross_pairs), sorted by i, j."""
-    first, second, distances = cross_pairs(packed, n_bits, None, max_bits, settings, accept=accept)
-    order = np.lexsort((second, first))
-    return first[order], second[order], distances[order]
+    return cross_pairs(packed, n_bits, None, max_bits, settings, accept=accept)

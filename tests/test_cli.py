@@ -189,7 +189,7 @@ def test_search_table_says_when_nothing_matches(small_library):
     assert result.exit_code == 0 and "No image within the threshold" in result.output
 
 
-@pytest.mark.parametrize("tree", ["KDTree", "cKDTree"])
+@pytest.mark.parametrize("tree", ["mih", "KDTree", "cKDTree"])
 def test_metrics_and_trees_agree_through_the_cli(small_library, tmp_path, tree):
     summaries = []
     for metric, threshold in (("manhattan", 10), ("euclidean", 10 ** 0.5), ("l1", 10)):
@@ -227,11 +227,13 @@ def test_boolean_options_accept_the_original_spellings(small_library, tmp_path):
 
 
 def test_help_and_version_do_not_import_heavy_libraries():
-    # dedup --help must stay instant: scikit-learn, scipy, matplotlib and imagehash are
-    # imported only by the commands that use them.
+    # dedup --help must stay instant: scikit-learn, scipy, matplotlib, imagehash and numba
+    # are imported only by the commands that use them.
     code = ("import sys; from click.testing import CliRunner; from dedup_cli.cli import main; "
             "CliRunner().invoke(main, ['--help']); CliRunner().invoke(main, ['delete', '--help']); "
-            "print(sorted(m for m in ('sklearn', 'scipy', 'matplotlib', 'imagehash', 'tqdm') if m in sys.modules))")
+            "CliRunner().invoke(main, ['match', '--help']); "
+            "print(sorted(m for m in ('sklearn', 'scipy', 'matplotlib', 'imagehash', 'tqdm', 'numba') "
+            "if m in sys.modules))")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
 

@@ -102,13 +102,13 @@ def test_plan_does_not_depend_on_input_order(seed):
     assert summary(fake_hashed(rows, widths=widths, paths=paths)) == summary(shuffled)
 
 
-def test_ckdtree_and_kdtree_give_identical_plans():
+def test_every_engine_gives_identical_plans():
     rng = np.random.default_rng(3)
     centres = [rng.integers(0, 2, 64) for _ in range(6)]
     rows = [np.where(rng.random(64) < 0.08, 1 - c, c) for c in centres for _ in range(5)]
     hashed = fake_hashed(rows)
-    plans = [make_plan(hashed, MatchSettings(10), IndexSettings(tree)) for tree in ("KDTree", "cKDTree")]
-    assert plans[0].groups == plans[1].groups
+    plans = [make_plan(hashed, MatchSettings(10), IndexSettings(tree)) for tree in ("mih", "KDTree", "cKDTree")]
+    assert plans[0].groups == plans[1].groups == plans[2].groups
     assert plans[0].groups
 
 

@@ -1,4 +1,4 @@
-"""Distances on unpacked hash bits, inclusive thresholds, KDTree == cKDTree, completeness."""
+"""Distances on unpacked hash bits, inclusive thresholds, mih == KDTree == cKDTree, completeness."""
 
 import itertools
 
@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup_cli.index import IndexSettings, Metric, build_tree, cross_pairs, hamming, pairs_within
+from dedup_cli.block_trees import build_tree
+from dedup_cli.index import TREE_TYPES, IndexSettings, Metric, cross_pairs, hamming, pairs_within
 
 METRICS = ["manhattan", "euclidean", "minkowski", "chebyshev"]
 
@@ -43,19 +44,19 @@ def test_manhattan_on_unpacked_bits_is_hamming(first, second):
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), count=st.integers(0, 40), max_bits=st.integers(0, 12),
        metric=st.sampled_from(METRICS))
-def test_both_trees_find_exactly_the_brute_force_pairs(seed, count, max_bits, metric):
+def test_every_engine_finds_exactly_the_brute_force_pairs(seed, count, max_bits, metric):
     packed = random_packed(seed, count)
     expected = brute_force_pairs(packed, max_bits if metric != "chebyshev" else min(max_bits, 0))
     chosen = Metric.from_option(metric, p=3.0)
     bits = max_bits if metric != "chebyshev" else 0
-    for tree in ("KDTree", "cKDTree"):
+    for tree in TREE_TYPES:
         first, second, distances = pairs_within(packed, 64, bits, IndexSettings(tree, 2, chosen))
         assert set(zip(first.tolist(), second.tolist())) == expected
         assert distances.tolist() == [int(hamming(packed[i], packed[j])) for i, j in zip(first, second)]
 
 
 @pytest.mark.parametrize("metric", ["manhattan", "euclidean", "minkowski"])
-@pytest.mark.parametrize("tree", ["KDTree", "cKDTree"])
+@pytest.mark.parametrize("tree", TREE_TYPES)
 def test_threshold_is_inclusive(metric, tree):
     base = np.zeros(64, dtype=np.uint8)
     other = base.copy()
@@ -69,7 +70,7 @@ def test_threshold_is_inclusive(metric, tree):
     assert chosen.to_bits(threshold * 0.999, 64) == 4
 
 
-@pytest.mark.parametrize("tree", ["KDTree", "cKDTree"])
+@pytest.mark.parametrize("tree", TREE_TYPES)
 def test_large_group_is_found_whatever_k(tree):
     # 30 identical-ish hashes: a k-nearest query with k=5 would miss most of them.
     packed = random_packed(1, 30)
@@ -88,10 +89,10 @@ def test_cross_pairs_finds_every_stored_hash_within_the_threshold_of_a_query():
         row[:flips] ^= 1
         rows.append(row)
     packed = np.packbits(np.stack(rows), axis=1)
-    for tree in ("KDTree", "cKDTree"):
+    for tree in TREE_TYPES:
         query_rows, found, distances = cross_pairs(packed, 64, query[None, :], 6, IndexSettings(tree))
         assert query_rows.tolist() == [0, 0, 0, 0]
-        assert dict(zip(found.tolist(), distances.tolist())) == {1: 0, 2: 3, 4: 3, 0: 6}
+        assert found.tolist() == [0, 1, 2, 4] and distances.tolist() == [6, 0, 3, 3]
 
 
 def test_each_tree_type_is_the_one_asked_for():
@@ -99,8 +100,14 @@ def test_each_tree_type_is_the_one_asked_for():
     from sklearn.neighbors import KDTree
 
     vectors = np.unpackbits(random_packed(2, 10), axis=1).astype(np.float64)
-    assert isinstance(build_tree(vectors, IndexSettings("cKDTree")), cKDTree)
-    assert isinstance(build_tree(vectors, IndexSettings("KDTree")), KDTree)
+    assert isinstance(build_tree(vectors, "cKDTree"), cKDTree)
+    assert isinstance(build_tree(vectors, "KDTree"), KDTree)
+    with pytest.raises(ValueError, match="unknown tree type"):
+        build_tree(vectors, "BallTree")
+
+
+def test_mih_is_the_default_engine():
+    assert IndexSettings().tree_type == "mih" == TREE_TYPES[0]
 
 
 def test_empty_and_single_inputs():

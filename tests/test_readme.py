@@ -43,6 +43,10 @@ def check_output(command: str, output: str) -> None:
         assert "bridge_70.jpg" in output
     elif words[1] == "show":
         assert Path(re.search(r"t-SNE coordinates: (\S+)", output).group(1)).is_file()
+    elif words[1] == "match":
+        lines = output.splitlines()
+        assert lines[0] == "id_a,id_b,distance" and len(lines) > 40
+        assert "archive/bridge_q40.jpg,originals/bridge.jpg,0" in lines
     elif "json" in words:
         assert json.loads(output)["linked_recall"] == 1.0
     else:
