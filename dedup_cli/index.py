@@ -95,7 +95,9 @@ def iter_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_
         raise ValueError(f"{n_bits}-bit hashes cannot be packed in {packed.shape[1]} bytes")
     if settings.tree_type not in TREE_TYPES:
         raise ValueError(f"unknown tree type {settings.tree_type!r}: one of {', '.join(TREE_TYPES)}")
-    if settings.tree_type == "mih":
+    if settings.tree_type == "mih" and _small(packed, queries):
+        yield from _numpy_pairs(packed, queries, max_bits)
+    elif settings.tree_type == "mih":
         from dedup_cli import engine
 
         if queries is None:
@@ -106,6 +108,33 @@ def iter_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_
         from dedup_cli.block_trees import iter_tree_pairs
 
         yield from iter_tree_pairs(packed, queries, max_bits, settings.tree_type, settings.leaf_size)
+
+
+# Below this many hash comparisons `mih` compares every pair in numpy instead: importing
+# the compiled engine (numba) costs about 0.3 s, more than a full pass over a few
+# thousand hashes, and a warm run over a small library should not wait for it.
+SMALL_COMPARISONS = 16_000_000
+_NUMPY_QUERY_ROWS = 256
+
+
+def _small(packed: np.ndarray, queries: np.ndarray | None) -> bool:
+    count = len(packed) if queries is None else len(queries)
+    return count * len(packed) <= SMALL_COMPARISONS
+
+
+def _numpy_pairs(packed: np.ndarray, queries: np.ndarray | None, max_bits: int) -> Iterator:
+    """Brute force in numpy, a block of query rows at a time (the same pairs as the
+    engine: exact, each once, first < second when queries is None)."""
+    own = queries is None
+    queries = packed if own else queries
+    for start in range(0, len(queries), _NUMPY_QUERY_ROWS):
+        block = queries[start:start + _NUMPY_QUERY_ROWS]
+        distances = hamming(block[:, None, :], packed[None, :, :])
+        if own:  # only pairs with second > first
+            distances[np.arange(len(block))[:, None] + start >= np.arange(len(packed))[None, :]] = max_bits + 1
+        first, second = np.nonzero(distances <= max_bits)
+        yield ((first + start).astype(np.int32), second.astype(np.int32),
+               distances[first, second].astype(np.int32))
 
 
 def cross_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_bits: int,

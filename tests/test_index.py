@@ -121,3 +121,23 @@ def test_huge_thresholds_admit_every_pair_instead_of_overflowing():
     assert Metric.from_option("euclidean").to_bits(1e200, 64) == 64
     assert Metric.from_option("minkowski", p=400.0).to_bits(12, 64) == 64
     assert Metric.from_option("minkowski", p=400.0).to_bits(1.005, 64) == 7
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), count=st.integers(1, 60), max_bits=st.integers(0, 64),
+       cross=st.booleans())
+def test_the_numpy_path_for_small_collections_equals_the_compiled_engine(seed, count, max_bits, cross):
+    from dedup_cli import engine
+    from dedup_cli.index import _numpy_pairs
+
+    rng = np.random.default_rng(seed)
+    centre = rng.integers(0, 2, 64)
+    packed = np.packbits(np.where(rng.random((count, 64)) < 0.15, 1 - centre, centre), axis=1).astype(np.uint8)
+    queries = packed[rng.permutation(count)[: max(1, count // 2)]] if cross else None
+    chunks = list(_numpy_pairs(packed, queries, max_bits))
+    mine = sorted(zip(*(np.concatenate(c).tolist() for c in zip(*chunks)))) if chunks else []
+    if cross:
+        theirs = engine.cross_pairs(queries, packed, max_bits)
+    else:
+        theirs = engine.pairs_within(packed, max_bits)
+    assert mine == sorted(zip(*(np.asarray(column).tolist() for column in theirs)))
