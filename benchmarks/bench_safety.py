@@ -65,9 +65,15 @@ def kill_cycle(source: Path, work: Path, rng: random.Random, in_actions: bool) -
     process = subprocess.Popen([*DEDUP, "delete", "--images-path", str(images), "--output-path", str(output),
                                 "--safe-deletion", "n", "--no-cache", "--no-progress"], env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while in_actions and process.poll() is None and not list(output.glob("delete-*/journal.jsonl")):
-        time.sleep(0.005)
-    time.sleep(rng.uniform(0.0, 1.5) if in_actions else rng.uniform(0.2, 3.0))
+    # Among the moves: as soon as the journal holds a random number of lines (200 moves
+    # write 400), whatever the machine's speed; otherwise at a random moment of the run.
+    lines = rng.randint(1, 398) if in_actions else 0
+    while lines and process.poll() is None:
+        journals = list(output.glob("delete-*/journal.jsonl"))
+        if journals and journals[0].read_bytes().count(b"\n") >= lines:
+            break
+        time.sleep(0.001)
+    time.sleep(0.0 if in_actions else rng.uniform(0.2, 3.0))
     process.send_signal(signal.SIGKILL)
     process.wait()
     found = set(digests(images).values())

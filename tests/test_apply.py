@@ -226,18 +226,20 @@ def _library(root: Path, count: int) -> None:
         picture.resize((48, 36)).save(root / f"p{seed:03d}_small.jpg", quality=90)
 
 
-def _kill_during_run(images: Path, output: Path, moment: float, in_actions: bool) -> None:
-    """SIGKILL a real run `moment` seconds after its start, or (in_actions) after its
-    journal appeared."""
+def _kill_during_run(images: Path, output: Path, moment: float, journal_lines: int = 0) -> None:
+    """SIGKILL a real run `moment` seconds after its start, or, with `journal_lines`, as
+    soon as its journal holds that many lines (a kill among the moves whatever the
+    machine's speed)."""
     env = os.environ | {"PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, "-m", "dedup_cli", "delete", "--images-path", str(images),
                                 "--output-path", str(output), "--safe-deletion", "n", "--no-cache",
                                 "--no-progress"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while in_actions and not list(output.glob("delete-*/journal.jsonl")) and time.monotonic() < deadline:
-        if process.poll() is not None:
+    deadline = time.monotonic() + 120
+    while journal_lines and process.poll() is None and time.monotonic() < deadline:
+        journals = list(output.glob("delete-*/journal.jsonl"))
+        if journals and journals[0].read_bytes().count(b"\n") >= journal_lines:
             break
-        time.sleep(0.005)
+        time.sleep(0.001)
     time.sleep(moment)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -264,8 +266,10 @@ def test_kills_at_random_moments_lose_nothing_and_undo_restores_everything(tmp_p
         images = tmp_path / f"images-{trial}"
         shutil.copytree(source, images)
         output = tmp_path / f"out-{trial}"
-        in_actions = trial % 2 == 1  # every other kill lands among the moves
-        _kill_during_run(images, output, rng.uniform(0.0, 1.5) if in_actions else rng.uniform(0.2, 3.0), in_actions)
+        if trial % 2:  # every other kill lands among the moves
+            _kill_during_run(images, output, 0.0, journal_lines=rng.randint(1, 398))
+        else:
+            _kill_during_run(images, output, rng.uniform(0.2, 3.0))
         folders = list(output.glob("delete-*")) if output.exists() else []
         found = set(tree_digest(images).values())
         for folder in folders:
@@ -287,7 +291,7 @@ def test_apply_finishes_a_killed_run(tmp_path):
     _library(images, 300)
     output = tmp_path / "out"
     for attempt in range(10):
-        _kill_during_run(images, output, 0.3 + 0.1 * attempt, in_actions=True)
+        _kill_during_run(images, output, 0.0, journal_lines=100 + 20 * attempt)
         (folder,) = list(output.glob("delete-*"))
         if _interrupted(folder):
             break
