@@ -17,11 +17,19 @@ for two pictures in colour, holds the fit to what one brightness or contrast edi
 to the RGB channels (all scaled alike about black or the mean grey, clipped at the ends)
 and counts what it leaves in smooth regions: a lighter red that is as saturated as the
 darker one (Monaco's flag against Indonesia's) is no edit of it.
+
+The checks run on many pairs at once (vetoed), in chunks whose float grids stay within
+the caches: each grid is taken once per chunk (the inner cells only, which are all a
+check compares), and each check first tries the alignment or fit that settles nearly
+every duplicate; the few pairs it leaves open try the others afterwards, all together.
+The fits' sums are of whole numbers and exact, so only float rounding at a threshold can
+tell these verdicts from a plain evaluation's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -57,61 +65,174 @@ class MatchSettings:
     colour_threshold: float = DEFAULT_COLOUR_THRESHOLD
 
 
-def _inner(side: int) -> np.ndarray:
-    """Mask of the cells compared: all but the outer eighth on each side. A crop of a few
-    percent moves the outer ring by a quarter of a cell, the inner cells far less. (On the
-    calibration edits this raised pHash-8 recall from 0.960 to 0.972.)"""
-    ring = side // 8
-    return np.pad(np.ones((side - 2 * ring, side - 2 * ring), dtype=np.float32), ring).ravel()[None, :]
+def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """values[rows], without the copy when `rows` (sorted, distinct) are all of them."""
+    return values if len(rows) == len(values) else values[rows]
 
 
-_INNER = {side: _inner(side) for side in set(GRID_SIDES)}
+def _dot(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of two arrays shaped alike (rows, ...)."""
+    axes = "jkl"[:first.ndim - 1]
+    return np.einsum(f"i{axes},i{axes}->i", first, second)
 
 
-def _cell_errors(a: np.ndarray, b: np.ndarray, with_chroma: np.ndarray,
-                 held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Colour difference of a from b in each cell, left after the best global
-    brightness/contrast change of b (one factor for luma and chroma, as those edits make),
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    """Sums over all but the first axis (einsum: several times faster than sum(axis=1))."""
+    axes = "jkl"[:values.ndim - 1]
+    return np.einsum(f"i{axes}->i", values)
+
+
+def _smallest(values_of, variants: list, rows: np.ndarray, enough: float) -> np.ndarray:
+    """Per row of `rows`, the smallest of values_of(variants, rows) (an array (variants,
+    rows)) over the variants: the first on every row, the others at once on the rows
+    still above `enough`. A row at or below `enough` after the first keeps that value,
+    so it is then only an upper bound (with enough = 0, every value is exact)."""
+    best = values_of(variants[:1], rows)[0]
+    above = np.flatnonzero(best > enough)
+    if len(above) and len(variants) > 1:
+        best[above] = np.minimum(best[above], values_of(variants[1:], rows[above]).min(axis=0))
+    return best
+
+
+def _inner_columns(part: int) -> np.ndarray:
+    """The signature columns of the inner cells of grid `part` (all but the outer eighth
+    on each side), Y, Cb, Cr one plane after the other. Coarse cells go row-major; finer
+    ones by which of the four children of an inner coarse cell they are, then in that
+    coarse cell's order (the inner 12x12 detail cells are exactly those children)."""
+    side, start = GRID_SIDES[part], sum(side * side * 3 for side in GRID_SIDES[:part])
+    step, ring = side // GRID_SIDES[0], GRID_SIDES[0] // 8
+    inner = GRID_SIDES[0] - 2 * ring
+    coarse_rows, coarse_columns = (ring + index for index in np.divmod(np.arange(inner * inner), inner))
+    rows = np.concatenate([coarse_rows * step + dy for dy in range(step) for dx in range(step)])
+    columns = np.concatenate([coarse_columns * step + dx for dy in range(step) for dx in range(step)])
+    return (start + 3 * (rows * side + columns)[None, :] + np.arange(3)[:, None]).ravel()
+
+
+_INNER_COLUMNS = [_inner_columns(part) for part in range(len(GRID_SIDES))]
+_LUMA_COLUMNS = [slice(start, start + 3 * side * side, 3)
+                 for side, start in zip(GRID_SIDES, np.cumsum([0, *(3 * side * side for side in GRID_SIDES)]))]
+
+
+class _Grid:
+    """One grid of some signature rows as the checks compare it: its inner cells (all
+    but the outer eighth on each side: a crop of a few percent moves the outer ring by a
+    quarter of a cell, the inner cells far less; on the calibration edits this raised
+    pHash-8 recall from 0.960 to 0.972) as float32 planes (rows, cells), in the order of
+    _inner_columns.
+
+    `planes` are (rows, 3, cells): Y, and Cb and Cr about neutral grey (`chroma`). A
+    cell CLIPPED_LUMA or brighter may be clipped: it says only that its true luma is at
+    least that. `unclipped` is 0 there, 1 elsewhere; `luma` is the luma with such cells
+    at CLIPPED_LUMA. All are whole numbers.
+    """
+
+    __slots__ = ("colour", "part", "planes", "luma", "unclipped", "grey")
+    _ARRAYS = ("planes", "luma", "unclipped")
+
+    @classmethod
+    def of(cls, colour: np.ndarray, part: int) -> _Grid:
+        """Grid `part` (0 coarse, 1 detail, 2 centre) of the signature rows `colour`."""
+        self = object.__new__(cls)
+        self.colour, self.part, self.grey = colour, part, None
+        columns = _INNER_COLUMNS[part]
+        taken, cells = colour[:, columns], len(columns) // 3
+        planes = np.empty(taken.shape, dtype=np.float32)
+        planes[:, :cells] = taken[:, :cells]
+        # Flipping the top bit of a byte and reading it signed subtracts 128, exactly.
+        planes[:, cells:] = np.bitwise_xor(taken[:, cells:], 128).view(np.int8)
+        self.planes = planes.reshape(len(colour), 3, cells)
+        self.luma = np.minimum(self.planes[:, 0], np.float32(CLIPPED_LUMA))
+        self.unclipped = (self.planes[:, 0] < CLIPPED_LUMA).astype(np.float32)
+        return self
+
+    @property
+    def chroma(self) -> np.ndarray:
+        return self.planes[:, 1:]
+
+    def mean_luma(self, rows: np.ndarray) -> np.ndarray:
+        """The mean luma of all the grid's cells (not only the inner ones) at `rows`
+        (exact: the integer sum is, and so is its float32 mean)."""
+        if self.grey is not None:
+            return self.grey[rows]
+        luma = self.colour[rows, _LUMA_COLUMNS[self.part]]
+        return luma.sum(axis=1, dtype=np.int32).astype(np.float32) / luma.shape[1]
+
+    def take(self, rows: np.ndarray) -> _Grid:
+        """The grid at `rows` (sorted, distinct: all of them is the grid itself)."""
+        if len(rows) == len(self.luma):
+            return self
+        taken = object.__new__(_Grid)
+        taken.part, taken.colour = self.part, None if self.colour is None else self.colour[rows]
+        for name in self._ARRAYS:
+            setattr(taken, name, getattr(self, name)[rows])
+        taken.grey = None if self.grey is None else self.grey[rows]
+        return taken
+
+    @classmethod
+    def stack(cls, grids: list[_Grid]) -> _Grid:
+        """The rows of all `grids` (of any parts), one grid after the other."""
+        if len(grids) == 1:
+            return grids[0]
+        stacked = object.__new__(cls)
+        stacked.colour, stacked.part = None, None
+        for name in cls._ARRAYS:
+            setattr(stacked, name, np.concatenate([getattr(grid, name) for grid in grids]))
+        stacked.grey = np.concatenate([grid.mean_luma(np.arange(len(grid.luma))) for grid in grids])
+        return stacked
+
+
+def _cell_errors(x: _Grid, y: _Grid, uses_chroma: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Squared colour difference of x from y in each inner cell, left after the best global
+    brightness/contrast change of y (one factor for luma and chroma, as those edits make),
     and the number of cells the change was fitted on.
 
-    The change is fitted on the inner cells clipped in neither image. A cell clipped in
-    one image only is a bound, not a value: it has an error only where the other side's
+    The change is fitted on the cells clipped in neither image. A cell clipped in one
+    image only is a bound, not a value: it has an error only where the other side's
     fitted brightness falls short of the clipping level, and then with its chroma
     difference (a clip cannot explain a colour that stays below white). Cells clipped in
-    both, and the outer ring of cells, have none. Chroma counts only in rows where
-    `with_chroma` (both images in colour); in rows where `held` (one image grey) no chroma
-    confirms the fit, so it is held to a change one edit can make.
+    both have none. Chroma counts only in rows where `uses_chroma` is 1 (both images in
+    colour); in rows where `held` (one image grey) no chroma confirms the fit, so it is
+    held to a change one edit can make.
     """
-    inner = _INNER[int(round(a.shape[1] ** 0.5))]
-    luma_a, luma_b = a[..., 0], b[..., 0]
-    uses_chroma = with_chroma.astype(np.float32)[:, None, None]
-    chroma_a, chroma_b = (a[..., 1:] - 128.0) * uses_chroma, (b[..., 1:] - 128.0) * uses_chroma
-    clipped_a, clipped_b = luma_a >= CLIPPED_LUMA, luma_b >= CLIPPED_LUMA
-    weight = (~clipped_a & ~clipped_b) * inner
-    count = np.maximum(weight.sum(axis=1), 1.0)
-    mean_a = (luma_a * weight).sum(axis=1) / count
-    mean_b = (luma_b * weight).sum(axis=1) / count
-    centred_a = (luma_a - mean_a[:, None]) * weight
-    centred_b = (luma_b - mean_b[:, None]) * weight
-    chroma_weight = weight[..., None]
-    numerator = (centred_a * centred_b).sum(axis=1) + (chroma_a * chroma_b * chroma_weight).sum(axis=(1, 2))
-    denominator = (centred_b**2).sum(axis=1) + (chroma_b**2 * chroma_weight).sum(axis=(1, 2))
-    scale = np.clip(numerator / np.maximum(denominator, 1e-9), *SCALE_RANGE)[:, None]
-    offset = (mean_a - scale[:, 0] * mean_b)[:, None]
-    # Brightness turns luma about black, contrast about the mean grey: the offset of one
-    # such edit is (1 - s) * p with p between 0 and the brighter picture's mean.
-    pivot_offset = (1.0 - scale) * np.maximum(luma_a.mean(axis=1), luma_b.mean(axis=1))[:, None]
-    one_edit = np.clip(offset, np.minimum(pivot_offset, 0.0) - OFFSET_SLACK,
-                       np.maximum(pivot_offset, 0.0) + OFFSET_SLACK)
-    offset = np.where(held[:, None], one_edit, offset)
-    predicted = scale * luma_b + offset
-    chroma_error = np.sqrt(((chroma_a - scale[..., None] * chroma_b) ** 2).sum(axis=-1))
-    # How far each side falls short of white where the other is clipped (0 elsewhere).
-    short_of_clip = np.where(clipped_a & ~clipped_b, CLIPPED_LUMA - predicted,
-                             np.where(clipped_b & ~clipped_a, scale * CLIPPED_LUMA + offset - luma_a, 0.0))
-    cell_error = np.where(weight > 0, np.hypot(luma_a - predicted, chroma_error),
-                          np.where(short_of_clip > 0, np.hypot(short_of_clip, chroma_error), 0.0))
-    return cell_error * inner, count
+    weight = x.unclipped * y.unclipped
+    weighted_y, weighted_chroma_y = y.luma * weight, y.chroma * weight[:, None]
+    # Sums of products of whole numbers, all below 2**24: exact in float32 in any order.
+    total, sum_y = _row_sums(weight).astype(np.float64), _row_sums(weighted_y).astype(np.float64)
+    sum_x = _dot(x.luma, weight).astype(np.float64)
+    products = _dot(x.luma, weighted_y) + _dot(x.chroma, weighted_chroma_y) * uses_chroma
+    powers = _dot(y.luma, weighted_y) + _dot(y.chroma, weighted_chroma_y) * uses_chroma
+    # `total` times the sums of products about the fitted cells' mean lumas: exact in float64.
+    numerator, denominator = total * products - sum_x * sum_y, total * powers - sum_y * sum_y
+    count = np.maximum(total, 1.0)
+    scale = np.clip(numerator / np.maximum(denominator, 1e-9 * count), *SCALE_RANGE)
+    offset = (sum_x - scale * sum_y) / count
+    held_rows = np.flatnonzero(held)
+    if len(held_rows):
+        # Brightness turns luma about black, contrast about the mean grey: the offset of
+        # one such edit is (1 - s) * p with p between 0 and the brighter picture's mean.
+        pivot = np.maximum(x.mean_luma(held_rows), y.mean_luma(held_rows))
+        pivot_offset = (1.0 - scale[held_rows]) * pivot
+        offset[held_rows] = np.clip(offset[held_rows], np.minimum(pivot_offset, 0.0) - OFFSET_SLACK,
+                                    np.maximum(pivot_offset, 0.0) + OFFSET_SLACK)
+    scale, offset = scale.astype(np.float32)[:, None], offset.astype(np.float32)[:, None]
+    # Where neither is clipped, the plain difference; where one is, only how far the
+    # fitted brightness falls short of its clipping level; where both are, none. (In
+    # place, in the buffers of the sums: this runs for every pair.)
+    difference = np.multiply(y.luma, scale, out=weighted_y)
+    difference += offset
+    np.subtract(x.luma, difference, out=difference)
+    luma_error = difference * y.unclipped
+    difference *= x.unclipped
+    np.maximum(luma_error, np.negative(difference, out=difference), out=luma_error)
+    chroma_difference = np.multiply(y.chroma, scale[:, None], out=weighted_chroma_y)
+    np.subtract(x.chroma, chroma_difference, out=chroma_difference)
+    chroma_error = np.einsum("ijk,ijk->ik", chroma_difference, chroma_difference)
+    counted = np.logical_or(weight, luma_error > 0)
+    chroma_error *= counted
+    chroma_error *= uses_chroma[:, None]
+    luma_error *= luma_error
+    luma_error += chroma_error
+    return luma_error, count
 
 
 def colour_distance(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
@@ -129,9 +250,9 @@ def local_distance(colour_a: np.ndarray, colour_b: np.ndarray, enough: float = 0
     the LOCAL_CELLS worst cells of the 16x16 detail grids, which sees a difference in a
     small part of the picture (an emblem, two stars) that the global mean dilutes. Each
     picture is also compared by its centre grid against the other's detail grid, so a
-    copy cropped by a few percent still lines up; the best alignment counts. Rows already
-    at or below `enough` are not tried in further alignments (their value is then only
-    an upper bound)."""
+    copy cropped by a few percent still lines up; the best alignment counts. Rows at or
+    below `enough` in the first alignment are not tried in further alignments (their
+    value is then only an upper bound, at most `enough`)."""
     return _Pairs(colour_a, colour_b).local_error(enough)
 
 
@@ -144,55 +265,99 @@ def flat_mismatch(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
 def edit_distance(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
     """One-edit colour distance between paired rows of colour signatures (0 where either
     is grey): what the closest single brightness or contrast edit leaves unexplained in
-    RGB, where a smooth region shows it. See _edit_error."""
+    RGB, where a smooth region shows it. See _edit_errors."""
     return _Pairs(colour_a, colour_b).edit_error()
 
 
-def _rgb(cells: np.ndarray) -> np.ndarray:
-    """(rows, cells, 3) YCbCr means -> RGB means (the JPEG/JFIF matrix PIL converts with;
-    it is linear, so the mean of a cell converts exactly)."""
-    luma, blue, red = cells[..., 0], cells[..., 1] - 128.0, cells[..., 2] - 128.0
-    return np.stack([luma + 1.402 * red, luma - 0.344136 * blue - 0.714136 * red, luma + 1.772 * blue], axis=-1)
+# Y, Cb and Cr about neutral -> R, G and B: the JPEG/JFIF matrix PIL converts with (it is
+# linear, so a cell's mean converts exactly).
+_YCBCR_TO_RGB = np.array([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]], dtype=np.float32)
 
 
-def _spread(colour: np.ndarray) -> np.ndarray:
-    """(rows, coarse cells, 3): how far the four detail cells inside each coarse cell stray from
-    their mean, per RGB channel. Large at an edge or in texture, where a crop or a resize
-    moves the cell's mean; small in a smooth region, where only a colour change can."""
-    coarse, step = GRID_SIDES[0], GRID_SIDES[1] // GRID_SIDES[0]
-    detail = _rgb(grid(colour, 1)).reshape(len(colour), coarse, step, coarse, step, 3)
-    spread = np.abs(detail - detail.mean(axis=(2, 4), keepdims=True)).max(axis=(2, 4))
-    return spread.reshape(len(colour), coarse * coarse, 3)
+def _rgb(grid: _Grid) -> np.ndarray:
+    """The grid's cells in RGB, (rows, 3, cells)."""
+    return np.matmul(_YCBCR_TO_RGB, grid.planes)
 
 
-def _edit_error(a: np.ndarray, b: np.ndarray, mean_grey: np.ndarray, spread: np.ndarray) -> np.ndarray:
-    """How far RGB cell means `a` are from the closest a = p + s * (b - p) per channel:
-    one brightness (p = 0) or contrast (p = the mean grey) edit of b, or the two together
-    (p between), the same for all three channels, as those edits make. Channels at or
-    beyond RGB_CLIPPED are bounds: a clipped side only says the true value lies beyond.
-    Each cell's error is reduced by its spread, so misaligned detail does not count; the
-    rest is averaged over the inner cells. The fit weights smooth cells most."""
-    inner = _INNER[GRID_SIDES[0]][..., None]
-    low, high = RGB_CLIPPED
-    high_a, high_b, low_a, low_b = a >= high, b >= high, a <= low, b <= low
-    free = ~(high_a | high_b | low_a | low_b) * inner
-    fit_weight = free / (1.0 + (spread.max(axis=-1, keepdims=True) / SMOOTH_SPREAD) ** 2)
-    # The prediction must land in [lowest, highest]: a's value, or beyond its clip level
-    # when a is clipped; open on one side when b is clipped (its true value lies beyond,
-    # and so does the prediction from it).
-    lowest = np.where(high_b, -np.inf, np.where(high_a, high, np.where(low_a, -np.inf, a)))
-    highest = np.where(low_b, np.inf, np.where(low_a, low, np.where(high_a, np.inf, a)))
-    best = np.full(len(a), np.inf, dtype=np.float32)
-    for step in np.linspace(0.0, 1.0, PIVOTS, dtype=np.float32):
-        pivot = (step * mean_grey)[:, None, None]
-        numerator = ((a - pivot) * (b - pivot) * fit_weight).sum(axis=(1, 2))
-        denominator = ((b - pivot) ** 2 * fit_weight).sum(axis=(1, 2))
-        scale = np.clip(numerator / np.maximum(denominator, 1e-9), *SCALE_RANGE)[:, None, None]
-        predicted = pivot + scale * (b - pivot)
-        unexplained = np.maximum(np.maximum(lowest - predicted, predicted - highest) - spread, 0.0)
-        cell_error = np.sqrt((unexplained**2).mean(axis=-1, keepdims=True)) * inner
-        best = np.minimum(best, cell_error.sum(axis=(1, 2)) / inner.sum())
-    return best
+def _spread(detail: _Grid) -> np.ndarray:
+    """(rows, 3, inner coarse cells): how far the four inner detail cells inside each
+    inner coarse cell stray from their mean, per RGB channel. Large at an edge or in
+    texture, where a crop or a resize moves the cell's mean; small in a smooth region,
+    where only a colour change can."""
+    rows, _, cells = detail.planes.shape
+    # (rows, child, channel, coarse cell): each child's channels together (see _inner_columns)
+    children = np.matmul(_YCBCR_TO_RGB, detail.planes.reshape(rows, 3, 4, cells // 4).transpose(0, 2, 1, 3))
+    first, second, third, fourth = children.transpose(1, 0, 2, 3)
+    mean = first + second
+    mean += third
+    mean += fourth
+    mean *= 0.25
+    highest, lowest = np.maximum(first, second), np.minimum(first, second)
+    for child in (third, fourth):
+        np.maximum(highest, child, out=highest)
+        np.minimum(lowest, child, out=lowest)
+    highest -= mean
+    return np.maximum(highest, np.subtract(mean, lowest, out=lowest), out=highest)
+
+
+class _EditPairs:
+    """What the one-edit check compares of some pairs, all (rows, 3, inner coarse cells):
+    both sides in RGB, which channels are clipped (RGB_CLIPPED: a bound, the true value
+    lies beyond), the spread of each cell (the larger side's) and the fit's weights,
+    which favour smooth cells; and the brighter side's mean grey."""
+
+    def __init__(self, rgb: tuple[np.ndarray, np.ndarray], spread: np.ndarray, mean_grey: np.ndarray):
+        self.rgb, self.spread, self.mean_grey = rgb, spread, mean_grey
+        self.low = tuple(side <= RGB_CLIPPED[0] for side in rgb)
+        self.high = tuple(side >= RGB_CLIPPED[1] for side in rgb)
+        free = ~(self.low[0] | self.low[1] | self.high[0] | self.high[1])
+        self.fit_weight = free / (1.0 + (spread.max(axis=1, keepdims=True) / SMOOTH_SPREAD) ** 2)
+
+    def errors(self, fits: list[tuple[int, float]], rows: np.ndarray) -> np.ndarray:
+        """(fits, rows): the error _edit_errors describes, for each fit (x: side 0 or 1 of
+        the pair, fitted from the other; pivot step between 0 and 1), in the order of
+        `fits` when those of side 0 come first."""
+        def taken(values):
+            return _take(values, rows)[:, None]  # with an axis for the fits
+
+        errors = []
+        for x in (0, 1):
+            steps = np.array([step for side, step in fits if side == x], dtype=np.float32)
+            if len(steps):
+                pivot = _take(self.mean_grey, rows)[:, None, None, None] * steps[:, None, None]
+                errors.append(_edit_errors(taken(self.rgb[x]), taken(self.rgb[1 - x]), pivot, taken(self.fit_weight),
+                                           taken(self.spread), taken(~(self.low[x] | self.high[1 - x])),
+                                           taken(~(self.high[x] | self.low[1 - x]))))
+        return np.concatenate(errors, axis=1).T
+
+
+def _edit_errors(x_rgb, y_rgb, pivot, fit_weight, spread, lower_bounded, upper_bounded) -> np.ndarray:
+    """(rows, fits): how far RGB cell means x are from the closest x = p + s * (y - p) per
+    channel, for each pivot p (all arrays (rows, fits or 1, 3, cells)): one brightness
+    (p = 0) or contrast (p = the mean grey) edit of y, or the two together (p between),
+    the same for all three channels, as those edits make. A clipped channel is a bound:
+    the prediction need only reach x's clip level, and a side drops out where x is
+    clipped at the other end or y is clipped (its true value lies beyond, and so does the
+    prediction): `lower_bounded` and `upper_bounded` say which sides count. Each cell's
+    error is reduced by its spread, so misaligned detail does not count; the rest is
+    averaged over the cells. The fit weights smooth cells most."""
+    shifted_x, shifted_y = x_rgb - pivot, y_rgb - pivot
+    weighted_y = fit_weight * shifted_y
+    scale = np.einsum("ijkl,ijkl->ij", weighted_y, shifted_x) / np.maximum(
+        np.einsum("ijkl,ijkl->ij", weighted_y, shifted_y), 1e-9)
+    # In place, in the buffers above: this runs for every pair in colour.
+    predicted = np.multiply(shifted_y, np.clip(scale, *SCALE_RANGE)[..., None, None], out=shifted_y)
+    predicted += pivot
+    short = np.subtract(np.minimum(x_rgb, np.float32(RGB_CLIPPED[1])), predicted, out=shifted_x)
+    short *= lower_bounded
+    beyond = np.subtract(predicted, np.maximum(x_rgb, np.float32(RGB_CLIPPED[0])), out=weighted_y)
+    beyond *= upper_bounded
+    unexplained = np.maximum(short, beyond, out=short)
+    unexplained -= spread
+    np.maximum(unexplained, 0.0, out=unexplained)
+    cell_errors = np.einsum("ijkl,ijkl->ijl", unexplained, unexplained)
+    cell_errors /= 3.0
+    return np.einsum("ijl->ij", np.sqrt(cell_errors, out=cell_errors)) / cell_errors.shape[-1]
 
 
 def chroma(grid: np.ndarray) -> np.ndarray:
@@ -200,68 +365,171 @@ def chroma(grid: np.ndarray) -> np.ndarray:
     return np.hypot(grid[..., 1] - 128.0, grid[..., 2] - 128.0).mean(axis=1)
 
 
+_LEVELS = np.arange(256, dtype=np.float32) - np.float32(128.0)
+# Each (Cb, Cr)'s distance from neutral grey, at Cb * 256 + Cr, as chroma() computes it.
+_CHROMA_DISTANCE = np.hypot(_LEVELS[:, None], _LEVELS[None, :]).ravel()
+
+
+def _kinds(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which signature rows are in colour (chroma(coarse grid) >= GREY_CHROMA) and which
+    nearly uniform (coarse luma std < FLAT_LUMA_STD), exactly as from the float grid."""
+    cells = GRID_SIDES[0] ** 2
+    if not len(colour):
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    # Each cell's Cb and Cr bytes (C-contiguous uint8 rows) read as one big-endian 16-bit
+    # number, Cb * 256 + Cr: the index of its distance from grey, without any arithmetic.
+    chroma_index = np.ndarray((len(colour), cells), dtype=">u2", buffer=colour, offset=1, strides=(colour.shape[1], 3))
+    chroma_distance = np.take(_CHROMA_DISTANCE, chroma_index)
+    luma = colour[:, :3 * cells:3].astype(np.float32)
+    return chroma_distance.mean(axis=1) >= GREY_CHROMA, luma.std(axis=1) < FLAT_LUMA_STD
+
+
+_GRID_PARTS = {"coarse": 0, "detail": 1, "centre": 2}
+_DIRECTIONS = [("coarse_a", "coarse_b"), ("coarse_b", "coarse_a")]
+_ALIGNMENTS = [("detail_a", "detail_b"), ("detail_b", "detail_a"), ("detail_a", "centre_b"),
+               ("centre_b", "detail_a"), ("centre_a", "detail_b"), ("detail_b", "centre_a")]
+_EDIT_FITS = [(x, step) for x in (0, 1) for step in np.linspace(0.0, 1.0, PIVOTS, dtype=np.float32)]
+
+
 class _Pairs:
-    """Paired rows of colour signatures, their coarse grids and colour kinds taken once
-    for all the checks."""
+    """Paired rows of colour signatures (`colour`: the first sides, the second sides, as
+    C-contiguous uint8 rows), with their colour kinds taken once for all the checks, and
+    their grids as the checks first need them."""
 
     def __init__(self, colour_a: np.ndarray, colour_b: np.ndarray):
-        self.colour_a, self.colour_b = colour_a, colour_b
-        self.a, self.b = grid(colour_a, 0), grid(colour_b, 0)
-        in_colour_a, in_colour_b = chroma(self.a) >= GREY_CHROMA, chroma(self.b) >= GREY_CHROMA
+        colour_a, colour_b = (np.ascontiguousarray(side, dtype=np.uint8) for side in (colour_a, colour_b))
+        self.colour, self.count = (colour_a, colour_b), len(colour_a)
+        (in_colour_a, flat_a), (in_colour_b, flat_b) = _kinds(colour_a), _kinds(colour_b)
+        self.flat = flat_a | flat_b
         self.with_chroma, self.held = in_colour_a & in_colour_b, in_colour_a ^ in_colour_b
+        self.uses_chroma = self.with_chroma.astype(np.float32)
+        self.grids: dict[tuple[int, int], _Grid] = {}
 
     def subset(self, rows: np.ndarray) -> _Pairs:
-        """The pairs at `rows`, their grids and kinds sliced, not taken again."""
+        """The pairs at `rows` (their grids taken again when needed)."""
         part = object.__new__(_Pairs)
-        for name in ("colour_a", "colour_b", "a", "b", "with_chroma", "held"):
+        part.colour, part.count = tuple(side[rows] for side in self.colour), len(rows)
+        for name in ("flat", "with_chroma", "held", "uses_chroma"):
             setattr(part, name, getattr(self, name)[rows])
+        part.grids = {}
         return part
 
+    def grid(self, part: int, side: int) -> _Grid:
+        """Grid `part` of side `side` (0: a, 1: b) of every pair, kept for reuse."""
+        if (part, side) not in self.grids:
+            self.grids[part, side] = _Grid.of(self.colour[side], part)
+        return self.grids[part, side]
+
+    def grid_at(self, name: str, rows: np.ndarray) -> _Grid:
+        """The grid `name` ("coarse_a", "detail_b", ...) of the pairs at `rows` (sorted):
+        from the kept one if there is one or all the rows are asked for."""
+        kind, letter = name.split("_")
+        part, side = _GRID_PARTS[kind], "ab".index(letter)
+        if len(rows) == self.count or (part, side) in self.grids:
+            return self.grid(part, side).take(rows)
+        return _Grid.of(self.colour[side][rows], part)
+
     def flat_mismatch(self) -> np.ndarray:
-        a, b = self.a, self.b
-        flat = (a[..., 0].std(axis=1) < FLAT_LUMA_STD) | (b[..., 0].std(axis=1) < FLAT_LUMA_STD)
-        return flat & (np.abs(a - b).mean(axis=(1, 2)) > FLAT_MAX_DIFFERENCE)
+        rows = np.flatnonzero(self.flat)  # rare: the grids are compared only for these
+        mismatch = np.zeros(self.count, dtype=bool)
+        grids_a, grids_b = (grid(side[rows], 0) for side in self.colour)
+        mismatch[rows] = np.abs(grids_a - grids_b).mean(axis=(1, 2)) > FLAT_MAX_DIFFERENCE
+        return mismatch
+
+    def _errors(self, alignments: list[tuple[str, str]], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """_cell_errors of each alignment (first grid, second grid) at `rows`, one after the other."""
+        firsts = _Grid.stack([self.grid_at(first, rows) for first, _ in alignments])
+        seconds = _Grid.stack([self.grid_at(second, rows) for _, second in alignments])
+        return _cell_errors(firsts, seconds, np.tile(_take(self.uses_chroma, rows), len(alignments)),
+                            np.tile(_take(self.held, rows), len(alignments)))
+
+    def _mean_errors(self, alignments: list[tuple[str, str]], rows: np.ndarray) -> np.ndarray:
+        squared, count = self._errors(alignments, rows)
+        return (_row_sums(np.sqrt(squared, out=squared)) / count).astype(np.float32).reshape(len(alignments), len(rows))
+
+    def _worst_cells(self, enough: float, alignments: list[tuple[str, str]], rows: np.ndarray) -> np.ndarray:
+        """The mean error of the LOCAL_CELLS worst cells; where even the worst cell is at
+        or below `enough`, only that (the mean is no larger)."""
+        squared, _ = self._errors(alignments, rows)
+        worst = np.sqrt(squared.max(axis=1).astype(np.float64))
+        above = np.flatnonzero(worst > enough)  # the worst cells of the squared errors are the worst cells
+        worst[above] = np.sqrt(np.partition(squared[above], -LOCAL_CELLS, axis=1)[:, -LOCAL_CELLS:]).mean(axis=1)
+        return worst.reshape(len(alignments), len(rows))
 
     def global_error(self) -> np.ndarray:
-        def mean_error(x, y):
-            errors, count = _cell_errors(x, y, self.with_chroma, self.held)
-            return errors.sum(axis=1) / count
+        """colour_distance: both directions (the coarse grids are small, so this costs
+        less than trying the second only where the first is too large)."""
+        everything = np.arange(self.count)
+        return np.minimum(*(self._mean_errors([direction], everything)[0] for direction in _DIRECTIONS))
 
-        return np.minimum(mean_error(self.a, self.b), mean_error(self.b, self.a))
+    def local_error(self, enough: float, alignments: list = _ALIGNMENTS) -> np.ndarray:
+        """local_distance over `alignments` (a first part of _ALIGNMENTS)."""
+        return _smallest(partial(self._worst_cells, enough), alignments, np.arange(self.count), enough)
 
-    def local_error(self, enough: float) -> np.ndarray:
-        detail_a, centre_a = grid(self.colour_a, 1), grid(self.colour_a, 2)
-        detail_b, centre_b = grid(self.colour_b, 1), grid(self.colour_b, 2)
-        best = np.full(len(self.a), np.inf)
-        for first, second in ((detail_a, detail_b), (detail_b, detail_a), (detail_a, centre_b),
-                              (centre_b, detail_a), (centre_a, detail_b), (detail_b, centre_a)):
-            rows = np.flatnonzero(best > enough)
-            if not len(rows):
-                break
-            errors, _ = _cell_errors(first[rows], second[rows], self.with_chroma[rows], self.held[rows])
-            worst = np.partition(errors, -LOCAL_CELLS, axis=1)[:, -LOCAL_CELLS:].mean(axis=1)
-            best[rows] = np.minimum(best[rows], worst)
-        return best
+    def edit_error(self, enough: float = 0.0, fits: list = _EDIT_FITS, rows: np.ndarray | None = None) -> np.ndarray:
+        """edit_distance over `fits` (a first part of _EDIT_FITS) at `rows` (all in colour
+        if None, and 0 elsewhere); rows at or below `enough` after the first fit try no
+        others."""
+        rows = np.flatnonzero(self.with_chroma) if rows is None else rows
+        coarse = [self.grid(0, side) for side in (0, 1)]
+        spread = np.maximum(*(_spread(self.grid(1, side)) for side in (0, 1)))
+        mean_grey = np.maximum(*(side.mean_luma(slice(None)) for side in coarse))
+        compared = _EditPairs(tuple(_take(_rgb(side), rows) for side in coarse), _take(spread, rows),
+                              _take(mean_grey, rows))
+        error = np.zeros(self.count, dtype=np.float32)
+        error[rows] = _smallest(compared.errors, fits, np.arange(len(rows)), enough)
+        return error
 
-    def edit_error(self) -> np.ndarray:
-        rgb_a, rgb_b = _rgb(self.a), _rgb(self.b)
-        spread = np.maximum(_spread(self.colour_a), _spread(self.colour_b))
-        mean_grey = np.maximum(self.a[..., 0].mean(axis=1), self.b[..., 0].mean(axis=1))
-        error = np.minimum(_edit_error(rgb_a, rgb_b, mean_grey, spread), _edit_error(rgb_b, rgb_a, mean_grey, spread))
-        return np.where(self.with_chroma, error, 0.0)
+    def verdicts(self, settings: MatchSettings) -> np.ndarray:
+        """VETOED for the pairs that flatness or (if checked) colour rule out, KEPT for the
+        others, or LOCAL_OPEN and EDIT_OPEN for the pairs that the first alignment of the
+        local check, or the first fit of the one-edit check, leaves open: most pairs are
+        settled by them, and the few others are best tried in the rest all together
+        (finish_local, finish_edit)."""
+        verdicts = np.where(self.flat_mismatch(), _VETOED, _KEPT).astype(np.int8)
+        if not settings.colour_check:
+            return verdicts
+        threshold = settings.colour_threshold
+        verdicts[self.global_error() > threshold] = _VETOED
+        # The finer checks cost more: they run only on the pairs still open, unless these
+        # are nearly all (taking them apart would cost more than checking a few more).
+        still_open = np.flatnonzero(verdicts == _KEPT)
+        if not len(still_open):
+            return verdicts
+        dense = len(still_open) > _DENSE_SHARE * self.count
+        checked, rows = (self, still_open) if dense else (self.subset(still_open), np.arange(len(still_open)))
+        local_limit = LOCAL_FACTOR * threshold
+        local_above = checked.local_error(local_limit, _ALIGNMENTS[:1])[rows] > local_limit
+        verdicts[still_open[local_above]] = _LOCAL_OPEN
+        in_colour = np.flatnonzero(~local_above & checked.with_chroma[rows])
+        edit_above = checked._edit_above(settings, _EDIT_FITS[:1], rows[in_colour])
+        verdicts[still_open[in_colour[edit_above]]] = _EDIT_OPEN
+        return verdicts
 
-    def vetoed(self, settings: MatchSettings) -> np.ndarray:
-        ruled_out = self.flat_mismatch()
-        if settings.colour_check:
-            ruled_out |= self.global_error() > settings.colour_threshold
-            # The finer checks cost more: each runs only on the pairs still open.
-            still_open = np.flatnonzero(~ruled_out)
-            local_threshold = LOCAL_FACTOR * settings.colour_threshold
-            ruled_out[still_open] = self.subset(still_open).local_error(local_threshold) > local_threshold
-            still_open = np.flatnonzero(~ruled_out & self.with_chroma)
-            edit_threshold = EDIT_FACTOR * settings.colour_threshold
-            ruled_out[still_open] = self.subset(still_open).edit_error() > edit_threshold
-        return ruled_out
+    def finish_local(self, settings: MatchSettings) -> np.ndarray:
+        """The verdicts of pairs left LOCAL_OPEN: the other alignments, then the one-edit check."""
+        local_limit = LOCAL_FACTOR * settings.colour_threshold
+        local_above = self.local_error(local_limit, _ALIGNMENTS[1:]) > local_limit
+        in_colour = np.flatnonzero(~local_above & self.with_chroma)
+        edit_above = np.zeros(self.count, dtype=bool)
+        edit_above[in_colour] = self._edit_above(settings, _EDIT_FITS, in_colour)
+        return np.where(local_above | edit_above, _VETOED, _KEPT).astype(np.int8)
+
+    def finish_edit(self, settings: MatchSettings) -> np.ndarray:
+        """The verdicts of pairs left EDIT_OPEN: the other fits of the one-edit check."""
+        edit_above = self._edit_above(settings, _EDIT_FITS[1:], np.arange(self.count))
+        return np.where(edit_above, _VETOED, _KEPT).astype(np.int8)
+
+    def _edit_above(self, settings: MatchSettings, fits: list, rows: np.ndarray) -> np.ndarray:
+        """Whether the pairs at `rows` are above the one-edit limit in each of `fits`."""
+        if not len(rows):
+            return np.zeros(0, dtype=bool)
+        limit = EDIT_FACTOR * settings.colour_threshold
+        return self.edit_error(limit, fits, rows)[rows] > limit
+
+
+_VETOED, _KEPT, _LOCAL_OPEN, _EDIT_OPEN = 1, 0, -1, -2
+_DENSE_SHARE = 0.95
 
 
 class Matcher:
@@ -337,8 +605,8 @@ class Matcher:
         into `orientation` (the one its hash matched in)."""
         colour = self.hashed.colour
         ruled_out = np.zeros(len(first), dtype=bool)
-        for start in range(0, len(first), _VETO_CHUNK):  # gathered a chunk at a time
-            part = slice(start, start + _VETO_CHUNK)
+        for start in range(0, len(first), _GATHER_CHUNK):  # gathered a chunk at a time
+            part = slice(start, start + _GATHER_CHUNK)
             ruled_out[part] = vetoed(turn_grids(colour[first[part]], orientation[part]), colour[second[part]],
                                      self.settings)
         return ruled_out
@@ -407,15 +675,23 @@ class Matcher:
 
 def vetoed(colour_a: np.ndarray, colour_b: np.ndarray, settings: MatchSettings) -> np.ndarray:
     """True for paired colour signatures that flatness or (if checked) colour rule out.
-    Works through the pairs in chunks, so memory stays flat however many there are."""
-    ruled_out = np.zeros(len(colour_a), dtype=bool)
+    Works through the pairs in chunks, so memory stays flat however many there are: first
+    every pair in the checks' first alignment and fit (this settles nearly all), then
+    the pairs these leave open in the others."""
+    verdicts = np.empty(len(colour_a), dtype=np.int8)
     for start in range(0, len(colour_a), _VETO_CHUNK):
         part = slice(start, start + _VETO_CHUNK)
-        ruled_out[part] = _Pairs(colour_a[part], colour_b[part]).vetoed(settings)
-    return ruled_out
+        verdicts[part] = _Pairs(colour_a[part], colour_b[part]).verdicts(settings)
+    for still_open, finish in ((_LOCAL_OPEN, _Pairs.finish_local), (_EDIT_OPEN, _Pairs.finish_edit)):
+        open_rows = np.flatnonzero(verdicts == still_open)
+        for start in range(0, len(open_rows), _VETO_CHUNK):
+            rows = open_rows[start:start + _VETO_CHUNK]
+            verdicts[rows] = finish(_Pairs(colour_a[rows], colour_b[rows]), settings)
+    return verdicts == _VETOED
 
 
-_VETO_CHUNK = 1024
+_VETO_CHUNK = 256  # pairs checked at once: their float grids stay within the caches
+_GATHER_CHUNK = 16 * _VETO_CHUNK  # pairs whose signatures Matcher gathers at once for vetoed()
 
 
 def turn_grids(colour: np.ndarray, orientation: np.ndarray) -> np.ndarray:

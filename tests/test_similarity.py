@@ -5,19 +5,24 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import photo
+from conftest import DATA, DEMO, photo
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dedup_cli.benchmark import TRANSFORMS
 from dedup_cli.cli import main
 from dedup_cli.hashing import HashSettings, hash_collection
+from dedup_cli.scan import scan_images
+from dedup_cli.signature import colour_signature
 from dedup_cli.similarity import (
     DEFAULT_COLOUR_THRESHOLD,
     EDIT_FACTOR,
     LOCAL_FACTOR,
+    MatchSettings,
     colour_distance,
     edit_distance,
+    flat_mismatch,
     local_distance,
+    vetoed,
 )
 
 # Fitzpatrick skin tones as emoji sets draw them.
@@ -253,3 +258,133 @@ def test_white_logos_on_transparency_are_seen_on_black(tmp_path):
         logo.resize((80, 80)).save(folder / f"{name}_small.png")
     groups, _ = delete_report(folder, tmp_path)
     assert groups == {frozenset({"circle.png", "circle_small.png"}), frozenset({"bar.png", "bar_small.png"})}
+
+
+GOLDEN = DATA / "colour_golden.json"
+GOLDEN_SEED = 20240611
+GOLDEN_PAIRS = 300
+GOLDEN_EDITS = ("brightness", "contrast", "offset", "clip", "grey", "grey_offset", "grey_other", "faded", "noise",
+                "shift", "emblem", "swap", "other", "flat", "near_flat", "speckled")
+
+
+def synthetic_source(rng) -> np.ndarray:
+    """A smooth random 32x32 YCbCr picture (float): a few random colours, bilinearly
+    interpolated, with some Gaussian detail."""
+    side = int(rng.integers(2, 7))
+    corners = rng.uniform(0, 255, size=(side, side, 3))
+    positions = np.linspace(0, side - 1, 32)
+    rows = np.stack([np.stack([np.interp(positions, np.arange(side), corners[r, :, c]) for c in range(3)], axis=-1)
+                     for r in range(side)])
+    source = np.stack([np.stack([np.interp(positions, np.arange(side), rows[:, x, c]) for c in range(3)], axis=-1)
+                       for x in range(32)], axis=1)
+    return source + rng.normal(0.0, rng.uniform(0.0, 6.0), size=source.shape)
+
+
+def edited_source(source: np.ndarray, edit: str, rng) -> np.ndarray:
+    """`source` after one edit of random strength (in YCbCr, as a photo editor's would act)."""
+    luma, chroma = source[..., :1], source[..., 1:] - 128.0
+    strength = rng.uniform(0.0, 1.0)
+    if edit == "brightness":
+        scale = 0.6 + 0.9 * strength
+        return np.concatenate([luma * scale, chroma * scale + 128.0], axis=-1)
+    if edit == "contrast":
+        scale = 0.6 + 0.9 * strength
+        return np.concatenate([luma.mean() + (luma - luma.mean()) * scale, chroma * scale + 128.0], axis=-1)
+    if edit == "offset":
+        return np.concatenate([luma + 60.0 * (strength - 0.5), source[..., 1:]], axis=-1)
+    if edit == "clip":
+        return np.concatenate([luma * (1.2 + strength), chroma * 1.2 + 128.0], axis=-1)
+    if edit == "grey":
+        return np.concatenate([luma, np.full_like(chroma, 128.0)], axis=-1)
+    if edit == "grey_offset":
+        return edited_source(edited_source(source, "offset", rng), "grey", rng)
+    if edit == "grey_other":
+        return edited_source(synthetic_source(rng), "grey", rng)
+    if edit == "faded":  # colour nearly gone: near the line between grey and colour pictures
+        return np.concatenate([luma, chroma * 0.3 * strength + 128.0], axis=-1)
+    if edit == "noise":
+        return source + rng.normal(0.0, 40.0 * strength, size=source.shape)
+    if edit == "shift":
+        return np.roll(source, (int(rng.integers(-2, 3)), int(rng.integers(-2, 3))), axis=(0, 1))
+    if edit == "emblem":
+        edited, size = source.copy(), int(1 + 8 * strength)
+        top, left = rng.integers(4, 28 - size, size=2)
+        edited[top:top + size, left:left + size] = rng.uniform(0, 255, size=3)
+        return edited
+    if edit == "swap":
+        return np.concatenate([luma, 128.0 + strength * chroma[..., ::-1] + (1 - strength) * chroma], axis=-1)
+    if edit == "other":
+        return synthetic_source(rng)
+    if edit == "flat":  # the same nearly uniform picture, a little changed
+        return source + rng.normal(0.0, 4.0 * strength, size=source.shape)
+    if edit == "near_flat":  # another nearly uniform picture, of a near colour (FLAT_MAX_DIFFERENCE away or so)
+        return source + rng.choice([-1.0, 1.0], size=3) * (3.0 + 7.0 * strength)
+    return source + rng.normal(0.0, 8.0, size=3)  # speckled: another colour, near
+
+
+def synthetic_signature_pairs(count: int = GOLDEN_PAIRS, seed: int = GOLDEN_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """`count` deterministic pairs of colour signatures: a smooth picture against each of
+    GOLDEN_EDITS in turn (a flat picture for the last two). The 32x32 pictures need no
+    resampling, so the signatures depend only on numpy arithmetic."""
+    rng = np.random.default_rng(seed)
+    first, second = [], []
+    for number in range(count):
+        edit = GOLDEN_EDITS[number % len(GOLDEN_EDITS)]
+        source = synthetic_source(rng)
+        if edit in ("flat", "near_flat"):
+            source = np.zeros_like(source) + rng.uniform(0, 255, size=3) + rng.normal(0.0, 1.5, size=source.shape)
+        if edit == "speckled":  # a faint ramp: its coarse grid's luma std near FLAT_LUMA_STD
+            ramp = np.linspace(-0.5, 0.5, 32)[:, None, None] * rng.uniform(6.0, 16.0) * np.array([1.0, 0.0, 0.0])
+            source = np.zeros_like(source) + rng.uniform(30, 220, size=3) + ramp
+        pictures = (source, edited_source(source, edit, rng))
+        first_row, second_row = (np.frombuffer(colour_signature(Image.fromarray(
+            np.clip(np.rint(picture), 0, 255).astype(np.uint8), "YCbCr")), dtype=np.uint8) for picture in pictures)
+        first.append(first_row)
+        second.append(second_row)
+    return np.stack(first), np.stack(second)
+
+
+def demo_signature_pairs() -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of the demo set's files (in path order), as colour signatures."""
+    colour = hash_collection(scan_images(DEMO).files, HashSettings()).colour
+    first, second = np.triu_indices(len(colour), k=1)
+    return colour[first], colour[second]
+
+
+# The colour thresholds the verdicts are frozen at: each moves the lines of all three
+# checks, and no pair has a distance within 0.1% of any of them.
+GOLDEN_THRESHOLDS = (5.5, 6.5, 7.5, 9.0, 10.5, 12.0, 13.5, 15.0, 16.5, 18.5, 21.0, 24.0)
+
+
+def bits(values: np.ndarray) -> str:
+    """Booleans as a hex string (the first in the highest bit of the first byte)."""
+    return np.packbits(values).tobytes().hex()
+
+
+def golden_values(pairs: tuple[np.ndarray, np.ndarray], distance_step: int) -> dict:
+    """What the golden test freezes: the verdicts of vetoed() at each of GOLDEN_THRESHOLDS
+    and of flat_mismatch(), and the colour, local and edit distances of every
+    `distance_step`-th pair, to 3 decimals."""
+    colour_a, colour_b = pairs
+    distances = np.stack([colour_distance(colour_a, colour_b), local_distance(colour_a, colour_b),
+                          edit_distance(colour_a, colour_b)], axis=1)
+    return {"count": len(colour_a), "flat": bits(flat_mismatch(colour_a, colour_b)),
+            "vetoed": [bits(vetoed(colour_a, colour_b, MatchSettings(max_bits=0, colour_threshold=threshold)))
+                       for threshold in GOLDEN_THRESHOLDS],
+            "distance_step": distance_step, "distances": np.round(distances[::distance_step], 3).tolist()}
+
+
+def golden_sets() -> dict[str, tuple[tuple[np.ndarray, np.ndarray], int]]:
+    """The pairs the golden test checks, and how often it checks their distances."""
+    return {"synthetic": (synthetic_signature_pairs(), 5), "demo": (demo_signature_pairs(), 25)}
+
+
+def test_colour_checks_keep_their_golden_verdicts():
+    # The golden values come from the checks as first written (a plain evaluation, before
+    # they were made fast): a change of a check or of its constants moves some of them.
+    golden = json.loads(GOLDEN.read_text())
+    for name, (pairs, distance_step) in golden_sets().items():
+        now, frozen = golden_values(pairs, distance_step), golden[name]
+        assert (now["count"], now["vetoed"], now["flat"]) == (frozen["count"], frozen["vetoed"], frozen["flat"]), name
+        # Float summation order moves a distance by about 1e-4.
+        assert np.allclose(now["distances"], frozen["distances"], rtol=0, atol=2e-3), name
