@@ -170,9 +170,6 @@ def move_file(source: str, destination: Path) -> None:
         raise
 
 
-_move = move_file  # the name the regression tests know
-
-
 def carry_out(steps: Iterable[Step], keeps: Iterable[FileState], images_root: Path, run_folder: Path,
               settings: ActionSettings) -> list[Outcome]:
     """Back up kept files (if asked), then act on each planned removal (writes to disk).

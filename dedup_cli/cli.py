@@ -46,6 +46,8 @@ class StrictBool(click.ParamType):
 
 
 YES_NO = StrictBool()
+# actions.ACTIONS, spelled out here so that --help does not import the actions (and Pillow).
+ACTIONS = ("move", "trash", "hardlink", "symlink", "delete")
 
 
 def common_options(default_output: str | None):
@@ -234,7 +236,7 @@ def check_readable(collection) -> None:
               default="resolution", show_default=True,
               help="Which file of a group to keep; ties: resolution, the better copy (colour, bit depth, "
               "lossless format, animation frames), size, age, path.")
-@click.option("--action", type=click.Choice(("move", "trash", "hardlink", "symlink", "delete")), default="move",
+@click.option("--action", type=click.Choice(ACTIONS), default="move",
               show_default=True, help="Real runs: move duplicates into <run>/remove/, send them to the desktop "
               "trash, replace them by a hard or symbolic link to the kept file (backed up in <run>/remove/), "
               "or delete them (no undo).")
@@ -439,7 +441,7 @@ def render_evaluation(result: dict) -> None:
 @click.option("--decisions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSON of path -> \"keep\" or \"remove\" (from the review page) that overrides the plan's "
               "choice within a group; a group never keeps nothing.")
-@click.option("--action", type=click.Choice(("move", "trash", "hardlink", "symlink", "delete")), default=None,
+@click.option("--action", type=click.Choice(ACTIONS), default=None,
               help="What to do with each duplicate. Default: the run's own action (move for a dry run).")
 @click.option("--backup-duplicate", type=YES_NO, default=True, show_default=True,
               help="With move, hardlink and symlink: keep the duplicate's bytes in <run>/remove/ (undo needs them).")

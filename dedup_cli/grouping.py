@@ -53,12 +53,13 @@ class Plan:
         return [removal for group in self.groups for removal in group.remove]
 
 
-def in_colour(hashed) -> np.ndarray:
-    """True per file that is a colour picture: stored in colour and, where colour was
-    decoded, with colour in it (an RGB file of a grey picture counts as grey)."""
-    colour = hashed.facts[:, 0] == 0
+def in_colour(hashed, rows) -> np.ndarray:
+    """True per row of `rows` that is a colour picture: stored in colour and, where colour
+    was decoded, with colour in it (an RGB file of a grey picture counts as grey)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    colour = hashed.facts[rows, 0] == 0
     if hashed.settings.colour and len(hashed.colour):
-        colour &= chroma(grid(hashed.colour, 0)) >= GREY_CHROMA
+        colour &= chroma(grid(hashed.colour[rows], 0)) >= GREY_CHROMA
     return colour
 
 
@@ -71,7 +72,9 @@ def keep_order(rows, hashed, policy: str, reference=None) -> list[int]:
     frames; then the other criteria, and ties end on the path, so the order never depends
     on how a directory listing happened to come back.
     """
-    colour = in_colour(hashed)
+    # Only the group's rows: the planner sorts every group, and the whole collection's
+    # chroma per group would make planning quadratic.
+    colour = dict(zip(rows, in_colour(hashed, rows).tolist()))  # noqa: B905
 
     def facts(row):
         pixels = int(hashed.width[row]) * int(hashed.height[row])

@@ -33,11 +33,6 @@ class ScanResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def is_image_name(name: str) -> bool:
-    """True when the file name has an image extension (any letter case)."""
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
 def scan_images(root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] = ()) -> ScanResult:
     """Find image files under `root`, recursively, without following symbolic links.
 

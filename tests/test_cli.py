@@ -303,3 +303,10 @@ def test_a_query_folder_inside_the_images_does_not_match_itself(small_library):
                  "--nearest-neighbors", "9")
     matches = json.loads(result.stdout)["matches"]
     assert matches and all(m["query"] != m["path"] for m in matches)
+
+
+def test_the_cli_offers_exactly_the_actions_the_library_carries_out():
+    from dedup_cli.actions import ACTIONS as CARRIED_OUT
+    from dedup_cli.cli import ACTIONS
+
+    assert ACTIONS == CARRIED_OUT

@@ -34,6 +34,12 @@ def fake_hashed(bit_rows, widths=None, sizes=None, mtimes=None, paths=None, colo
     )
 
 
+def noisy_copies(rng, count: int, flip: float) -> list:
+    """`count` hashes, each one centre with every bit flipped at probability `flip`."""
+    centre = rng.integers(0, 2, 64)
+    return [np.where(rng.random(64) < flip, 1 - centre, centre) for _ in range(count)]
+
+
 def bits_with_flips(*flip_counts):
     rows = []
     for flips in flip_counts:
@@ -66,8 +72,7 @@ def test_keep_policy_resolution_then_size_then_age_then_path():
        policy=st.sampled_from(["resolution", "size", "oldest", "newest", "path"]))
 def test_every_removal_has_a_kept_file_within_the_threshold(seed, count, max_bits, policy):
     rng = np.random.default_rng(seed)
-    centre = rng.integers(0, 2, 64)
-    rows = [np.where(rng.random(64) < 0.12, 1 - centre, centre) for _ in range(count)]
+    rows = noisy_copies(rng, count, 0.12)
     hashed = fake_hashed(rows, widths=rng.integers(50, 60, count).tolist(),
                          sizes=rng.integers(1, 4, count).tolist())
     plan = make_plan(hashed, MatchSettings(max_bits), IndexSettings(), policy)
@@ -159,8 +164,7 @@ def test_component_labels_equal_scipys_connected_components(seed, nodes, links):
        policy=st.sampled_from(["resolution", "size", "oldest", "newest", "path"]))
 def test_references_and_animations_are_never_removed_and_no_group_keeps_nothing(seed, count, max_bits, policy):
     rng = np.random.default_rng(seed)
-    centre = rng.integers(0, 2, 64)
-    rows = [np.where(rng.random(64) < 0.1, 1 - centre, centre) for _ in range(count)]
+    rows = noisy_copies(rng, count, 0.1)
     hashed = fake_hashed(rows, widths=rng.integers(50, 60, count).tolist(), sizes=rng.integers(1, 4, count).tolist(),
                          mtimes=rng.integers(0, 5, count).tolist())
     hashed.facts[:, 3] = rng.integers(1, 4, count)  # animation frames

@@ -304,7 +304,7 @@ def test_a_move_that_fails_leaves_no_stray_link_in_the_backup(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "unlink", unlink)
     with pytest.raises(PermissionError):
-        actions._move(str(source), destination)
+        actions.move_file(str(source), destination)
     assert source.exists() and not destination.exists()
 
 
