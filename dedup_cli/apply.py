@@ -21,6 +21,7 @@ import numpy as np
 from dedup_cli import actions
 from dedup_cli.actions import ActionSettings, FileState, Step
 from dedup_cli.errors import InputError
+from dedup_cli.index import hamming
 from dedup_cli.lock import FolderLock
 from dedup_cli.report import find_report, read_report, write_json
 
@@ -113,7 +114,7 @@ def _justifying_keep(entry: dict, kept: list[dict], planned_keep: str | None, ma
     best, best_bits = None, max_bits + 1
     for candidate in kept:
         theirs = np.frombuffer(bytes.fromhex(candidate["hash"]), dtype=np.uint8)
-        bits = int(np.bitwise_count(mine ^ theirs).sum()) if len(theirs) == len(mine) else max_bits + 1
+        bits = int(hamming(mine, theirs)) if len(theirs) == len(mine) else max_bits + 1
         if bits < best_bits:
             best, best_bits = candidate, bits
     return best
