@@ -23,7 +23,7 @@ from dedup_cli.actions import ActionSettings, FileState, Step
 from dedup_cli.errors import InputError
 from dedup_cli.index import hamming
 from dedup_cli.lock import FolderLock
-from dedup_cli.report import find_report, read_report, write_json
+from dedup_cli.runs import find_report, read_report, write_json
 
 DECISIONS = ("keep", "remove")
 

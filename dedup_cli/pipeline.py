@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup_cli import actions, report
+from dedup_cli import actions, report, runs
 from dedup_cli.errors import InputError, UnreadableImage
 from dedup_cli.grouping import Plan, make_plan
 from dedup_cli.hashing import HashedFiles, HashSettings, default_workers, hash_collection, hash_file
@@ -210,13 +210,13 @@ def _plan_and_act(options, delete, on_progress, on_total) -> DeleteResult:
     plan = make_plan(hashed, options.match_settings, options.index_settings, delete.keep_policy,
                      reference=reference)
     _check_plan(plan, reference)
-    run_folder = report.create_run_folder(delete.output_path, "delete")
+    run_folder = runs.create_run_folder(delete.output_path, "delete")
     outcomes = []
     if not delete.safe_deletion and plan.removals:
         # The plan is on disk before the first action, so that `dedup apply` can finish a
         # run that was killed and `dedup undo` knows which folder to lock.
         planned = _delete_report(options, delete, collection, plan, [], state="acting")
-        report.write_json(run_folder / "report.json", planned.to_json())
+        runs.write_json(run_folder / "report.json", planned.to_json())
         steps, keeps = actions.plan_steps(plan, hashed)
         outcomes = actions.carry_out(steps, keeps, Path(options.images_path).absolute(), run_folder,
                                      delete.action_settings)

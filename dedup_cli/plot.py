@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from dedup_cli.errors import UnreadableImage
 from dedup_cli.loading import load_image
-from dedup_cli.report import create_run_folder
+from dedup_cli.runs import create_run_folder
 
 PREVIEW_SIDE = 800
 _BACKGROUND = (255, 255, 255)

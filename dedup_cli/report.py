@@ -3,36 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dedup_cli import __version__
-from dedup_cli.scan import OUTPUT_MARKER
-
-REPORT_FORMAT_VERSION = 2  # 2: size, mtime_ns and content digest of every file
-
-
-def create_run_folder(output_path: str | os.PathLike, command: str) -> Path:
-    """Make a new, empty folder for this run under `output_path` (writes to disk).
-
-    The folder name carries the time; a numeric suffix is added rather than ever
-    reusing or overwriting an earlier run's folder.
-    """
-    output = Path(output_path).absolute()
-    output.mkdir(parents=True, exist_ok=True)
-    (output / OUTPUT_MARKER).touch(exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for attempt in range(1, 10_000):
-        name = f"{command}-{stamp}" if attempt == 1 else f"{command}-{stamp}-{attempt}"
-        try:
-            (output / name).mkdir()
-        except FileExistsError:
-            continue
-        return output / name
-    raise FileExistsError(f"no free run folder name under {output}")
+from dedup_cli.runs import REPORT_FORMAT_VERSION, create_run_folder, write_json
 
 
 def threshold_label(threshold: float) -> str:
@@ -140,39 +116,3 @@ def _write_csv(path: Path, header: list[str], rows) -> None:
         writer.writerows(rows)
 
 
-def write_json(path: Path, data, replace: bool = False) -> None:
-    """Write JSON to a new file (never overwriting one), or with `replace` swap a run's
-    own file atomically (a kill leaves the old version or the new, never half of one)."""
-    if not replace:
-        with open(path, "x", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        return
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-
-
-def find_report(run: str | os.PathLike) -> Path:
-    """The report.json of a run given as its folder or as the file itself."""
-    path = Path(run)
-    if path.is_dir():
-        path = path / "report.json"
-    if not path.is_file():
-        from dedup_cli.errors import InputError
-
-        raise InputError(f"'{run}' is neither a dedup run folder nor its report.json")
-    return path
-
-
-def read_report(path: str | os.PathLike) -> dict:
-    """Read a report.json back, refusing formats this version does not know."""
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
-    if data.get("format") != "dedup-report" or data.get("format_version") != REPORT_FORMAT_VERSION:
-        raise ValueError(f"{path} is not a dedup report of format version {REPORT_FORMAT_VERSION}")
-    return data

@@ -17,7 +17,7 @@ from dedup_cli.actions import Journal, move_file, read_journal
 from dedup_cli.errors import InputError
 from dedup_cli.loading import content_digest
 from dedup_cli.lock import FolderLock
-from dedup_cli.report import find_report, read_report
+from dedup_cli.runs import find_report, read_report
 
 _FINAL = ("done", "intent")  # states after which the file may need putting back
 

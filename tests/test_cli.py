@@ -254,7 +254,7 @@ def test_default_cache_lives_under_xdg_cache_home(small_library, tmp_path):
 
 
 def test_report_reads_back_and_unknown_formats_are_refused(small_library, tmp_path):
-    from dedup_cli.report import read_report
+    from dedup_cli.runs import read_report
 
     run("delete", "--images-path", small_library, "--output-path", tmp_path / "out")
     path = next((tmp_path / "out").glob("delete-*/report.json"))
