@@ -40,11 +40,10 @@ from common import DEFAULT_BENCH, REPO  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 
-from dedup_cli.hashing import HashedFiles, HashSettings, default_workers, hash_collection  # noqa: E402
-from dedup_cli.index import IndexSettings, cross_pairs  # noqa: E402
-from dedup_cli.scan import scan_images  # noqa: E402
-from dedup_cli.signature import GRID_SIDES, SIGNATURE_BYTES, colour_signature  # noqa: E402
-from dedup_cli.similarity import (  # noqa: E402
+from dedup_cli.fingerprint.hashing import HashedFiles, HashSettings, default_workers, hash_collection  # noqa: E402
+from dedup_cli.fingerprint.signature import GRID_SIDES, SIGNATURE_BYTES, colour_signature  # noqa: E402
+from dedup_cli.media.scan import scan_images  # noqa: E402
+from dedup_cli.plan.similarity import (  # noqa: E402
     DEFAULT_COLOUR_THRESHOLD,
     EDIT_FACTOR,
     LOCAL_FACTOR,
@@ -58,7 +57,8 @@ from dedup_cli.similarity import (  # noqa: E402
     turn_grids,
     vetoed,
 )
-from dedup_cli.thresholds import default_threshold_bits  # noqa: E402
+from dedup_cli.search.index import IndexSettings, cross_pairs  # noqa: E402
+from dedup_cli.search.thresholds import default_threshold_bits  # noqa: E402
 
 SETTINGS = MatchSettings(max_bits=0)  # vetoed() does not look at the bits
 THRESHOLDS = {"colour": DEFAULT_COLOUR_THRESHOLD, "local": LOCAL_FACTOR * DEFAULT_COLOUR_THRESHOLD,

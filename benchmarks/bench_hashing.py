@@ -27,7 +27,7 @@ from common import DEFAULT_BENCH, REPO, own_peak_rss_mb
 
 sys.path.insert(0, str(REPO))
 
-from dedup_cli.hashing import default_workers  # noqa: E402
+from dedup_cli.fingerprint.hashing import default_workers  # noqa: E402
 
 DEFAULT_FOLDER = DEFAULT_BENCH / "wallpapers"
 STAGES = {
@@ -68,8 +68,8 @@ def stage(name: str, paths: list[str], workers: int, algorithm: str, hash_size: 
     import imagehash  # noqa: F401  (import cost kept out of every contender's time)
     import scipy.fftpack  # noqa: F401
 
-    from dedup_cli.cache import HashCache
-    from dedup_cli.hashing import HashSettings, hash_collection
+    from dedup_cli.fingerprint.cache import HashCache
+    from dedup_cli.fingerprint.hashing import HashSettings, hash_collection
 
     start = time.perf_counter()
     if name in ("a", "b", "e"):
@@ -92,7 +92,7 @@ def stage(name: str, paths: list[str], workers: int, algorithm: str, hash_size: 
 
 def image_files(folder: Path) -> list[str]:
     sys.path.insert(0, str(REPO))
-    from dedup_cli.scan import scan_images
+    from dedup_cli.media.scan import scan_images
 
     return [str(p) for p in scan_images(folder).files]
 

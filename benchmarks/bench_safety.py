@@ -121,7 +121,7 @@ def concurrent_trial(work: Path, group_count: int) -> int:
     return emptied
 
 
-DIGEST_OFF = ("import sys; import dedup_cli.hashing as h; h.content_digest = lambda path: bytes(16); "
+DIGEST_OFF = ("import sys; import dedup_cli.fingerprint.hashing as h; h.content_digest = lambda path: bytes(16); "
               "from dedup_cli.cli import main; sys.argv[0] = 'dedup'; main()")
 
 

@@ -109,12 +109,12 @@ def measure(spec: dict) -> dict:
 
 def _pairs(method: str, packed: np.ndarray, max_bits: int):
     if method == "mih":
-        from dedup_cli.engine import iter_pairs_within
+        from dedup_cli.search.engine import iter_pairs_within
 
         return iter_pairs_within(packed, max_bits)
     if method == "numpy":
         return _numpy_pairs(packed, max_bits)
-    from dedup_cli.block_trees import iter_tree_pairs
+    from dedup_cli.search.block_trees import iter_tree_pairs
 
     return iter_tree_pairs(packed, None, max_bits, method)
 
@@ -266,7 +266,7 @@ def _timed(command: list[str], env: dict | None = None) -> tuple[float, float, s
 def jit_cost() -> None:
     """First call of the engine with an empty numba cache (compiling) and with the cache
     it left (loading)."""
-    code = ("import time, numpy as np; start = time.perf_counter(); from dedup_cli import engine; "
+    code = ("import time, numpy as np; start = time.perf_counter(); from dedup_cli.search import engine; "
             "imported = time.perf_counter(); hashes = np.zeros((50, 8), np.uint8); "
             "engine.pairs_within(hashes, 3, strategy=engine.MultiIndex.split(64, 3, 4)); "
             "engine.pairs_within(hashes, 3, strategy=engine.BruteForce()); "

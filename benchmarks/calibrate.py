@@ -13,7 +13,7 @@ every member on the edits, and at most 20 false flag pairs; the default is the s
 acceptable threshold whose recall reaches 0.98 (the recall the project aims for), or the
 best acceptable recall where that is lower: each further bit adds false matches that the
 benchmark cannot see. Prints the table (for the README) and the values for
-dedup_cli/thresholds.py.
+dedup_cli/search/thresholds.py.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ sys.path.insert(0, str(REPO))
 
 from make_transforms import bench_originals  # noqa: E402
 
-from dedup_cli import similarity  # noqa: E402
 from dedup_cli.benchmark import STANDARD, make_benchmark  # noqa: E402
 from dedup_cli.evaluate import read_truth, score  # noqa: E402
-from dedup_cli.grouping import make_plan  # noqa: E402
-from dedup_cli.hashing import ALGORITHMS, HashSettings, default_workers, hash_collection  # noqa: E402
-from dedup_cli.index import IndexSettings  # noqa: E402
-from dedup_cli.similarity import Matcher, MatchSettings  # noqa: E402
+from dedup_cli.fingerprint.hashing import ALGORITHMS, HashSettings, default_workers, hash_collection  # noqa: E402
+from dedup_cli.plan import similarity  # noqa: E402
+from dedup_cli.plan.grouping import make_plan  # noqa: E402
+from dedup_cli.plan.similarity import Matcher, MatchSettings  # noqa: E402
+from dedup_cli.search.index import IndexSettings  # noqa: E402
 
 MIN_PRECISION = 0.995
 MAX_FLAG_FALSE_PAIRS = 20

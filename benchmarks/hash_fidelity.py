@@ -21,12 +21,12 @@ sys.path.insert(0, str(REPO))
 from make_transforms import PHOTO_SETS  # noqa: E402
 
 from dedup_cli.evaluate import read_truth, score  # noqa: E402
-from dedup_cli.grouping import make_plan  # noqa: E402
-from dedup_cli.hashing import ALGORITHMS, HashSettings, hash_collection, hash_file, hash_image  # noqa: E402
-from dedup_cli.index import IndexSettings, hamming  # noqa: E402
-from dedup_cli.scan import scan_images  # noqa: E402
-from dedup_cli.similarity import MatchSettings  # noqa: E402
-from dedup_cli.thresholds import default_threshold_bits  # noqa: E402
+from dedup_cli.fingerprint.hashing import ALGORITHMS, HashSettings, hash_collection, hash_file, hash_image  # noqa: E402
+from dedup_cli.media.scan import scan_images  # noqa: E402
+from dedup_cli.plan.grouping import make_plan  # noqa: E402
+from dedup_cli.plan.similarity import MatchSettings  # noqa: E402
+from dedup_cli.search.index import IndexSettings, hamming  # noqa: E402
+from dedup_cli.search.thresholds import default_threshold_bits  # noqa: E402
 
 TRUTH_SETS = ["wallpapers", "pdq-testdata", "exif-orientation", "imagededup-testdata",
               "perception-testdata", "seed-datasets/caltech_101_rand_resize", "flags"]

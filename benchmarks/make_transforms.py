@@ -18,7 +18,7 @@ from common import DEFAULT_BENCH, REPO
 sys.path.insert(0, str(REPO))
 
 from dedup_cli.benchmark import TRANSFORMS, make_benchmark  # noqa: E402
-from dedup_cli.scan import scan_images  # noqa: E402
+from dedup_cli.media.scan import scan_images  # noqa: E402
 
 PHOTO_SETS = ["wallpapers", "pdq-testdata", "perception-testdata", "imagededup-testdata",
               "seed-datasets/caltech_101_rand_resize", "exif-orientation", "imagehash-testdata"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import ExifTags, Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
-from dedup_cli.loading import load_image
+from dedup_cli.media.loading import load_image
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import click
 
 from dedup_cli import __version__
 from dedup_cli.errors import DedupError
-from dedup_cli.grouping import KEEP_POLICIES
-from dedup_cli.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, IndexSettings, Metric
-from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_CELLS, LOCAL_FACTOR
+from dedup_cli.plan.grouping import KEEP_POLICIES
+from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_CELLS, LOCAL_FACTOR
+from dedup_cli.search.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, IndexSettings, Metric
 
 HASH_ALGORITHMS = ("average_hash", "dhash", "phash", "whash")
 MAX_LISTED_FAILURES = 20
@@ -113,8 +113,8 @@ def common_options(default_output: str | None):
 
 def collection_options(kwargs: dict):
     """Build CollectionOptions from the shared options (removing them from kwargs)."""
-    from dedup_cli.cache import default_cache_path
-    from dedup_cli.hashing import HashSettings, default_workers
+    from dedup_cli.fingerprint.cache import default_cache_path
+    from dedup_cli.fingerprint.hashing import HashSettings, default_workers
     from dedup_cli.pipeline import CollectionOptions
 
     algorithm, hash_size = kwargs.pop("hash_algorithm"), kwargs.pop("hash_size")
@@ -309,13 +309,13 @@ def search(**kwargs):
         echo_failures(result.unreadable, "Cannot use query")
         render_many(result, output_format)
         if output_path is not None:
-            from dedup_cli.report import write_search_matches
+            from dedup_cli.present.report import write_search_matches
 
             click.echo(f"Matches: {write_search_matches(output_path, result)}", err=output_format != "table")
         return
     render_matches(result, output_format)
     if output_path is not None:
-        from dedup_cli.plot import search_mosaic
+        from dedup_cli.present.plot import search_mosaic
 
         click.echo(f"Mosaic: {search_mosaic(result, output_path)}", err=output_format != "table")
 
@@ -370,7 +370,7 @@ def render_matches(result, output_format: str) -> None:
 def show(**kwargs):
     """Draw a t-SNE map of the collection with thumbnails (written to files, no window)."""
     from dedup_cli.pipeline import check_output_path, collect
-    from dedup_cli.plot import ShowOptions, run_show
+    from dedup_cli.present.plot import ShowOptions, run_show
 
     progress = ProgressBar(kwargs.pop("progress"), "hashing")
     output_path = kwargs.pop("output_path")
@@ -450,8 +450,8 @@ def render_evaluation(result: dict) -> None:
 @handle_errors
 def apply(run, decisions, action, backup_duplicate, backup_keep):
     """Carry out the plan of a run (a dry run's folder or its report.json), re-checking every file."""
-    from dedup_cli.actions import ActionSettings
-    from dedup_cli.apply import apply_run, read_decisions
+    from dedup_cli.act.actions import ActionSettings
+    from dedup_cli.act.apply import apply_run, read_decisions
 
     chosen = read_decisions(decisions) if decisions else None
     settings = None
@@ -471,7 +471,7 @@ def apply(run, decisions, action, backup_duplicate, backup_keep):
 @handle_errors
 def undo(run):
     """Put back every file a run moved, trashed or replaced by a link (from its journal)."""
-    from dedup_cli.undo import undo_run
+    from dedup_cli.act.undo import undo_run
 
     result = undo_run(run)
     for path, reason in result.problems[:MAX_LISTED_FAILURES]:

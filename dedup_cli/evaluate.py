@@ -117,9 +117,9 @@ def _recall_by_kind(plan, hashed, truth, kinds) -> dict[str, dict]:
 
 def run_evaluate(options, truth_path, keep_policy: str = "resolution", on_progress=None, on_total=None) -> dict:
     """Dry-run the delete pipeline on the files of truth_path and score the plan."""
-    from dedup_cli.grouping import make_plan
     from dedup_cli.pipeline import collect, settings_dict
-    from dedup_cli.similarity import Matcher
+    from dedup_cli.plan.grouping import make_plan
+    from dedup_cli.plan.similarity import Matcher
 
     truth, kinds = read_truth(truth_path, options.images_path)
     # Unlabelled files in the folder would link labelled ones through chains: leave them out.

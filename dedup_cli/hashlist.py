@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from dedup_cli.errors import DedupError
-from dedup_cli.index import IndexSettings, iter_pairs
+from dedup_cli.search.index import IndexSettings, iter_pairs
 
 HEADER = ("id", "hash")
 OUTPUT_HEADER = b"id_a,id_b,distance\n"

@@ -13,14 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup_cli import actions, report, runs
+from dedup_cli import runs
+from dedup_cli.act import actions
 from dedup_cli.errors import InputError, UnreadableImage
-from dedup_cli.grouping import Plan, make_plan
-from dedup_cli.hashing import HashedFiles, HashSettings, default_workers, hash_collection, hash_file
-from dedup_cli.index import IndexSettings
-from dedup_cli.scan import OUTPUT_MARKER, ScanResult, scan_images
-from dedup_cli.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
-from dedup_cli.thresholds import default_threshold_bits
+from dedup_cli.fingerprint.hashing import HashedFiles, HashSettings, default_workers, hash_collection, hash_file
+from dedup_cli.media.scan import OUTPUT_MARKER, ScanResult, scan_images
+from dedup_cli.plan.grouping import Plan, make_plan
+from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
+from dedup_cli.present import report
+from dedup_cli.search.index import IndexSettings
+from dedup_cli.search.thresholds import default_threshold_bits
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def check_output_path(images_path, output_path) -> None:
 def _open_cache(cache_path):
     if cache_path is None:
         return None
-    from dedup_cli.cache import HashCache
+    from dedup_cli.fingerprint.cache import HashCache
 
     return HashCache(cache_path)
 
@@ -196,7 +198,7 @@ def run_delete(options: CollectionOptions, delete: DeleteOptions,
     check_output_path(options.images_path, delete.output_path)
     if delete.safe_deletion:
         return _plan_and_act(options, delete, on_progress, on_total)
-    from dedup_cli.lock import FolderLock
+    from dedup_cli.act.lock import FolderLock
 
     with FolderLock(options.images_path, "delete"):
         return _plan_and_act(options, delete, on_progress, on_total)

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from dedup_cli.scan import OUTPUT_MARKER
+from dedup_cli.media.scan import OUTPUT_MARKER
 
 REPORT_FORMAT_VERSION = 2  # 2: size, mtime_ns and content digest of every file
 

@@ -17,7 +17,7 @@ from conftest import REPO, photo, tree_digest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup_cli.apply import plan_from_report
+from dedup_cli.act.apply import plan_from_report
 from dedup_cli.cli import main
 
 
@@ -153,8 +153,8 @@ def test_hardlinks_across_file_systems_are_refused(tmp_path):
     other = Path("/dev/shm")
     if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev:
         pytest.skip("needs /dev/shm on another file system than the temporary folder")
-    from dedup_cli.actions import ActionSettings, FileState, Step, carry_out
-    from dedup_cli.loading import content_digest
+    from dedup_cli.act.actions import ActionSettings, FileState, Step, carry_out
+    from dedup_cli.media.loading import content_digest
 
     kept_folder = Path(os.environ.get("TMPDIR_SHM", other)) / f"dedup-test-{os.getpid()}"
     kept_folder.mkdir()

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import photo
 
-import dedup_cli.hashing
-from dedup_cli.cache import HashCache, default_cache_path
+import dedup_cli.fingerprint.hashing
 from dedup_cli.errors import UnreadableImage
-from dedup_cli.hashing import FileStat, HashRecord, HashSettings, hash_collection
+from dedup_cli.fingerprint.cache import HashCache, default_cache_path
+from dedup_cli.fingerprint.hashing import FileStat, HashRecord, HashSettings, hash_collection
 
 PHASH = HashSettings("phash", 8)
 
@@ -39,7 +39,7 @@ def no_decoding(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("load_image called although the cache should have answered")
 
-    monkeypatch.setattr(dedup_cli.hashing, "load_image", refuse)
+    monkeypatch.setattr(dedup_cli.fingerprint.hashing, "load_image", refuse)
 
 
 def test_second_run_comes_from_cache_with_identical_bits(images, cache, monkeypatch):
@@ -91,13 +91,13 @@ def test_same_size_file_with_new_mtime_is_hashed_again(images, cache, monkeypatc
     info = os.stat(images[0])
     os.utime(images[0], ns=(info.st_atime_ns, info.st_mtime_ns + 1))
 
-    calls, real_load_image = [], dedup_cli.hashing.load_image
+    calls, real_load_image = [], dedup_cli.fingerprint.hashing.load_image
 
     def counting_load_image(path, **kwargs):
         calls.append(path)
         return real_load_image(path, **kwargs)
 
-    monkeypatch.setattr(dedup_cli.hashing, "load_image", counting_load_image)
+    monkeypatch.setattr(dedup_cli.fingerprint.hashing, "load_image", counting_load_image)
     second = hash_collection(images, PHASH, cache=cache)
 
     assert second.from_cache == len(images) - 1
@@ -119,18 +119,18 @@ def test_different_settings_do_not_reuse_entries(images, cache, other):
 def test_failures_are_not_cached_so_a_fixed_file_is_read_next_time(images, cache, monkeypatch):
     # Regression: a failure (say permission denied) was cached, and since fixing the
     # permission changes neither size nor mtime, the file stayed "unreadable" for good.
-    real_load = dedup_cli.hashing.load_image
+    real_load = dedup_cli.fingerprint.hashing.load_image
 
     def denied_for_first(path, *args, **kwargs):
         if path == str(images[0]):
             raise UnreadableImage(path, "permission denied")
         return real_load(path, *args, **kwargs)
 
-    monkeypatch.setattr(dedup_cli.hashing, "load_image", denied_for_first)
+    monkeypatch.setattr(dedup_cli.fingerprint.hashing, "load_image", denied_for_first)
     first = hash_collection(images, PHASH, workers=1, cache=cache)
     assert first.failures == [(str(images[0]), "permission denied")]
 
-    monkeypatch.setattr(dedup_cli.hashing, "load_image", real_load)
+    monkeypatch.setattr(dedup_cli.fingerprint.hashing, "load_image", real_load)
     second = hash_collection(images, PHASH, workers=1, cache=cache)
     assert second.failures == [] and len(second.paths) == len(images)
     assert second.from_cache == len(images) - 1

@@ -267,7 +267,7 @@ def test_report_reads_back_and_unknown_formats_are_refused(small_library, tmp_pa
 
 def test_cli_offers_exactly_the_registered_hash_algorithms():
     from dedup_cli.cli import HASH_ALGORITHMS
-    from dedup_cli.hashing import ALGORITHMS
+    from dedup_cli.fingerprint.hashing import ALGORITHMS
 
     assert set(HASH_ALGORITHMS) == set(ALGORITHMS)
 
@@ -306,7 +306,7 @@ def test_a_query_folder_inside_the_images_does_not_match_itself(small_library):
 
 
 def test_the_cli_offers_exactly_the_actions_the_library_carries_out():
-    from dedup_cli.actions import ACTIONS as CARRIED_OUT
+    from dedup_cli.act.actions import ACTIONS as CARRIED_OUT
     from dedup_cli.cli import ACTIONS
 
     assert ACTIONS == CARRIED_OUT

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup_cli import engine
-from dedup_cli.block_trees import iter_tree_pairs, tree_split
-from dedup_cli.engine import BruteForce, MultiIndex, choose_strategy
+from dedup_cli.search import engine
+from dedup_cli.search.block_trees import iter_tree_pairs, tree_split
+from dedup_cli.search.engine import BruteForce, MultiIndex, choose_strategy
 
 
 def make_hashes(seed: int, count: int, n_bytes: int, clustered: bool, used_bits: int | None = None) -> np.ndarray:

@@ -9,9 +9,9 @@ from conftest import DEMO, photo
 
 from dedup_cli.benchmark import STANDARD, TRANSFORMS, make_benchmark
 from dedup_cli.cli import main
-from dedup_cli.hashing import HashSettings, hash_file
-from dedup_cli.index import hamming
-from dedup_cli.loading import load_image
+from dedup_cli.fingerprint.hashing import HashSettings, hash_file
+from dedup_cli.media.loading import load_image
+from dedup_cli.search.index import hamming
 
 
 def originals(tmp_path, count=2):

@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from dedup_cli.grouping import connected_groups, keep_order, make_plan, plan_group, split_by_kept_file
-from dedup_cli.hashing import HashedFiles, HashSettings, hash_collection
-from dedup_cli.index import IndexSettings, hamming
-from dedup_cli.signature import colour_signature
-from dedup_cli.similarity import Matcher, MatchSettings
+from dedup_cli.fingerprint.hashing import HashedFiles, HashSettings, hash_collection
+from dedup_cli.fingerprint.signature import colour_signature
+from dedup_cli.plan.grouping import connected_groups, keep_order, make_plan, plan_group, split_by_kept_file
+from dedup_cli.plan.similarity import Matcher, MatchSettings
+from dedup_cli.search.index import IndexSettings, hamming
 
 
 def fake_hashed(bit_rows, widths=None, sizes=None, mtimes=None, paths=None, colours=None):
@@ -143,7 +143,7 @@ def test_component_labels_equal_scipys_connected_components(seed, nodes, links):
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from dedup_cli.grouping import component_labels
+    from dedup_cli.plan.grouping import component_labels
 
     rng = np.random.default_rng(seed)
     first, second = rng.integers(0, nodes, links), rng.integers(0, nodes, links)

@@ -8,8 +8,8 @@ import pytest
 from conftest import DATA
 from PIL import Image
 
-from dedup_cli.hashing import ALGORITHMS, HashSettings, hash_collection, hash_file, hash_image, hash_many
-from dedup_cli.index import hamming
+from dedup_cli.fingerprint.hashing import ALGORITHMS, HashSettings, hash_collection, hash_file, hash_image, hash_many
+from dedup_cli.search.index import hamming
 
 # imagehash 4.3.2 on tests/data/imagehash.png, straight from the file (../shared/bench/README.md).
 GOLDEN = {

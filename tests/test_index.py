@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup_cli.block_trees import build_tree
-from dedup_cli.index import TREE_TYPES, IndexSettings, Metric, cross_pairs, hamming, pairs_within
+from dedup_cli.search.block_trees import build_tree
+from dedup_cli.search.index import TREE_TYPES, IndexSettings, Metric, cross_pairs, hamming, pairs_within
 
 METRICS = ["manhattan", "euclidean", "minkowski", "chebyshev"]
 
@@ -127,8 +127,8 @@ def test_huge_thresholds_admit_every_pair_instead_of_overflowing():
 @given(seed=st.integers(0, 10_000), count=st.integers(1, 60), max_bits=st.integers(0, 64),
        cross=st.booleans())
 def test_the_numpy_path_for_small_collections_equals_the_compiled_engine(seed, count, max_bits, cross):
-    from dedup_cli import engine
-    from dedup_cli.index import _numpy_pairs
+    from dedup_cli.search import engine
+    from dedup_cli.search.index import _numpy_pairs
 
     rng = np.random.default_rng(seed)
     centre = rng.integers(0, 2, 64)

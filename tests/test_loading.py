@@ -6,11 +6,11 @@ import pytest
 from conftest import photo
 from PIL import ExifTags, Image
 
-import dedup_cli.loading
+import dedup_cli.media.loading
 from dedup_cli.errors import UnreadableImage
-from dedup_cli.hashing import HashSettings, hash_file
-from dedup_cli.index import hamming
-from dedup_cli.loading import load_image
+from dedup_cli.fingerprint.hashing import HashSettings, hash_file
+from dedup_cli.media.loading import load_image
+from dedup_cli.search.index import hamming
 
 PHASH = HashSettings("phash", 8)
 # Pixels as stored in the file for each EXIF orientation, given the upright picture.
@@ -195,9 +195,9 @@ def test_small_image_is_never_reduced_below_its_size(tmp_path):
 def test_image_over_pixel_limit_is_reported_too_large(tmp_path, monkeypatch):
     path = tmp_path / "huge.png"
     photo(4, size=(200, 150)).save(path)
-    monkeypatch.setattr(dedup_cli.loading, "MAX_PIXELS", 100 * 100)
+    monkeypatch.setattr(dedup_cli.media.loading, "MAX_PIXELS", 100 * 100)
     assert "too large" in reason_for(path)
-    monkeypatch.setattr(dedup_cli.loading, "MAX_PIXELS", 200 * 150)
+    monkeypatch.setattr(dedup_cli.media.loading, "MAX_PIXELS", 200 * 150)
     assert load_image(path).image.size == (200, 150)
 
 
@@ -205,7 +205,7 @@ def test_hundred_megapixel_jpeg_under_pixel_limit_loads_reduced(tmp_path):
     # Regression: Pillow's own limit (~89.5 MP) rejected images that MAX_PIXELS allows.
     path = tmp_path / "camera_100mp.jpg"
     Image.new("L", (11648, 8736), 90).save(path, quality=80)  # a 100 MP medium-format camera frame
-    assert 11648 * 8736 < dedup_cli.loading.MAX_PIXELS
+    assert 11648 * 8736 < dedup_cli.media.loading.MAX_PIXELS
     loaded = load_image(path, min_side=128)
     assert (loaded.width, loaded.height) == (11648, 8736)
     assert min(loaded.image.size) < 8736

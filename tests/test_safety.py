@@ -68,7 +68,7 @@ def test_two_concurrent_real_runs_with_opposite_keep_policies_lose_no_group(tmp_
 
 
 def test_a_real_run_stops_while_another_holds_the_folder_or_one_above_it(small_library, tmp_path):
-    from dedup_cli.lock import FolderLock
+    from dedup_cli.act.lock import FolderLock
 
     before = tree_digest(small_library)
     with FolderLock(small_library.parent, "test"):
@@ -83,9 +83,9 @@ def test_a_real_run_stops_while_another_holds_the_folder_or_one_above_it(small_l
 
 
 def test_a_removal_is_skipped_when_its_kept_file_went_away_after_planning(small_library, tmp_path):
-    from dedup_cli import actions
-    from dedup_cli.grouping import make_plan
+    from dedup_cli.act import actions
     from dedup_cli.pipeline import CollectionOptions, collect
+    from dedup_cli.plan.grouping import make_plan
 
     options = CollectionOptions(small_library, workers=1)
     hashed = collect(options).hashed
@@ -137,8 +137,8 @@ def test_the_colour_original_is_kept_over_grey_palette_cmyk_and_16_bit_copies(tm
 
 
 def test_a_lossless_copy_is_kept_over_a_larger_jpeg_of_the_same_size():
-    from dedup_cli.grouping import keep_order
-    from dedup_cli.hashing import HashedFiles, HashSettings
+    from dedup_cli.fingerprint.hashing import HashedFiles, HashSettings
+    from dedup_cli.plan.grouping import keep_order
 
     hashed = HashedFiles(settings=HashSettings(colour=False), paths=["/a.jpg", "/b.png"],
                          packed=np.zeros((2, 8), dtype=np.uint8), width=np.array([10, 10]),
@@ -263,9 +263,9 @@ def test_an_output_folder_at_or_above_the_images_is_refused_up_front(small_libra
 # --- Files that changed, moves that failed --------------------------------------------------
 
 def test_a_file_replaced_with_the_same_size_and_mtime_is_not_moved(tmp_path):
-    from dedup_cli import actions
-    from dedup_cli.grouping import make_plan
+    from dedup_cli.act import actions
     from dedup_cli.pipeline import CollectionOptions, collect
+    from dedup_cli.plan.grouping import make_plan
 
     root = tmp_path / "library"
     root.mkdir()
@@ -289,7 +289,7 @@ def test_a_file_replaced_with_the_same_size_and_mtime_is_not_moved(tmp_path):
 
 
 def test_a_move_that_fails_leaves_no_stray_link_in_the_backup(tmp_path, monkeypatch):
-    from dedup_cli import actions
+    from dedup_cli.act import actions
 
     source = tmp_path / "images" / "a.png"
     source.parent.mkdir()

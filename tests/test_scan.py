@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import photo
 
-from dedup_cli.scan import OUTPUT_MARKER, scan_images
+from dedup_cli.media.scan import OUTPUT_MARKER, scan_images
 
 
 def write_image(path: Path, seed: int = 0) -> Path:

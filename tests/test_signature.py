@@ -4,7 +4,7 @@ import numpy as np
 from conftest import photo
 from PIL import Image
 
-from dedup_cli.signature import GRID_SIDES, SIGNATURE_BYTES, colour_signature, grid
+from dedup_cli.fingerprint.signature import GRID_SIDES, SIGNATURE_BYTES, colour_signature, grid
 
 
 def signature(image) -> np.ndarray:

@@ -10,10 +10,10 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dedup_cli.benchmark import TRANSFORMS
 from dedup_cli.cli import main
-from dedup_cli.hashing import HashSettings, hash_collection
-from dedup_cli.scan import scan_images
-from dedup_cli.signature import colour_signature
-from dedup_cli.similarity import (
+from dedup_cli.fingerprint.hashing import HashSettings, hash_collection
+from dedup_cli.fingerprint.signature import colour_signature
+from dedup_cli.media.scan import scan_images
+from dedup_cli.plan.similarity import (
     DEFAULT_COLOUR_THRESHOLD,
     EDIT_FACTOR,
     LOCAL_FACTOR,

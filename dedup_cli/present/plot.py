@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dedup_cli.errors import UnreadableImage
-from dedup_cli.loading import load_image
+from dedup_cli.media.loading import load_image
 from dedup_cli.runs import create_run_folder
 
 PREVIEW_SIDE = 800
@@ -80,7 +80,7 @@ def thumbnail_map(positions: np.ndarray, thumbnails, width: int, height: int) ->
 def run_show(collection, options, show_options: ShowOptions, output_path) -> dict[str, str]:
     """Write tsne.csv, the thumbnail map and its preview, and a scatter coloured by
     duplicate group into a new run folder under `output_path`; returns their paths."""
-    from dedup_cli.grouping import connected_groups
+    from dedup_cli.plan.grouping import connected_groups
 
     hashed = collection.hashed
     folder = create_run_folder(output_path, "show")

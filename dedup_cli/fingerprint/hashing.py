@@ -12,8 +12,15 @@ import numpy as np
 from PIL.Image import Transpose
 
 from dedup_cli.errors import UnreadableImage
-from dedup_cli.loading import DECODER_VERSION, DIGEST_BYTES, ImageFacts, content_digest, describe_error, load_image
-from dedup_cli.signature import SIGNATURE_BYTES, colour_signature
+from dedup_cli.fingerprint.signature import SIGNATURE_BYTES, colour_signature
+from dedup_cli.media.loading import (
+    DECODER_VERSION,
+    DIGEST_BYTES,
+    ImageFacts,
+    content_digest,
+    describe_error,
+    load_image,
+)
 
 # Bumped when the colour signature's layout changes (part of the cache key).
 SIGNATURE_VERSION = 2

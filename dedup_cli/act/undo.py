@@ -13,10 +13,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dedup_cli.actions import Journal, move_file, read_journal
+from dedup_cli.act.actions import Journal, move_file, read_journal
+from dedup_cli.act.lock import FolderLock
 from dedup_cli.errors import InputError
-from dedup_cli.loading import content_digest
-from dedup_cli.lock import FolderLock
+from dedup_cli.media.loading import content_digest
 from dedup_cli.runs import find_report, read_report
 
 _FINAL = ("done", "intent")  # states after which the file may need putting back
@@ -139,7 +139,7 @@ def _is_our_link(path: str, kept: str, action: str) -> bool:
 
 
 def _restore_trash(intent: dict, done: dict) -> str:
-    from dedup_cli.trash import find_in_trash
+    from dedup_cli.act.trash import find_in_trash
 
     path = intent["path"]
     if _exists(path):

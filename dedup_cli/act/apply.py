@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup_cli import actions
-from dedup_cli.actions import ActionSettings, FileState, Step
+from dedup_cli.act import actions
+from dedup_cli.act.actions import ActionSettings, FileState, Step
+from dedup_cli.act.lock import FolderLock
 from dedup_cli.errors import InputError
-from dedup_cli.index import hamming
-from dedup_cli.lock import FolderLock
 from dedup_cli.runs import find_report, read_report, write_json
+from dedup_cli.search.index import hamming
 
 DECISIONS = ("keep", "remove")
 

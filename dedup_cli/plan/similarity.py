@@ -33,8 +33,8 @@ from functools import partial
 
 import numpy as np
 
-from dedup_cli.index import IndexSettings, cross_pairs, hamming, pairs_within
-from dedup_cli.signature import GRID_SIDES, grid
+from dedup_cli.fingerprint.signature import GRID_SIDES, grid
+from dedup_cli.search.index import IndexSettings, cross_pairs, hamming, pairs_within
 
 GREY_CHROMA = 4.0  # mean chroma (Cb, Cr distance from neutral) below which an image is grey
 FLAT_LUMA_STD = 3.0  # luminance std of the 8x8 grid below which a picture is nearly uniform

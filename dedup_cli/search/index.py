@@ -98,14 +98,14 @@ def iter_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_
     if settings.tree_type == "mih" and _small(packed, queries):
         yield from _numpy_pairs(packed, queries, max_bits)
     elif settings.tree_type == "mih":
-        from dedup_cli import engine
+        from dedup_cli.search import engine
 
         if queries is None:
             yield from engine.iter_pairs_within(packed, max_bits)
         else:
             yield from engine.iter_cross_pairs(queries, packed, max_bits)
     else:
-        from dedup_cli.block_trees import iter_tree_pairs
+        from dedup_cli.search.block_trees import iter_tree_pairs
 
         yield from iter_tree_pairs(packed, queries, max_bits, settings.tree_type, settings.leaf_size)
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from dedup_cli.engine import Block, MultiIndex, Pairs, block_values, hash_words
+from dedup_cli.search.engine import Block, MultiIndex, Pairs, block_values, hash_words
 
 VALUES_PER_QUERY = 4096  # distinct query values sent to the tree at once
 CANDIDATES_PER_CHUNK = 1 << 21  # row pairs verified at once (memory: ~100 bytes each)

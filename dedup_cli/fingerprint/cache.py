@@ -14,8 +14,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from dedup_cli.hashing import FileStat, HashRecord, HashSettings
-from dedup_cli.loading import ImageFacts
+from dedup_cli.fingerprint.hashing import FileStat, HashRecord, HashSettings
+from dedup_cli.media.loading import ImageFacts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hashes_v3 (

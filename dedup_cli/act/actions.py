@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dedup_cli.loading import content_digest
+from dedup_cli.media.loading import content_digest
 
 ACTIONS = ("move", "trash", "hardlink", "symlink", "delete")
 ASIDE_SUFFIX = ".dedup-aside"
@@ -266,7 +266,7 @@ def _act_delete(source: str, destination: str, kept: str):
 def _act_trash(source: str, destination: str, kept: str):
     from send2trash import send2trash
 
-    from dedup_cli.trash import find_in_trash
+    from dedup_cli.act.trash import find_in_trash
 
     send2trash(source)
     found = find_in_trash(source)

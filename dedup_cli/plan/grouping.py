@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup_cli.index import IndexSettings
-from dedup_cli.signature import grid
-from dedup_cli.similarity import GREY_CHROMA, Matcher, MatchSettings, chroma
+from dedup_cli.fingerprint.signature import grid
+from dedup_cli.plan.similarity import GREY_CHROMA, Matcher, MatchSettings, chroma
+from dedup_cli.search.index import IndexSettings
 
 KEEP_POLICIES = ("resolution", "size", "oldest", "newest", "path")
 

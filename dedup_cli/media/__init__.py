@@ -1,0 +1,1 @@
+"""What a file is: finding images under a folder and decoding them."""

@@ -1,0 +1,1 @@
+"""What a person reads: the run's reports and plots."""

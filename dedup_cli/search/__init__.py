@@ -1,0 +1,1 @@
+"""Pairs of hashes within a threshold: the exact engines and the thresholds. Knows nothing about files."""
