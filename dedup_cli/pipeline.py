@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from dedup_cli.act import actions
 from dedup_cli.errors import InputError, UnreadableImage
 from dedup_cli.fingerprint.hashing import HashedFiles, HashSettings, default_workers, hash_collection, hash_file
 from dedup_cli.media.scan import OUTPUT_MARKER, ScanResult, scan_images
+from dedup_cli.plan.cnn_match import DEFAULT_COSINE, CosineUnits, EmbeddingMatcher, max_units
 from dedup_cli.plan.grouping import Plan, make_plan
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
 from dedup_cli.present import report
@@ -39,10 +40,15 @@ class CollectionOptions:
     workers: int = field(default_factory=default_workers)
     batch_size: int = 64
     cache_path: Path | None = None  # None: no cache
+    method: str = "hash"  # METHODS: perceptual hashes, or CNN embeddings (threshold: cosine)
+    model_path: Path | None = None  # --method cnn: None is cnn_model.model_path()
 
     @property
     def max_bits(self) -> int:
-        """The threshold as a Hamming distance in bits (inclusive)."""
+        """The threshold as a Hamming distance in bits (inclusive); for the CNN method, as
+        a cosine distance in cnn_match units."""
+        if self.method == "cnn":
+            return max_units(DEFAULT_COSINE if self.threshold is None else self.threshold)
         n_bits = self.hash_settings.n_bits
         if self.threshold is None:
             if self.index_settings.metric.name == "chebyshev":
@@ -59,7 +65,18 @@ class CollectionOptions:
         """The threshold in the metric's unit, as given or as derived from the default."""
         if self.threshold is not None:
             return float(self.threshold)
+        if self.method == "cnn":
+            return DEFAULT_COSINE
         return round(float(self.index_settings.metric.from_bits(self.max_bits)), 4)
+
+    def for_folder(self, folder) -> CollectionOptions:
+        """The same options on another images folder."""
+        return replace(self, images_path=Path(folder))
+
+    @property
+    def metric(self):
+        """Turns the plan's integer distances into the reports' distances."""
+        return CosineUnits() if self.method == "cnn" else self.index_settings.metric
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,19 @@ class Collection:
     scan: ScanResult
     hashed: HashedFiles
     notes: list[str] = field(default_factory=list)
+    embeddings: np.ndarray | None = None  # --method cnn: (files, 1280) float16, row i is hashed.paths[i]
+    model_sha256: str = ""
+
+    def matcher(self, options: CollectionOptions):
+        """What decides duplicates: hashes (similarity.Matcher) or embeddings (cnn_match)."""
+        if self.embeddings is not None:
+            return EmbeddingMatcher(self.hashed, self.embeddings, options.match_settings)
+        return Matcher(self.hashed, options.match_settings, options.index_settings)
+
+    @property
+    def features(self) -> np.ndarray:
+        """One float row per file, for maps: the embedding or the hash bits."""
+        return self.hashed.bits if self.embeddings is None else self.embeddings.astype(np.float32)
 
 
 def collect(options: CollectionOptions, exclude: tuple = (),
@@ -108,16 +138,49 @@ def collect(options: CollectionOptions, exclude: tuple = (),
         scan.files = [path for path in scan.files if str(path) in only]
     if on_total:
         on_total(len(scan.files))
+    model = open_model(options)  # before any work: a missing model stops the run at once
     notes: list[str] = []
     cache = _open_cache(options.cache_path)
     try:
         hashed = hash_collection(scan.files, options.hash_settings, options.workers,
                                  options.batch_size, cache=cache, on_progress=on_progress)
+        collection = Collection(scan=scan, hashed=hashed, notes=notes)
+        if model is not None:
+            if on_total:
+                on_total(len(hashed.paths))
+            _embed(collection, model, options, cache, on_progress)
     finally:
         if cache is not None:
             notes.extend(cache.warnings)
             cache.close()
-    return Collection(scan=scan, hashed=hashed, notes=notes)
+    return collection
+
+
+def open_model(options: CollectionOptions):
+    """The checked CNN model for --method cnn (embedding.EmbeddingSettings), else None;
+    raises cnn_model.ModelError saying what to install or build."""
+    if options.method != "cnn":
+        return None
+    from dedup_cli.fingerprint.embedding import open_model as open_embedding_model
+
+    return open_embedding_model(options.model_path)
+
+
+def _embed(collection: Collection, model, options: CollectionOptions, cache, on_progress) -> None:
+    """Add the embeddings of the hashed files; a file the network cannot take becomes a
+    failure and leaves the collection."""
+    from dedup_cli.fingerprint.embedding import embed_collection
+
+    hashed = collection.hashed
+    embeddings, failures, _ = embed_collection(hashed.paths, hashed.size, hashed.mtime_ns, model, options.workers,
+                                               cache=cache, on_progress=on_progress)
+    if failures:
+        rows = [row for row, path in enumerate(hashed.paths) if path not in failures]
+        kept = hashed.subset(rows)
+        kept.failures = sorted(hashed.failures + list(failures.items()))
+        kept.from_cache = hashed.from_cache
+        collection.hashed, embeddings = kept, embeddings[rows]
+    collection.embeddings, collection.model_sha256 = embeddings, model.model_sha256
 
 
 def _check_images_root(root: Path) -> None:
@@ -163,11 +226,12 @@ def settings_dict(options: CollectionOptions) -> dict:
     metric = options.index_settings.metric
     return {
         "images_path": str(Path(options.images_path).absolute()),
+        "method": options.method,
         "hash_algorithm": options.hash_settings.algorithm,
         "hash_size": options.hash_settings.hash_size,
         "tree_type": options.index_settings.tree_type,
         "leaf_size": options.index_settings.leaf_size,
-        "distance_metric": metric.name,
+        "distance_metric": options.metric.name,
         "minkowski_p": metric.p if metric.name == "minkowski" else None,
         "threshold": options.effective_threshold,
         "threshold_bits": options.max_bits,
@@ -210,7 +274,7 @@ def _plan_and_act(options, delete, on_progress, on_total) -> DeleteResult:
     hashed = collection.hashed
     reference = reference_mask(hashed.paths, delete.reference)
     plan = make_plan(hashed, options.match_settings, options.index_settings, delete.keep_policy,
-                     reference=reference)
+                     matcher=collection.matcher(options), reference=reference)
     _check_plan(plan, reference)
     run_folder = runs.create_run_folder(delete.output_path, "delete")
     outcomes = []
@@ -223,9 +287,13 @@ def _plan_and_act(options, delete, on_progress, on_total) -> DeleteResult:
         outcomes = actions.carry_out(steps, keeps, Path(options.images_path).absolute(), run_folder,
                                      delete.action_settings)
     delete_report = _delete_report(options, delete, collection, plan, outcomes)
-    files = report.write_delete_report(run_folder, delete_report, options.hash_settings.hash_size,
-                                       options.effective_threshold)
+    files = report.write_delete_report(run_folder, delete_report, _size_label(options), options.effective_threshold)
     return DeleteResult(collection, plan, delete_report, run_folder, files)
+
+
+def _size_label(options: CollectionOptions):
+    """The `<size>` of the report file names: the hash size, or cnn."""
+    return "cnn" if options.method == "cnn" else options.hash_settings.hash_size
 
 
 def reference_mask(paths: list[str], reference_folders) -> np.ndarray | None:
@@ -249,12 +317,14 @@ def _check_plan(plan: Plan, reference=None) -> None:
 
 def _delete_report(options, delete, collection, plan, outcomes, state: str = "") -> report.DeleteReport:
     hashed = collection.hashed
-    metric = options.index_settings.metric
+    metric = options.metric
     settings = settings_dict(options) | {k: v for k, v in asdict(delete).items()
                                          if k not in ("output_path", "reference")}
     settings["output_path"] = str(Path(delete.output_path).absolute())
     settings["reference"] = [str(Path(folder).absolute()) for folder in delete.reference]
     settings["action"] = delete.action_settings.action
+    if collection.model_sha256:
+        settings["model_sha256"] = collection.model_sha256
     removals = plan.removals
     done = [o for o in outcomes if o.status == "done" and o.action in actions.ACTIONS]
     summary = {
@@ -314,18 +384,36 @@ def run_search(options: CollectionOptions, query_path: Path, on_progress=None, o
     record = hash_file(str(query_path), options.hash_settings)
     if record.packed_bits is None:
         raise UnreadableImage(query_path, record.error)
+    query_embedding = _embed_query(options, str(query_path))
     collection = collect(options, on_progress=on_progress, on_total=on_total)
     hashed = collection.hashed
-    orientations = np.frombuffer(record.packed_bits + (record.variants or b""), dtype=np.uint8)
-    rows, bits = Matcher(hashed, options.match_settings, options.index_settings).matches(
-        orientations.reshape(-1, hashed.packed.shape[1]), np.frombuffer(record.colour, dtype=np.uint8))
+    colour = np.frombuffer(record.colour, dtype=np.uint8)
+    if query_embedding is not None:
+        _, rows, bits = collection.matcher(options).matches_many(query_embedding[None], colour[None])
+    else:
+        orientations = np.frombuffer(record.packed_bits + (record.variants or b""), dtype=np.uint8)
+        rows, bits = collection.matcher(options).matches(orientations.reshape(-1, hashed.packed.shape[1]), colour)
     matches = _matches(options, hashed, str(query_path), rows, bits)
     return SearchResult(str(query_path.absolute()), matches, collection)
 
 
+def _embed_query(options: CollectionOptions, path: str) -> np.ndarray | None:
+    """The query's embedding for --method cnn (None for hashes); UnreadableImage if the
+    network cannot take it."""
+    model = open_model(options)
+    if model is None:
+        return None
+    from dedup_cli.fingerprint.embedding import embed_many
+
+    record = embed_many([path], model)[0]
+    if record.vector is None:
+        raise UnreadableImage(path, record.error)
+    return np.frombuffer(record.vector, dtype=np.float16)
+
+
 def _matches(options, hashed, query: str, rows, bits) -> list[Match]:
     """Search hits for one query: the query file itself left out, at most k of them."""
-    metric = options.index_settings.metric
+    metric = options.metric
     found = []
     for row, distance in zip(rows.tolist(), bits.tolist()):  # noqa: B905
         if len(found) == options.nearest_neighbors:
@@ -339,25 +427,23 @@ def _matches(options, hashed, query: str, rows, bits) -> list[Match]:
 
 def _search_folder(options, folder: Path, on_progress, on_total) -> SearchResult:
     """Every image under `folder` against the collection, in one batch."""
-    scan = scan_images(folder)
-    cache = _open_cache(options.cache_path)
-    try:
-        queries = hash_collection(scan.files, options.hash_settings, options.workers, options.batch_size, cache=cache)
-    finally:
-        if cache is not None:
-            cache.close()
+    query_collection = collect(options.for_folder(folder))
+    queries = query_collection.hashed
     collection = collect(options, on_progress=on_progress, on_total=on_total)
+    if query_collection.embeddings is not None:
+        query_rows, rows, bits = collection.matcher(options).matches_many(query_collection.embeddings,
+                                                                          queries.colour)
+    else:
+        orientations = queries.packed[:, None, :]
+        if queries.variants is not None:
+            orientations = np.concatenate([orientations, queries.variants], axis=1)
+        query_rows, rows, bits = collection.matcher(options).matches_many(orientations, queries.colour)
     hashed = collection.hashed
-    orientations = queries.packed[:, None, :]
-    if queries.variants is not None:
-        orientations = np.concatenate([orientations, queries.variants], axis=1)
-    query_rows, rows, bits = Matcher(hashed, options.match_settings, options.index_settings).matches_many(
-        orientations, queries.colour)
     starts = np.searchsorted(query_rows, np.arange(len(queries.paths) + 1))
     by_query = {path: _matches(options, hashed, path, rows[starts[q]:starts[q + 1]], bits[starts[q]:starts[q + 1]])
                 for q, path in enumerate(queries.paths)}
     return SearchResult(str(folder.absolute()), [], collection, queries=by_query,
-                        unreadable=queries.failures + scan.skipped)
+                        unreadable=queries.failures + query_collection.scan.skipped)
 
 
 def _same_file(path: str, other: Path) -> bool:

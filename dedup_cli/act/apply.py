@@ -70,6 +70,10 @@ def plan_from_report(report: dict, decisions: dict[str, str] | None = None
     decisions that could not be followed."""
     decisions = decisions or {}
     max_bits = int(report["settings"]["threshold_bits"])
+    if report["settings"].get("method", "hash") != "hash":
+        # A CNN report holds no embeddings to measure another kept file by: a removal
+        # whose planned kept file is decided away is kept (the safe side).
+        max_bits = -1
     planned = {f["path"] for g in report["groups"] for f in (*g["keep"], *g["remove"])}
     notes = [f"'{path}' is not in the plan; its decision is ignored" for path in decisions if path not in planned]
     steps: list[Step] = []

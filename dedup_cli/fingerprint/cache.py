@@ -39,6 +39,18 @@ CREATE TABLE IF NOT EXISTS hashes_v3 (
     PRIMARY KEY (path, algorithm, hash_size, decoder)
 )
 """
+# CNN embeddings (embedding.py): float16 unit vectors, keyed like the hashes, with the
+# model file's sha256 and the preprocessing version in `model`.
+_EMBEDDING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embeddings_v1 (
+    path TEXT NOT NULL,
+    model TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (path, model)
+)
+"""
 _LOOKUP_CHUNK = 500
 _BUSY_TIMEOUT_S = 15.0
 
@@ -109,6 +121,7 @@ class HashCache:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
+            connection.execute(_EMBEDDING_SCHEMA)
             connection.execute("SELECT count(*) FROM hashes_v3 LIMIT 1").fetchone()
         except sqlite3.DatabaseError:
             connection.close()
@@ -151,14 +164,44 @@ class HashCache:
              record.facts.frames)
             for stat, record in entries
         ]
+        self._write(f"INSERT OR REPLACE INTO hashes_v3 VALUES ({','.join('?' * 17)})", rows, "hashes")
+
+    def lookup_embeddings(self, stats: list[FileStat], model_key: str) -> dict[str, bytes]:
+        """Embedding bytes of the files whose size and mtime match the cached entry."""
+        wanted = {cache_key(stat.path): stat for stat in stats}
+        found: dict[str, bytes] = {}
+        paths = list(wanted)
+        try:
+            for start in range(0, len(paths), _LOOKUP_CHUNK):
+                chunk = paths[start : start + _LOOKUP_CHUNK]
+                rows = self._connection.execute(
+                    "SELECT path, size, mtime_ns, vector FROM embeddings_v1 "
+                    f"WHERE model = ? AND path IN ({','.join('?' * len(chunk))})", [model_key, *chunk])
+                for key, size, mtime_ns, vector in rows:
+                    stat = wanted[key]
+                    if stat.size == size and stat.mtime_ns == mtime_ns:
+                        found[stat.path] = vector
+        except sqlite3.DatabaseError as exc:
+            self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); embedding everything")
+            return {}
+        return found
+
+    def store_embeddings(self, entries: list[tuple[FileStat, bytes]], model_key: str) -> None:
+        """Insert or replace the embeddings of freshly embedded files, in one transaction."""
+        rows = [(cache_key(stat.path), model_key, stat.size, stat.mtime_ns, vector) for stat, vector in entries]
+        self._write("INSERT OR REPLACE INTO embeddings_v1 VALUES (?,?,?,?,?)", rows, "embeddings")
+
+    def _write(self, statement: str, rows: list, what: str) -> None:
+        if not rows:
+            return
         try:
             self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany(f"INSERT OR REPLACE INTO hashes_v3 VALUES ({','.join('?' * 17)})", rows)
+            self._connection.executemany(statement, rows)
             self._connection.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             if self._connection.in_transaction:
                 self._connection.execute("ROLLBACK")
-            self.warnings.append(f"hash cache '{self.path}' could not be updated ({exc}); hashes not saved")
+            self.warnings.append(f"hash cache '{self.path}' could not be updated ({exc}); {what} not saved")
 
     def close(self) -> None:
         self._connection.close()

@@ -29,7 +29,8 @@ class ShowOptions:
 
 
 def tsne_positions(bits: np.ndarray, perplexity: float, seed: int = 0) -> np.ndarray:
-    """2-D t-SNE coordinates of the hash bit vectors (Barnes-Hut, PCA start, fixed seed)."""
+    """2-D t-SNE coordinates of the hash bit vectors or the CNN embeddings (Barnes-Hut,
+    PCA start, fixed seed)."""
     count = len(bits)
     if count < 4:  # t-SNE needs perplexity < n; a line is as good as a map here
         return np.column_stack([np.arange(count, dtype=float), np.zeros(count)])
@@ -84,7 +85,7 @@ def run_show(collection, options, show_options: ShowOptions, output_path) -> dic
 
     hashed = collection.hashed
     folder = create_run_folder(output_path, "show")
-    positions = tsne_positions(hashed.bits, show_options.perplexity)
+    positions = tsne_positions(collection.features, show_options.perplexity)
     tsne_csv = folder / "tsne.csv"
     with open(tsne_csv, "x", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -96,7 +97,7 @@ def run_show(collection, options, show_options: ShowOptions, output_path) -> dic
     canvas.save(map_png)
     canvas.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
     canvas.save(preview_png)
-    groups = connected_groups(hashed, options.match_settings, options.index_settings)
+    groups = connected_groups(hashed, options.match_settings, options.index_settings, collection.matcher(options))
     scatter_png = folder / "tsne_groups.png"
     group_scatter(positions, groups, scatter_png)
     return {"t-SNE coordinates": str(tsne_csv), "thumbnail map": str(map_png),
@@ -119,7 +120,7 @@ def group_scatter(positions: np.ndarray, groups, path: Path) -> None:
     if (~single).any():
         axes.scatter(positions[~single, 0], positions[~single, 1], s=14, c=labels[~single], cmap="tab20",
                      label="near-duplicate group")
-    axes.set_title(f"t-SNE of {len(positions)} image hashes ({len(groups)} duplicate groups)")
+    axes.set_title(f"t-SNE of {len(positions)} images ({len(groups)} duplicate groups)")
     axes.set_xticks([])
     axes.set_yticks([])
     axes.legend(loc="best", fontsize="small")
