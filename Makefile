@@ -7,7 +7,9 @@ DEMO := datasets/demo
 OUTPUT := dedup-output
 BENCH_DIR ?= ../shared/bench/wallpapers
 
-.PHONY: all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-fidelity bench-scale calibrate
+MODEL_VENV ?= .venv-model
+
+.PHONY: model model-build all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-fidelity bench-scale calibrate
 
 all: check package
 
@@ -44,8 +46,20 @@ export-env: setup-env
 	$(BIN)/python -m pip freeze --exclude-editable > requirements-freeze.txt
 	@echo "wrote requirements-freeze.txt (compare with requirements.txt before updating the pins)"
 
+# The CNN model of --method cnn, built once into $$XDG_CACHE_HOME/dedup/models (or
+# ~/.cache/dedup/models), where later runs (and CI on the same machine) find it and skip
+# the build. torch lives in its own venv so the dev venv stays light.
+model: setup-env
+	@if $(BIN)/dedup model check; then echo "CNN model already built"; else $(MAKE) model-build; fi
+
+model-build:
+	$(PYTHON) -m venv $(MODEL_VENV)
+	$(MODEL_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-model.txt
+	$(MODEL_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(MODEL_VENV)/bin/dedup model build
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis $(OUTPUT) requirements-freeze.txt
+	rm -rf $(VENV) $(MODEL_VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis $(OUTPUT) requirements-freeze.txt
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 bench-camera: setup-env

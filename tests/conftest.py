@@ -17,6 +17,37 @@ DATA = Path(__file__).resolve().parent / "data"
 BENCH = REPO.parent / "shared" / "bench"
 
 
+def _cnn_model() -> Path:
+    """The CNN model as the user (or CI's `make model`) built it: looked up before the
+    isolated_cache fixture moves the cache folder."""
+    from dedup_cli.fingerprint.cnn_model import model_path
+
+    return model_path()
+
+
+CNN_MODEL = _cnn_model()
+
+
+def cnn_unavailable() -> str:
+    """Why the CNN tests cannot run here ('' when they can)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "onnxruntime is not installed (pip install 'dedup-cli[cnn]')"
+    if not CNN_MODEL.is_file():
+        return f"the CNN model is not built ({CNN_MODEL}); run `make model`"
+    return ""
+
+
+@pytest.fixture
+def cnn():
+    """Skip unless --method cnn can run: onnxruntime installed and the model built."""
+    reason = cnn_unavailable()
+    if reason:
+        pytest.skip(reason)
+    return CNN_MODEL
+
+
 def photo(seed: int, size=(320, 240)) -> Image.Image:
     """A smooth random 'photo': low-frequency noise upsampled, distinct per seed."""
     rng = np.random.default_rng(seed)
@@ -60,4 +91,6 @@ def small_library(tmp_path) -> Path:
 def isolated_cache(tmp_path, monkeypatch):
     """Never touch the user's real cache folder from a test."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    if CNN_MODEL.is_file():  # the model is read-only input, not cache state
+        monkeypatch.setenv("DEDUP_CNN_MODEL", str(CNN_MODEL))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import io
 import os
+import warnings
 from pathlib import Path
 
 from dedup_cli.errors import ModelError
@@ -115,7 +116,8 @@ def build_model(destination: Path | None = None) -> tuple[Path, str]:
     example = torch.zeros((1, INPUT_SIDE, INPUT_SIDE, 3), dtype=torch.uint8)
     partial = destination.with_name(destination.name + f".partial-{os.getpid()}")
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's notes on constant folding
             torch.onnx.export(network, (example,), str(partial), dynamo=False, opset_version=OPSET,
                               input_names=["pixels"], output_names=["features"],
                               dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
