@@ -57,20 +57,21 @@ vector_sets = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=80, deadline=None)
-@given(vector_sets, st.sampled_from([3, 16, 2048]))
-def test_pairs_above_equals_brute_force(case, block_rows):
+@settings(max_examples=40, deadline=None)
+@given(vector_sets, st.sampled_from([3, 16, 2048]), st.sampled_from([0, 10**9]))
+def test_pairs_above_equals_brute_force(case, block_rows, rotate_pairs):
     vectors = make_vectors(case["seed"], case["count"], case["dims"], case["clustered"])
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cosine, "BLOCK_ROWS", block_rows)  # blocks that cut through the rows
+        patch.setattr(cosine, "ROTATE_PAIRS", rotate_pairs)  # with and without the rotation and bound
         found = pairs_above(vectors, case["threshold"])
     check(found, vectors, vectors, case["threshold"], own=True)
     assert np.all(found.first < found.second)
 
 
-@settings(max_examples=60, deadline=None)
-@given(vector_sets, st.integers(0, 20), st.sampled_from([4, 2048]))
-def test_cross_pairs_equal_brute_force_sorted_nearest_first(case, query_count, block_rows):
+@settings(max_examples=30, deadline=None)
+@given(vector_sets, st.integers(0, 20), st.sampled_from([4, 2048]), st.sampled_from([0, 10**9]))
+def test_cross_pairs_equal_brute_force_sorted_nearest_first(case, query_count, block_rows, rotate_pairs):
     vectors = make_vectors(case["seed"], case["count"], case["dims"], case["clustered"])
     rng = np.random.default_rng(case["seed"] + 1)
     queries = vectors[rng.integers(0, len(vectors), query_count)] if len(vectors) else vectors
@@ -78,6 +79,7 @@ def test_cross_pairs_equal_brute_force_sorted_nearest_first(case, query_count, b
         queries = unit(queries + rng.normal(0, 0.1, queries.shape))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cosine, "BLOCK_ROWS", block_rows)
+        patch.setattr(cosine, "ROTATE_PAIRS", rotate_pairs)
         found = cross_pairs_above(queries, vectors, case["threshold"])
     check(found, queries, vectors, case["threshold"], own=False)
     for query in np.unique(found.first):
@@ -88,7 +90,9 @@ def test_cross_pairs_equal_brute_force_sorted_nearest_first(case, query_count, b
 def test_float16_rows_give_the_pairs_of_their_float32_values():
     vectors = make_vectors(5, 300, 1280, clustered=True).astype(np.float16)
     widened = unit(vectors.astype(np.float32))
-    found = pairs_above(vectors, 0.8)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cosine, "ROTATE_PAIRS", 0)
+        found = pairs_above(vectors, 0.8)
     check(found, vectors.astype(np.float32), vectors.astype(np.float32), 0.8, own=True)
     assert len(found.first) > 100 and len(widened)
 

@@ -27,6 +27,7 @@ from dedup_cli.media.loading import DECODER_VERSION, describe_error, load_image
 
 PREPROCESS_VERSION = 1  # bumped when decoding or scaling for the model changes (part of the cache key)
 EMBEDDING_DTYPE = np.float16
+DECODE_SIDE = INPUT_SIDE  # least shorter side decoded (0: every pixel, which bench_cnn.py compares)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def model_input(path: str) -> np.ndarray:
     """(224, 224, 3) uint8 RGB of the whole upright picture; raises UnreadableImage."""
     from PIL import Image
 
-    loaded = load_image(path, min_side=INPUT_SIDE, mode="RGB")
+    loaded = load_image(path, min_side=DECODE_SIDE, mode="RGB")
     image = loaded.image.resize((INPUT_SIDE, INPUT_SIDE), Image.Resampling.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
 

@@ -29,6 +29,7 @@ import numpy as np
 BLOCK_ROWS = 2048  # rows per block: a block product is 2048 x 2048 float32 (16 MB)
 SLACK = 1e-4  # float32 rounding allowance on the upper bound
 STEP = 32  # the leading coordinates come in multiples of this
+ROTATE_PAIRS = 4 * BLOCK_ROWS * BLOCK_ROWS  # fewer pairs are compared whole, unturned
 
 
 class CosinePairs(NamedTuple):
@@ -117,8 +118,7 @@ def pairs_above(vectors: np.ndarray, min_similarity: float) -> CosinePairs:
     vectors = np.asarray(vectors)
     if len(vectors) < 2:
         return _collect([])
-    turn = rotation(vectors)
-    k = leading_coordinates(_sample_rotated(vectors, turn), min_similarity)
+    turn, k = _plan(vectors, len(vectors) * len(vectors) // 2, min_similarity)
     prepared = _prepare(vectors, turn, k)
     found = []
     for start_a in range(0, len(vectors), BLOCK_ROWS):
@@ -137,8 +137,7 @@ def cross_pairs_above(queries: np.ndarray, vectors: np.ndarray, min_similarity: 
     queries, vectors = np.asarray(queries), np.asarray(vectors)
     if not len(queries) or not len(vectors):
         return _collect([])
-    turn = rotation(vectors)
-    k = leading_coordinates(_sample_rotated(vectors, turn), min_similarity)
+    turn, k = _plan(vectors, len(queries) * len(vectors), min_similarity)
     prepared_queries, prepared = _prepare(queries, turn, k), _prepare(vectors, turn, k)
     found = []
     for start_a in range(0, len(queries), BLOCK_ROWS):
@@ -151,6 +150,16 @@ def cross_pairs_above(queries: np.ndarray, vectors: np.ndarray, min_similarity: 
     pairs = _collect(found)
     order = np.lexsort((pairs.second, -pairs.similarity, pairs.first))
     return CosinePairs(pairs.first[order], pairs.second[order], pairs.similarity[order])
+
+
+def _plan(vectors: np.ndarray, pair_count: int, min_similarity: float) -> tuple[np.ndarray, int]:
+    """The rotation and the leading coordinates k; below ROTATE_PAIRS pairs the rotation
+    (an eigendecomposition at d = 1280, about a second) costs more than it saves."""
+    dims = vectors.shape[1]
+    if pair_count < ROTATE_PAIRS:
+        return np.eye(dims, dtype=np.float32), dims
+    turn = rotation(vectors)
+    return turn, leading_coordinates(_sample_rotated(vectors, turn), min_similarity)
 
 
 def _sample_rotated(vectors: np.ndarray, turn: np.ndarray, sample: int = 2000) -> np.ndarray:
