@@ -7,9 +7,10 @@ Run it under `flock /tmp/dedup-bench.lock` (no two benchmarks at once). Parts:
   speed     images/s and peak RSS of embedding every file of --generated, cold (no cache),
             2 worker processes with one onnxruntime thread each, reduced-size JPEG decoding;
             and with full decoding, for comparison
-  accuracy  `dedup evaluate` (the library call) on --generated with --method hash and cnn at
-            their defaults: pair precision/recall and copies found per kind of edit, side by
-            side; then the CNN's linked precision/recall over a range of cosine thresholds
+  accuracy  what `dedup evaluate` measures, on --generated with --method hash and cnn at their
+            defaults: pair precision/recall, and per kind of edit the copies linked to their
+            original and those grouped with one of their own, side by side; then the CNN's
+            linked precision/recall over a range of cosine thresholds
   colour    false pairs among the flags and the emoji skin tones (hard negatives), hash vs cnn,
             and the cnn with the colour checks off
   search    the blocked cosine pair search on --vectors random unit 1280-d vectors at 0.80,
@@ -35,7 +36,7 @@ from common import DEFAULT_BENCH, REPO, own_peak_rss_mb
 
 sys.path.insert(0, str(REPO))
 
-from dedup_cli.evaluate import read_truth, run_evaluate, score  # noqa: E402
+from dedup_cli.evaluate import read_truth, score  # noqa: E402
 from dedup_cli.media.scan import scan_images  # noqa: E402
 from dedup_cli.pipeline import CollectionOptions, collect  # noqa: E402
 from dedup_cli.plan.cnn_match import max_units  # noqa: E402
@@ -68,34 +69,51 @@ def speed(folder: Path) -> None:
 
 
 def accuracy(folder: Path) -> None:
-    truth_path = folder / "truth.csv"
-    results = {}
+    truth, kinds = read_truth(folder / "truth.csv", folder)
+    results, linked = {}, {}
     for method in ("hash", "cnn"):
         start = time.perf_counter()
-        results[method] = run_evaluate(options(folder, method), truth_path)
+        chosen = options(folder, method)
+        collection = collect(chosen, only=set(truth))
+        results[method], links = _linked_scores(collection, chosen, truth, kinds)
         results[method]["seconds"] = time.perf_counter() - start
+        linked[method] = _linked_with_original(collection.hashed.paths, links, truth, kinds)
     print(f"\n`dedup evaluate` on {folder} ({results['hash']['files']} files), defaults, colour checks on:")
     print("| | hash (pHash 8, 14 bits) | cnn (cosine >= 0.80) |\n|---|---|---|")
     for key in ("linked_precision", "linked_recall", "pair_precision", "pair_recall", "removal_precision",
-                "removal_recall"):
-        print(f"| {key.replace('_', ' ')} | {results['hash'][key]:.4f} | {results['cnn'][key]:.4f} |")
-    for key in ("linked_false_pairs",):
+                "removal_recall", "linked_false_pairs"):
         print(f"| {key.replace('_', ' ')} | {results['hash'][key]} | {results['cnn'][key]} |")
     print(f"| wrongly removed | {len(results['hash']['wrongly_removed'])} | {len(results['cnn']['wrongly_removed'])} |")
     print(f"| time (cold, s) | {results['hash']['seconds']:.1f} | {results['cnn']['seconds']:.1f} |")
-    print("\ncopies found per kind of edit (grouped with one of their own):")
-    print("| edit | hash | cnn |\n|---|---|---|")
+    print("\nper kind of edit: copies linked to their original (pairs called duplicates), and copies grouped "
+          "with one of their own in the delete plan:")
+    print("| edit | hash linked | cnn linked | hash grouped | cnn grouped |\n|---|---|---|---|---|")
     for kind, counts in results["cnn"]["recall_by_kind"].items():
         hashed = results["hash"]["recall_by_kind"].get(kind, {"found": 0, "files": 0})
-        print(f"| {kind} | {hashed['found']}/{hashed['files']} | {counts['found']}/{counts['files']} |")
+        print(f"| {kind} | {linked['hash'].get(kind, '-')} | {linked['cnn'].get(kind, '-')} | "
+              f"{hashed['found']}/{hashed['files']} | {counts['found']}/{counts['files']} |")
     sweep(folder)
 
 
-def _linked_scores(collection, chosen: CollectionOptions, truth, kinds) -> dict:
+def _linked_with_original(paths, links, truth, kinds) -> dict[str, str]:
+    """Per kind of edit: 'found/copies', a copy found when it is linked to its group's original."""
+    originals = {truth[p]: p for p in paths if kinds.get(p) == "original"}
+    pairs = {frozenset((paths[i], paths[j])) for i, j in zip(*links)}  # noqa: B905
+    totals, found = {}, {}
+    for path in paths:
+        kind = kinds.get(path)
+        if kind in (None, "original") or truth.get(path) not in originals:
+            continue
+        totals[kind] = totals.get(kind, 0) + 1
+        found[kind] = found.get(kind, 0) + (frozenset((path, originals[truth[path]])) in pairs)
+    return {kind: f"{found[kind]}/{totals[kind]}" for kind in totals}
+
+
+def _linked_scores(collection, chosen: CollectionOptions, truth, kinds) -> tuple[dict, tuple]:
     matcher = collection.matcher(chosen)
     links = matcher.pairs()[:2]
     plan = make_plan(collection.hashed, chosen.match_settings, chosen.index_settings, "resolution", matcher)
-    return score(plan, collection.hashed, truth, kinds, links)
+    return score(plan, collection.hashed, truth, kinds, links), links
 
 
 def sweep(folder: Path) -> None:
@@ -105,7 +123,7 @@ def sweep(folder: Path) -> None:
     print("\ncnn threshold sweep (colour checks on): cosine, linked precision, linked recall, false pairs, "
           "wrong removals")
     for threshold in THRESHOLDS:
-        found = _linked_scores(collection, replace(base, threshold=threshold), truth, kinds)
+        found, _ = _linked_scores(collection, replace(base, threshold=threshold), truth, kinds)
         print(f"  {threshold:.2f} ({max_units(threshold)} units)  {found['linked_precision']:.4f}  "
               f"{found['linked_recall']:.4f}  {found['linked_false_pairs']}  {len(found['wrongly_removed'])}")
 
@@ -122,7 +140,7 @@ def colour(flags: Path, emoji: Path) -> None:
         for method, colour_check in (("hash", True), ("cnn", True), ("cnn", False)):
             chosen = options(folder, method, colour_check=colour_check)
             collection = collect(chosen, only=set(truth))
-            found = _linked_scores(collection, chosen, truth, kinds)
+            found, _ = _linked_scores(collection, chosen, truth, kinds)
             row.append(f"{found['linked_false_pairs']} (recall {found['linked_recall']:.3f})")
         print(f"| {name} | {len(truth)} | {' | '.join(row)} |")
 

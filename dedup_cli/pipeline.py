@@ -389,7 +389,8 @@ def run_search(options: CollectionOptions, query_path: Path, on_progress=None, o
     hashed = collection.hashed
     colour = np.frombuffer(record.colour, dtype=np.uint8)
     if query_embedding is not None:
-        _, rows, bits = collection.matcher(options).matches_many(query_embedding[None], colour[None])
+        _, rows, bits = collection.matcher(options).matches_many(query_embedding[None], colour[None],
+                                                                 np.array([[record.width, record.height]]))
     else:
         orientations = np.frombuffer(record.packed_bits + (record.variants or b""), dtype=np.uint8)
         rows, bits = collection.matcher(options).matches(orientations.reshape(-1, hashed.packed.shape[1]), colour)
@@ -431,8 +432,8 @@ def _search_folder(options, folder: Path, on_progress, on_total) -> SearchResult
     queries = query_collection.hashed
     collection = collect(options, on_progress=on_progress, on_total=on_total)
     if query_collection.embeddings is not None:
-        query_rows, rows, bits = collection.matcher(options).matches_many(query_collection.embeddings,
-                                                                          queries.colour)
+        query_rows, rows, bits = collection.matcher(options).matches_many(
+            query_collection.embeddings, queries.colour, np.column_stack([queries.width, queries.height]))
     else:
         orientations = queries.packed[:, None, :]
         if queries.variants is not None:

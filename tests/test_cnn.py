@@ -105,13 +105,17 @@ def test_embeddings_are_cached_by_file_and_model(cnn, tmp_path):
 
 def test_the_colour_checks_veto_pairs_the_network_cannot_tell_apart(cnn, tmp_path):
     # Smooth random pictures look alike to the network (cosine about 0.9), and a copy in
-    # other colours (channels swapped, like an emoji in another skin tone) even more so.
+    # other colours (channels swapped, like an emoji in another skin tone) even more so;
+    # the resized and the cropped copy are the only true duplicates.
     picture = photo(1)
     picture.save(tmp_path / "a.png")
     Image.fromarray(np.asarray(picture)[:, :, ::-1]).save(tmp_path / "a_swapped.png")
     photo(2).save(tmp_path / "b.png")
     picture.resize((160, 120)).save(tmp_path / "a_small.jpg", quality=80)
-    for colour, expected in (("n", 3), ("y", 1)):
+    # A 10% crop, not resized: its grids line up with the original's only when the checks
+    # take it as the central window of the original (the sizes say it may be one).
+    picture.crop((32, 24, 288, 216)).save(tmp_path / "a_crop10.png")
+    for colour, expected in (("n", 4), ("y", 2)):
         result = run("delete", "--images-path", tmp_path, "--output-path", tmp_path.parent / f"out-{colour}",
                      "--method", "cnn", "--colour", colour, "--no-cache")
         assert result.exit_code == 0, result.output
@@ -126,6 +130,7 @@ def test_matcher_distances_agree_with_its_pairs(cnn):
 
     class Flat:  # one colour signature for all: nothing vetoed
         colour = np.tile(np.frombuffer(bytes(range(256)) * 7, dtype=np.uint8)[:1728], (6, 1))
+        width = height = np.full(6, 100)
 
     matcher = EmbeddingMatcher(Flat(), embeddings.astype(np.float16), MatchSettings(max_units(0.8), colour_check=False))
     first, second, distance = matcher.pairs()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import DEMO, REPO
+from conftest import DEMO, REPO, cnn_unavailable
 
 from dedup_cli.cli import main
 
@@ -32,6 +32,8 @@ def check_output(command: str, output: str) -> None:
         assert "Scanned 47 images" in output and "Dry run" in output
         if "euclidean" in words:
             assert "Threshold: 3 euclidean (9 bits of 64)" in output
+        if "cnn" in words:
+            assert "Threshold: cosine similarity >= 0.8 (CNN embeddings" in output
     elif words[1] == "search" and "json" in words:
         matches = json.loads(output)["matches"]
         assert 1 <= len(matches) <= int(words[words.index("--nearest-neighbors") + 1])
@@ -55,6 +57,8 @@ def check_output(command: str, output: str) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_runs(command, tmp_path, monkeypatch):
+    if "--method cnn" in command and cnn_unavailable():
+        pytest.skip(cnn_unavailable())
     shutil.copytree(DEMO, tmp_path / "datasets" / "demo")
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, shlex.split(command)[1:])

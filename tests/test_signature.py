@@ -35,3 +35,15 @@ def test_a_grey_picture_has_neutral_chroma():
     found = signature(photo(7).convert("L"))
     for part in range(len(GRID_SIDES)):
         assert np.all(grid(found, part)[..., 1:] == 128)
+
+
+def test_a_zoomed_signature_stands_for_the_cropped_copy():
+    from dedup_cli.fingerprint.signature import zoomed
+
+    picture = photo(3, (320, 240))
+    whole = np.frombuffer(colour_signature(picture), dtype=np.uint8)[None]
+    cropped = np.frombuffer(colour_signature(picture.crop((32, 24, 288, 216))), dtype=np.uint8)[None].astype(int)
+    window = zoomed(whole, np.array([0.8]), np.array([0.8])).astype(int)
+    assert np.abs(window - cropped).mean() < 0.3 * np.abs(whole.astype(int) - cropped).mean()
+    unchanged = zoomed(whole, np.array([1.0]), np.array([1.0])).astype(int)
+    assert np.abs(unchanged - whole).mean() < 1.5  # the whole window: the signature again

@@ -20,9 +20,10 @@ CENTRE_MARGIN = 1  # source cells left out on each side for the centre grid
 SIGNATURE_BYTES = sum(side * side * 3 for side in GRID_SIDES)
 
 
-def _area_weights(source: int, target: int) -> np.ndarray:
-    """(target, source) matrix: each target cell's mean over the source cells it covers."""
-    edges = np.linspace(0.0, source, target + 1)
+def _area_weights(source: int, target: int, start: float = 0.0, stop: float | None = None) -> np.ndarray:
+    """(target, source) matrix: each target cell's mean over the source cells it covers,
+    the target cells splitting the window [start, stop] of the source (default: all)."""
+    edges = np.linspace(start, source if stop is None else stop, target + 1)
     cells = np.arange(source)
     overlap = np.clip(np.minimum(edges[1:, None], cells + 1) - np.maximum(edges[:-1, None], cells), 0.0, None)
     return overlap / overlap.sum(axis=1, keepdims=True)
@@ -46,6 +47,32 @@ def colour_signature(image) -> bytes:
     centre = (_CENTRE_WEIGHTS @ inner.transpose(2, 0, 1) @ _CENTRE_WEIGHTS.T).transpose(1, 2, 0)
     grids = (_block_means(source, GRID_SIDES[0]), _block_means(source, GRID_SIDES[1]), centre)
     return b"".join(np.clip(np.rint(grid), 0, 255).astype(np.uint8).tobytes() for grid in grids)
+
+
+def zoomed(colour: np.ndarray, scale_x: np.ndarray, scale_y: np.ndarray) -> np.ndarray:
+    """Signatures of the central window of each picture that spans `scale_x` of its width
+    and `scale_y` of its height (one scale per row), made from its 16x16 detail grid: about
+    what a copy cropped to that window carries, or the original inside a padded copy.
+    Coarser than a real signature (16 source cells, not 32), which the colour checks'
+    margins absorb."""
+    side = GRID_SIDES[1]
+    detail = grid(colour, 1).reshape(len(colour), side, side, 3)
+    parts = [np.empty((len(colour), s * s * 3), dtype=np.uint8) for s in GRID_SIDES]
+    for row, (scale_x_row, scale_y_row) in enumerate(zip(scale_x, scale_y)):  # noqa: B905
+        for part, weights_x, weights_y in zip(parts, _window_weights(scale_x_row), _window_weights(scale_y_row)):
+            cells = weights_y @ detail[row].transpose(2, 0, 1) @ weights_x.T
+            part[row] = np.clip(np.rint(cells.transpose(1, 2, 0)), 0, 255).astype(np.uint8).ravel()
+    return np.concatenate(parts, axis=1)
+
+
+def _window_weights(scale: float) -> list[np.ndarray]:
+    """Area weights of the coarse, detail and centre grids of the central `scale` window of
+    a 16-cell side."""
+    side = GRID_SIDES[1]
+    start, stop = side * (1 - scale) / 2, side * (1 + scale) / 2
+    inset = (stop - start) * CENTRE_MARGIN / SOURCE_SIDE
+    return [_area_weights(side, GRID_SIDES[0], start, stop), _area_weights(side, GRID_SIDES[1], start, stop),
+            _area_weights(side, GRID_SIDES[2], start + inset, stop - inset)]
 
 
 def grid(colour: np.ndarray, part: int) -> np.ndarray:

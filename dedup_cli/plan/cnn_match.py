@@ -8,7 +8,8 @@ the cosine distance in ten-thousandths, `round((1 - cosine) * 10000)`: the plann
 
 The network is nearly blind to colour (an emoji in another skin tone scores 0.997), so
 every pair above the threshold also goes through the colour checks of similarity.py,
-which rule out pictures whose colours clearly differ, as they do for hashes.
+which rule out pictures whose colours clearly differ, as they do for hashes (with one
+more alignment: colour_vetoed).
 """
 
 from __future__ import annotations
@@ -18,12 +19,39 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dedup_cli.fingerprint.signature import zoomed
 from dedup_cli.plan.similarity import MatchSettings, vetoed
 from dedup_cli.search.cosine import cross_pairs_above, pairs_above
 
 COSINE_SCALE = 10_000  # integer distance units per unit of cosine
 # Calibrated on the generated bench (benchmarks/bench_cnn.py; the README has the figures).
 DEFAULT_COSINE = 0.80
+# The network finds mirrored, cropped and padded copies, whose colour grids do not line
+# up with the original's; before the colour checks rule such a pair out they also try the
+# smaller picture as the central window of the larger one, when the sizes say it may be
+# one (a crop or a border that was not resized: both sides between these fractions of the
+# other's). Not the mirror: flags such as Guinea's and Mali's are each other's mirror
+# image, and windows of any size would pair emoji in other skin tones (measured in
+# benchmarks/bench_cnn.py).
+WINDOW_FRACTIONS = (0.6, 0.97)
+
+
+def colour_vetoed(colour_a: np.ndarray, colour_b: np.ndarray, size_a: np.ndarray, size_b: np.ndarray,
+                  settings: MatchSettings) -> np.ndarray:
+    """True for pairs (signatures and (n, 2) width, height) that the colour checks rule out
+    as they are and, where the sizes allow, with the smaller picture as the window of the
+    larger one."""
+    ruled_out = vetoed(colour_a, colour_b, settings)
+    size_a, size_b = np.asarray(size_a, dtype=np.float64), np.asarray(size_b, dtype=np.float64)
+    for small, large, colour_small, colour_large in ((size_a, size_b, colour_a, colour_b),
+                                                      (size_b, size_a, colour_b, colour_a)):
+        fraction = small / np.maximum(large, 1)
+        fits = np.all((fraction >= WINDOW_FRACTIONS[0]) & (fraction <= WINDOW_FRACTIONS[1]), axis=1)
+        rows = np.flatnonzero(ruled_out & fits)
+        if len(rows):
+            window = zoomed(colour_large[rows], fraction[rows, 0], fraction[rows, 1])
+            ruled_out[rows] = vetoed(colour_small[rows], window, settings)
+    return ruled_out
 
 
 def max_units(min_similarity: float) -> int:
@@ -67,9 +95,13 @@ class EmbeddingMatcher:
         # Half a unit below the threshold's cosine, so that rounding to units decides.
         return 1.0 - (self.settings.max_bits + 0.5) / COSINE_SCALE
 
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.column_stack([self.hashed.width, self.hashed.height])
+
     def _vetoed(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        colour = self.hashed.colour
-        return vetoed(colour[first], colour[second], self.settings)
+        colour, sizes = self.hashed.colour, self.sizes
+        return colour_vetoed(colour[first], colour[second], sizes[first], sizes[second], self.settings)
 
     def distances(self, rows, row: int) -> np.ndarray:
         """Units from each of `rows` to `row`; vetoed or distant pairs get `rejected`."""
@@ -99,15 +131,17 @@ class EmbeddingMatcher:
             self._pairs = (first[allowed], second[allowed], distance[allowed])
         return self._pairs
 
-    def matches_many(self, query_embeddings: np.ndarray, query_colours: np.ndarray
+    def matches_many(self, query_embeddings: np.ndarray, query_colours: np.ndarray, query_sizes: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query, row, units) for every row that is a duplicate of one of many outside
-        images, sorted by query, units, row."""
+        images (their embeddings, colour signatures and (width, height)), sorted by query,
+        units, row."""
         found = cross_pairs_above(query_embeddings, self.embeddings, self.min_similarity)
         distance = units(found.similarity)
         keep = distance <= self.settings.max_bits
         queries, rows, distance = found.first[keep], found.second[keep], distance[keep]
-        allowed = ~vetoed(query_colours[queries], self.hashed.colour[rows], self.settings)
+        allowed = ~colour_vetoed(query_colours[queries], self.hashed.colour[rows], np.asarray(query_sizes)[queries],
+                                 self.sizes[rows], self.settings)
         queries, rows, distance = queries[allowed], rows[allowed], distance[allowed]
         order = np.lexsort((rows, distance, queries))
         return queries[order], rows[order], distance[order]
