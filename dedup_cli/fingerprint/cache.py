@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from dedup_cli.fingerprint.hashing import FileStat, HashRecord, HashSettings
@@ -128,26 +129,31 @@ class HashCache:
             raise
         return connection
 
+    def _matching_rows(self, stats: list[FileStat], select: str, params: list) -> Iterator[tuple[FileStat, list]]:
+        """(stat, the rest of its row) for each cached row of `stats` whose size and mtime
+        still match; `select` picks path, size, mtime_ns first and ends in `path IN`."""
+        wanted = {cache_key(stat.path): stat for stat in stats}
+        paths = list(wanted)
+        for start in range(0, len(paths), _LOOKUP_CHUNK):
+            chunk = paths[start : start + _LOOKUP_CHUNK]
+            rows = self._connection.execute(f"{select} ({','.join('?' * len(chunk))})", [*params, *chunk])
+            for key, size, mtime_ns, *rest in rows:
+                stat = wanted[key]
+                if stat.size == size and stat.mtime_ns == mtime_ns:
+                    yield stat, rest
+
     def lookup(self, stats: list[FileStat], settings: HashSettings) -> dict[str, HashRecord]:
         """Records for the files whose size and mtime match the cached entry."""
-        wanted = {cache_key(stat.path): stat for stat in stats}
         found: dict[str, HashRecord] = {}
-        paths = list(wanted)
+        select = ("SELECT path, size, mtime_ns, bits, width, height, error, colour, variants, digest, "
+                  "grey_mode, depth, lossless, frames FROM hashes_v3 "
+                  "WHERE algorithm = ? AND hash_size = ? AND decoder = ? AND path IN")
         try:
-            for start in range(0, len(paths), _LOOKUP_CHUNK):
-                chunk = paths[start : start + _LOOKUP_CHUNK]
-                rows = self._connection.execute(
-                    "SELECT path, size, mtime_ns, bits, width, height, error, colour, variants, digest, "
-                    "grey_mode, depth, lossless, frames FROM hashes_v3 "
-                    f"WHERE algorithm = ? AND hash_size = ? AND decoder = ? AND path IN ({','.join('?' * len(chunk))})",
-                    [settings.algorithm, settings.hash_size, settings.decoder_id, *chunk],
-                )
-                for key, size, mtime_ns, bits, width, height, error, colour, variants, digest, *facts in rows:
-                    stat = wanted[key]
-                    if stat.size == size and stat.mtime_ns == mtime_ns:
-                        facts = ImageFacts(bool(facts[0]), facts[1], bool(facts[2]), facts[3])
-                        found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants,
-                                                      digest, facts)
+            for stat, row in self._matching_rows(stats, select, [settings.algorithm, settings.hash_size,
+                                                                 settings.decoder_id]):
+                bits, width, height, error, colour, variants, digest, *facts = row
+                facts = ImageFacts(bool(facts[0]), facts[1], bool(facts[2]), facts[3])
+                found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants, digest, facts)
         except sqlite3.DatabaseError as exc:
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); hashing everything")
             return {}
@@ -168,23 +174,12 @@ class HashCache:
 
     def lookup_embeddings(self, stats: list[FileStat], model_key: str) -> dict[str, bytes]:
         """Embedding bytes of the files whose size and mtime match the cached entry."""
-        wanted = {cache_key(stat.path): stat for stat in stats}
-        found: dict[str, bytes] = {}
-        paths = list(wanted)
+        select = "SELECT path, size, mtime_ns, vector FROM embeddings_v1 WHERE model = ? AND path IN"
         try:
-            for start in range(0, len(paths), _LOOKUP_CHUNK):
-                chunk = paths[start : start + _LOOKUP_CHUNK]
-                rows = self._connection.execute(
-                    "SELECT path, size, mtime_ns, vector FROM embeddings_v1 "
-                    f"WHERE model = ? AND path IN ({','.join('?' * len(chunk))})", [model_key, *chunk])
-                for key, size, mtime_ns, vector in rows:
-                    stat = wanted[key]
-                    if stat.size == size and stat.mtime_ns == mtime_ns:
-                        found[stat.path] = vector
+            return {stat.path: row[0] for stat, row in self._matching_rows(stats, select, [model_key])}
         except sqlite3.DatabaseError as exc:
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); embedding everything")
             return {}
-        return found
 
     def store_embeddings(self, entries: list[tuple[FileStat, bytes]], model_key: str) -> None:
         """Insert or replace the embeddings of freshly embedded files, in one transaction."""

@@ -23,6 +23,7 @@ import numpy as np
 
 from dedup_cli.errors import UnreadableImage
 from dedup_cli.fingerprint.cnn_model import FEATURES, INPUT_SIDE, RUNTIME_INSTALL, ModelError, checked_model
+from dedup_cli.fingerprint.hashing import FileStat, die_with_parent, gather_batches
 from dedup_cli.media.loading import DECODER_VERSION, describe_error, load_image
 
 PREPROCESS_VERSION = 1  # bumped when decoding or scaling for the model changes (part of the cache key)
@@ -98,9 +99,7 @@ _SESSION = None  # the worker's onnxruntime session, made once by _start_worker
 def _start_worker(model_path: str, threads: int, parent_pid: int | None) -> None:
     global _SESSION
     if parent_pid is not None:
-        from dedup_cli.fingerprint.hashing import _die_with_parent
-
-        _die_with_parent(parent_pid)
+        die_with_parent(parent_pid)
     _SESSION = new_session(model_path, threads)
 
 
@@ -134,18 +133,10 @@ def embed_many(paths: Sequence[str], settings: EmbeddingSettings, workers: int =
     if workers <= 1 or len(batches) <= 1:
         _start_worker(settings.model_path, max(1, workers), None)
         results = map(embed_batch, batches)
-        return _gather(results, records, on_progress)
+        return gather_batches(results, records, on_progress)
     with ProcessPoolExecutor(max_workers=min(workers, len(batches)), initializer=_start_worker,
                              initargs=(settings.model_path, 1, os.getpid())) as pool:
-        return _gather(pool.map(embed_batch, batches), records, on_progress)
-
-
-def _gather(results, records, on_progress):
-    for batch in results:
-        records.extend(batch)
-        if on_progress:
-            on_progress(len(batch))
-    return records
+        return gather_batches(pool.map(embed_batch, batches), records, on_progress)
 
 
 def embed_collection(paths: Sequence[str], sizes: np.ndarray, mtimes: np.ndarray, settings: EmbeddingSettings,
@@ -154,8 +145,6 @@ def embed_collection(paths: Sequence[str], sizes: np.ndarray, mtimes: np.ndarray
     """(n, 1280) float16 unit embeddings of `paths` (rows in their order; a failed file's
     row is zero), the failures by path, and how many came from `cache` (a HashCache,
     keyed by path, size, mtime and settings.cache_key)."""
-    from dedup_cli.fingerprint.hashing import FileStat
-
     stats = [FileStat(path, int(size), int(mtime)) for path, size, mtime in zip(paths, sizes, mtimes)]  # noqa: B905
     cached = cache.lookup_embeddings(stats, settings.cache_key) if cache is not None else {}
     if on_progress and cached:

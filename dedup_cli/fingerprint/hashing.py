@@ -262,13 +262,13 @@ def hash_many(
     records: list[HashRecord] = []
     if workers <= 1 or len(batches) <= 1:
         results: Iterable[list[HashRecord]] = map(_hash_batch, batches)
-        return _collect(results, records, on_progress)
-    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), initializer=_die_with_parent,
+        return gather_batches(results, records, on_progress)
+    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), initializer=die_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        return _collect(pool.map(_hash_batch, batches), records, on_progress)
+        return gather_batches(pool.map(_hash_batch, batches), records, on_progress)
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
     """Worker start-up: ask Linux to kill this worker when the run that started it dies.
 
     A run killed with SIGKILL cannot shut its pool down; without this its workers, adopted
@@ -287,7 +287,8 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _collect(results, records, on_progress):
+def gather_batches(results, records: list, on_progress) -> list:
+    """Extend `records` with each batch of `results` as it arrives, reporting progress."""
     for batch_records in results:
         records.extend(batch_records)
         if on_progress:
