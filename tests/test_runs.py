@@ -9,7 +9,8 @@ from dedup_cli.runs import write_json
 
 def test_a_record_round_trips_with_one_line_per_list_item(tmp_path):
     groups = [{"id": n, "path": f"p\udcff{n}.jpg", "bits": [1, 2]} for n in range(500)]
-    data = {"format": "dedup-report", "groups": groups, "empty": [], "summary": {"scanned": 3, "nested": {"a": [1]}}, "name": "café"}
+    data = {"format": "dedup-report", "groups": groups, "empty": [],
+            "summary": {"scanned": 3, "nested": {"a": [1]}}, "name": "café"}
     path = tmp_path / "report.json"
     write_json(path, data)
     text = path.read_text(encoding="utf-8")
