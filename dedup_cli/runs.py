@@ -34,21 +34,38 @@ def create_run_folder(output_path: str | os.PathLike, command: str) -> Path:
     raise FileExistsError(f"no free run folder name under {output}")
 
 
-def write_json(path: Path, data, replace: bool = False) -> None:
-    """Write JSON to a new file (never overwriting one), or with `replace` swap a run's
-    own file atomically (a kill leaves the old version or the new, never half of one)."""
+def write_json(path: Path, data: dict, replace: bool = False) -> None:
+    """Write a dict as JSON to a new file (never overwriting one), or with `replace` swap
+    a run's own file atomically (a kill leaves the old version or the new, never half of
+    one). Streamed: each item of a top-level list is encoded on a line of its own by the
+    C encoder, so a report of 100,000 files is neither built as one string nor indented
+    by the slow pure-Python encoder."""
     if not replace:
         with open(path, "x", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
+            _dump(data, handle)
         return
     partial = path.with_name(path.name + ".partial")
     with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
+        _dump(data, handle)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(partial, path)
+
+
+def _dump(data: dict, handle) -> None:
+    handle.write("{")
+    for number, (key, value) in enumerate(data.items()):
+        handle.write(",\n  " if number else "\n  ")
+        handle.write(json.dumps(key) + ": ")
+        if isinstance(value, list) and value:
+            handle.write("[")
+            for index, item in enumerate(value):
+                handle.write(",\n    " if index else "\n    ")
+                handle.write(json.dumps(item))
+            handle.write("\n  ]")
+        else:
+            handle.write(json.dumps(value, indent=2).replace("\n", "\n  "))
+    handle.write("\n}\n")
 
 
 def find_report(run: str | os.PathLike) -> Path:

@@ -177,3 +177,29 @@ def test_references_and_animations_are_never_removed_and_no_group_keeps_nothing(
             assert not reference[removal.row]
             assert hashed.frames[removal.nearest_keep] >= hashed.frames[removal.row]
             assert removal.nearest_keep in group.keep and removal.bits <= max_bits
+
+
+def test_remembered_verdicts_answer_every_distance_as_a_fresh_judgement(tmp_path):
+    # A matcher that found its pairs keeps only the accepted ones: every other unturned
+    # pair within the threshold counts as vetoed. Asked about every pair, including
+    # identical copies (one row of the collapsed matcher) and colour-vetoed pairs, it
+    # must answer as a matcher that judges each pair afresh.
+    from conftest import DEMO
+
+    folder = tmp_path / "library"
+    shutil.copytree(DEMO, folder, ignore=shutil.ignore_patterns("LICENSES", "*.csv", "*.md"))
+    for source in sorted(folder.rglob("*.jpg"))[:3]:
+        shutil.copy(source, source.with_name("again_" + source.name))
+        red, green, blue = Image.open(source).convert("RGB").split()  # same layout, other colours
+        Image.merge("RGB", (blue, red, green)).save(source.with_name("recoloured_" + source.name))
+    hashed = hash_collection(sorted(str(p) for p in folder.rglob("*") if p.is_file()), HashSettings())
+    settings = MatchSettings(14)
+    remembering = Matcher(hashed, settings)
+    connected_groups(hashed, settings, IndexSettings(), remembering)  # lends the collapsed verdicts
+    rows = np.arange(len(hashed.paths))
+    fresh, remembered = ([matcher.distances(rows, row) for row in rows]
+                         for matcher in (Matcher(hashed, settings), remembering))
+    assert np.array_equal(np.array(fresh), np.array(remembered))
+    vetoed = np.array(fresh) == remembering.rejected
+    near = hamming(hashed.packed[:, None, :], hashed.packed[None, :, :]) <= 14
+    assert (vetoed & near).any() and (~vetoed & near & ~np.eye(len(rows), dtype=bool)).any()

@@ -388,3 +388,38 @@ def test_colour_checks_keep_their_golden_verdicts():
         assert (now["count"], now["vetoed"], now["flat"]) == (frozen["count"], frozen["vetoed"], frozen["flat"]), name
         # Float summation order moves a distance by about 1e-4.
         assert np.allclose(now["distances"], frozen["distances"], rtol=0, atol=2e-3), name
+
+
+def test_the_compiled_global_check_computes_colour_distance():
+    from dedup_cli.plan import coarse_kernel
+    from dedup_cli.plan.similarity import _kinds
+
+    for name, ((colour_a, colour_b), _) in golden_sets().items():
+        colour = np.concatenate([colour_a, colour_b])
+        first, second = np.arange(len(colour_a)), np.arange(len(colour_a), len(colour))
+        luma = colour[:, 0:192:3].sum(axis=1, dtype=np.int32).astype(np.float32) / 64
+        compiled = coarse_kernel.global_errors(colour, first, second, _kinds(colour)[0], luma, threads=2)
+        early = coarse_kernel.global_errors(colour, first, second, _kinds(colour)[0], luma, limit=12.0)
+        plain = colour_distance(colour_a, colour_b)
+        assert np.allclose(compiled, plain, rtol=1e-5, atol=1e-4), name
+        # ... and as many verdicts either side of every golden threshold
+        for threshold in GOLDEN_THRESHOLDS:
+            assert np.array_equal(compiled > threshold, plain > threshold), (name, threshold)
+        # with a limit, only the side of it counts (and stops the sums early)
+        assert np.array_equal(early > 12.0, plain > 12.0), name
+        assert np.isinf(early[plain > 12.0]).any(), name
+
+
+def test_a_matcher_reaches_the_same_verdicts_with_the_compiled_check(monkeypatch):
+    from dedup_cli.plan import similarity
+    from dedup_cli.plan.similarity import Matcher
+
+    hashed = hash_collection(scan_images(DEMO).files, HashSettings())
+    first, second = (side.astype(np.int64) for side in np.triu_indices(len(hashed.paths), k=1))
+    unturned = np.zeros(len(first), dtype=np.int64)
+    settings = MatchSettings(max_bits=64)
+    plain = Matcher(hashed, settings)._vetoed(first, second, unturned)
+    monkeypatch.setattr(similarity, "_COMPILED_FROM", 0)
+    compiled = Matcher(hashed, settings)._vetoed(first, second, unturned)
+    assert plain.any() and not plain.all()
+    assert np.array_equal(compiled, plain)

@@ -317,6 +317,9 @@ def hash_collection(
     return _assemble(stats, cached, fresh, failures, settings)
 
 
+_ASSEMBLE_CHUNK = 8192
+
+
 def _assemble(stats, cached, fresh, failures, settings) -> HashedFiles:
     result = HashedFiles(settings=settings, failures=list(failures), from_cache=len(cached))
     records = []
@@ -328,23 +331,33 @@ def _assemble(stats, cached, fresh, failures, settings) -> HashedFiles:
         result.paths.append(stat.path)
         records.append((stat, record))
     n_bytes = (settings.n_bits + 7) // 8
-    # Filled row by row: joining the records' bytes first would hold every signature twice.
-    result.packed = np.empty((len(records), n_bytes), dtype=np.uint8)
-    result.colour = np.empty((len(records), SIGNATURE_BYTES), dtype=np.uint8)
+    count = len(records)
+    result.packed = np.empty((count, n_bytes), dtype=np.uint8)
+    result.colour = np.empty((count, SIGNATURE_BYTES), dtype=np.uint8)
     if settings.isometric:
-        result.variants = np.empty((len(records), len(OTHER_ORIENTATIONS), n_bytes), dtype=np.uint8)
-    result.digest = np.empty((len(records), DIGEST_BYTES), dtype=np.uint8)
-    result.facts = np.empty((len(records), 4), dtype=np.int32)
-    meta = np.empty((len(records), 4), dtype=np.int64)
-    for row, (stat, record) in enumerate(records):
-        result.packed[row] = np.frombuffer(record.packed_bits, dtype=np.uint8)
-        result.digest[row] = np.frombuffer(record.digest, dtype=np.uint8)
-        facts = record.facts
-        result.facts[row] = (facts.grey_mode, facts.depth, facts.lossless, facts.frames)
-        result.colour[row] = np.frombuffer(record.colour, dtype=np.uint8)
+        result.variants = np.empty((count, len(OTHER_ORIENTATIONS), n_bytes), dtype=np.uint8)
+    result.digest = np.empty((count, DIGEST_BYTES), dtype=np.uint8)
+    result.facts = np.empty((count, 4), dtype=np.int32)
+    meta = np.empty((count, 4), dtype=np.int64)
+    # Filled a chunk of rows at a time: the bytes of a chunk joined, then read as one
+    # array (joining them all first would hold every signature twice).
+    for start in range(0, count, _ASSEMBLE_CHUNK):
+        chunk = records[start:start + _ASSEMBLE_CHUNK]
+        rows = slice(start, start + len(chunk))
+
+        def joined(name, width, chunk=chunk):
+            return np.frombuffer(b"".join([getattr(record, name) for _, record in chunk]),
+                                 dtype=np.uint8).reshape(len(chunk), width)
+
+        result.packed[rows] = joined("packed_bits", n_bytes)
+        result.colour[rows] = joined("colour", SIGNATURE_BYTES)
+        result.digest[rows] = joined("digest", DIGEST_BYTES)
         if settings.isometric:
-            result.variants[row] = np.frombuffer(record.variants, dtype=np.uint8).reshape(-1, n_bytes)
-        meta[row] = (record.width, record.height, stat.size, stat.mtime_ns)
+            result.variants[rows] = joined("variants", len(OTHER_ORIENTATIONS) * n_bytes).reshape(
+                len(chunk), len(OTHER_ORIENTATIONS), n_bytes)
+        result.facts[rows] = [(record.facts.grey_mode, record.facts.depth, record.facts.lossless, record.facts.frames)
+                              for _, record in chunk]
+        meta[rows] = [(record.width, record.height, stat.size, stat.mtime_ns) for stat, record in chunk]
     result.width, result.height, result.size, result.mtime_ns = meta.T.copy()
     result.failures.sort()
     return result

@@ -38,48 +38,65 @@ def scan_images(root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] 
 
     Hidden files and folders (name starting with '.') are ignored; folders in `exclude`
     and folders carrying OUTPUT_MARKER (dedup's own output) are skipped and reported.
+    Folders are listed with os.scandir, whose entries know a symbolic link without a
+    system call (100,000 files: 100,000 lstat calls fewer than asking each path).
     """
     root_path = Path(root).absolute()
     excluded = {Path(p).resolve() for p in exclude}
     result = ScanResult(root=root_path)
-
-    def unlisted(error: OSError) -> None:  # os.walk's report of a folder it cannot list
-        where = error.filename or str(root_path)
-        result.skipped.append((str(where), f"cannot list folder: {(error.strerror or str(error)).lower()}"))
-
-    for dirpath, dirnames, filenames in os.walk(root_path, onerror=unlisted, followlinks=False):
-        kept_dirs = []
-        for name in sorted(dirnames):
-            path = Path(dirpath, name)
-            reason = _skip_dir_reason(path, name, excluded)
-            if reason is None:
-                kept_dirs.append(name)
-            elif reason:
-                result.skipped.append((str(path), reason))
-        dirnames[:] = kept_dirs
-        for name in sorted(filenames):
-            _sort_file(Path(dirpath, name), name, result)
+    pending = [str(root_path)]  # depth first, each folder's subfolders in name order
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as error:
+            where = error.filename or folder
+            result.skipped.append((str(where), f"cannot list folder: {(error.strerror or str(error)).lower()}"))
+            continue
+        subfolders = []
+        for entry in entries:
+            if _is_folder(entry):
+                path = Path(entry.path)
+                reason = _skip_dir_reason(path, entry.name, excluded, entry.is_symlink())
+                if reason is None:
+                    subfolders.append(entry.path)
+                elif reason:
+                    result.skipped.append((str(path), reason))
+        for entry in entries:
+            if not _is_folder(entry):
+                _sort_file(entry, result)
+        pending.extend(reversed(subfolders))
     result.files.sort()
     return result
 
 
-def _sort_file(path: Path, name: str, result: ScanResult) -> None:
+def _is_folder(entry: os.DirEntry) -> bool:
+    """A folder, or a symbolic link to one (reported, never followed)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _sort_file(entry: os.DirEntry, result: ScanResult) -> None:
     """Add one directory entry to the files to hash, the skipped files, or neither."""
+    name = entry.name
     extension = os.path.splitext(name)[1].lower()
     if name.startswith("."):
         return
     if extension in UNSUPPORTED_IMAGE_EXTENSIONS:
-        result.skipped.append((str(path), UNSUPPORTED_IMAGE_EXTENSIONS[extension]))
+        result.skipped.append((entry.path, UNSUPPORTED_IMAGE_EXTENSIONS[extension]))
     elif extension in IMAGE_EXTENSIONS:
-        if path.is_symlink():
-            result.skipped.append((str(path), "symbolic link (not followed)"))
+        if entry.is_symlink():
+            result.skipped.append((entry.path, "symbolic link (not followed)"))
         else:
-            result.files.append(path)
+            result.files.append(Path(entry.path))
 
 
-def _skip_dir_reason(path: Path, name: str, excluded: set[Path]) -> str | None:
+def _skip_dir_reason(path: Path, name: str, excluded: set[Path], symlink: bool) -> str | None:
     """Why a folder is not entered: None to enter it, '' to skip it silently."""
-    if path.is_symlink():
+    if symlink:
         return "symbolic link to a folder (not followed)"
     if name.startswith("."):
         return ""

@@ -28,6 +28,7 @@ tell these verdicts from a plain evaluation's.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import partial
 
@@ -548,12 +549,18 @@ class Matcher:
         self._judged_vetoed = np.zeros(0, dtype=bool)
         self._judged_rows: np.ndarray | None = None  # row -> row of the matcher that judged
         self._judged_count = len(hashed.paths)  # the rows of the matcher that judged
+        # True when every unturned pair within max_bits was judged and only the accepted
+        # ones are kept: any other such pair of two distinct rows was vetoed. (A large
+        # collection has millions of candidate pairs and only thousands of duplicates.)
+        self._judged_all = False
+        self._file_facts: tuple[np.ndarray, np.ndarray] | None = None  # _file_kinds, once
 
     def reuse_verdicts(self, other: Matcher, rows: np.ndarray):
         """Take over the verdicts `other` reached, its row rows[i] standing for row i here
         (a matcher over the distinct files of this one's, which match alike)."""
         self._judged_keys, self._judged_vetoed = other._judged_keys, other._judged_vetoed
         self._judged_rows, self._judged_count = rows, len(other.hashed.paths)
+        self._judged_all = other._judged_all
 
     def _orientations(self, rows) -> np.ndarray:
         """(len(rows), k, bytes): the hash of each row in each orientation (k = 1 or 8)."""
@@ -592,24 +599,54 @@ class Matcher:
     def _remembered(self, rows: np.ndarray, row: int, orientation: np.ndarray) -> np.ndarray:
         """1 (vetoed), 0 (not) or -1 (not judged yet) for each pair (rows[i], row)."""
         verdicts = np.full(len(rows), -1, dtype=np.int8)
-        if not len(self._judged_keys):
+        if not len(self._judged_keys) and not self._judged_all:
             return verdicts
         keys = self._key(rows, np.full(len(rows), row))
-        at = np.minimum(np.searchsorted(self._judged_keys, keys), len(self._judged_keys) - 1)
-        known = (self._judged_keys[at] == keys) & (orientation == 0)
+        at = np.minimum(np.searchsorted(self._judged_keys, keys), max(len(self._judged_keys) - 1, 0))
+        found = (self._judged_keys[at] == keys) if len(self._judged_keys) else np.zeros(len(rows), dtype=bool)
+        known = found & (orientation == 0)
         verdicts[known] = self._judged_vetoed[at[known]]
+        if self._judged_all:
+            # Not accepted, so vetoed, unless the two are one row of the judging matcher
+            # (identical files, never judged against each other).
+            mapped = rows if self._judged_rows is None else self._judged_rows[rows]
+            same = mapped == (row if self._judged_rows is None else self._judged_rows[row])
+            verdicts[~found & (orientation == 0) & ~same] = 1
         return verdicts
 
     def _vetoed(self, first: np.ndarray, second: np.ndarray, orientation: np.ndarray) -> np.ndarray:
         """True for pairs that colour or flatness rule out; `first` is compared turned
-        into `orientation` (the one its hash matched in)."""
+        into `orientation` (the one its hash matched in). Many unturned pairs first go
+        through the compiled global check, which rules out most candidate pairs of a
+        large collection in place; the rest are gathered for all the checks."""
         colour = self.hashed.colour
         ruled_out = np.zeros(len(first), dtype=bool)
-        for start in range(0, len(first), _GATHER_CHUNK):  # gathered a chunk at a time
-            part = slice(start, start + _GATHER_CHUNK)
+        checked = np.arange(len(first))
+        compiled = len(first) >= _COMPILED_FROM or (len(first) >= _VETO_CHUNK and _COMPILED in sys.modules)
+        if self.settings.colour_check and compiled:
+            from dedup_cli.plan import coarse_kernel
+
+            unturned = np.flatnonzero(orientation == 0)
+            in_colour, mean_luma = self._file_kinds()
+            errors = coarse_kernel.global_errors(colour, first[unturned], second[unturned], in_colour, mean_luma,
+                                                 limit=self.settings.colour_threshold)
+            ruled_out[unturned[errors > self.settings.colour_threshold]] = True
+            checked = np.flatnonzero(~ruled_out)
+        for start in range(0, len(checked), _GATHER_CHUNK):  # gathered a chunk at a time
+            part = checked[start:start + _GATHER_CHUNK]
             ruled_out[part] = vetoed(turn_grids(colour[first[part]], orientation[part]), colour[second[part]],
                                      self.settings)
         return ruled_out
+
+    def _file_kinds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per file: in colour or not, and the mean luma of its coarse grid (float32)."""
+        if self._file_facts is None:
+            colour = self.hashed.colour
+            in_colour = np.concatenate([_kinds(colour[start:start + _GATHER_CHUNK])[0]
+                                        for start in range(0, len(colour), _GATHER_CHUNK)] or [np.zeros(0, bool)])
+            luma = colour[:, _LUMA_COLUMNS[0]]
+            self._file_facts = in_colour, luma.sum(axis=1, dtype=np.int32).astype(np.float32) / luma.shape[1]
+        return self._file_facts
 
     @property
     def found_pairs(self) -> bool:
@@ -626,17 +663,17 @@ class Matcher:
         hashed, max_bits = self.hashed, self.settings.max_bits
         n_bits = hashed.settings.n_bits
         if hashed.variants is None:
-            judged = []
+            accepted = []
 
             def accept(first, second):
-                ruled_out = self._vetoed(first, second, np.zeros(len(first), dtype=np.int64))
-                judged.append((first, second, ruled_out))
-                return ~ruled_out
+                kept = ~self._vetoed(first, second, np.zeros(len(first), dtype=np.int64))
+                accepted.append(self._key(first[kept], second[kept]))
+                return kept
 
             found = pairs_within(hashed.packed, n_bits, max_bits, self.index_settings, accept=accept)
-            if judged:
-                first, second, ruled_out = (np.concatenate(column) for column in zip(*judged))
-                self._remember(first, second, np.zeros(len(first), dtype=np.int64), ruled_out)
+            self._judged_keys = np.sort(np.concatenate(accepted)) if accepted else np.zeros(0, dtype=np.int64)
+            self._judged_vetoed = np.zeros(len(self._judged_keys), dtype=bool)
+            self._judged_all = True
             return found
         queries = self._orientations(np.arange(len(hashed.paths)))
         owner, second, bits = cross_pairs(hashed.packed, n_bits, queries.reshape(-1, queries.shape[-1]),
@@ -692,6 +729,10 @@ def vetoed(colour_a: np.ndarray, colour_b: np.ndarray, settings: MatchSettings) 
 
 _VETO_CHUNK = 256  # pairs checked at once: their float grids stay within the caches
 _GATHER_CHUNK = 16 * _VETO_CHUNK  # pairs whose signatures Matcher gathers at once for vetoed()
+# Candidate pairs from which the compiled global check pays for loading numba (about 0.3 s;
+# numpy checks some 200,000 pairs a second).
+_COMPILED_FROM = 100_000
+_COMPILED = "dedup_cli.plan.coarse_kernel"  # once loaded, it serves every chunk worth a call
 
 
 def turn_grids(colour: np.ndarray, orientation: np.ndarray) -> np.ndarray:
