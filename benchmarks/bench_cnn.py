@@ -4,9 +4,9 @@
                                    [--flags ../shared/bench/flags] [--vectors 100000] [--skip PART ...]
 
 Run it under `flock /tmp/dedup-bench.lock` (no two benchmarks at once). Parts:
-  speed     images/s and peak RSS of embedding every file of --generated, cold (no cache),
-            2 worker processes with one onnxruntime thread each, reduced-size JPEG decoding;
-            and with full decoding, for comparison
+  speed     images/s and peak RSS of embedding every file of --generated and N camera-like
+            9 MP JPEGs, cold (no cache), 2 worker processes with one onnxruntime thread each,
+            reduced-size JPEG decoding; and with full decoding, for comparison
   accuracy  what `dedup evaluate` measures, on --generated with --method hash and cnn at their
             defaults: pair precision/recall, and per kind of edit the copies linked to their
             original and those grouped with one of their own, side by side; then the CNN's
@@ -28,6 +28,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -50,19 +51,28 @@ def options(folder: Path, method: str, **changes) -> CollectionOptions:
     return replace(CollectionOptions(images_path=folder, workers=WORKERS, cache_path=None, method=method), **changes)
 
 
-def speed(folder: Path) -> None:
+def speed(folder: Path, camera_jpegs: int) -> None:
+    from bench_hashing import make_camera_jpegs
+
     from dedup_cli.fingerprint import embedding
 
     files = [str(p) for p in scan_images(folder).files]
     settings = embedding.open_model()
-    for label, decode_side in (("reduced-size decoding", embedding.INPUT_SIDE), ("full decoding", 0)):
-        embedding.DECODE_SIDE = decode_side  # the workers are forked: they see it
-        start = time.perf_counter()
-        records = embedding.embed_many(files, settings, workers=WORKERS)
-        elapsed = time.perf_counter() - start
-        failed = sum(r.vector is None for r in records)
-        print(f"embedding, {label}: {len(files)} files in {elapsed:.1f} s = {len(files) / elapsed:.1f} images/s "
-              f"({failed} failed), {WORKERS} processes")
+    with tempfile.TemporaryDirectory() as scratch:
+        sets = [(f"{len(files)} generated files (at most 1024 px)", files)]
+        if camera_jpegs:
+            originals = [p for p in files if p.endswith("_original.jpg")]
+            sets.append((f"{camera_jpegs} camera-like 9 MP JPEGs",
+                         make_camera_jpegs(originals, camera_jpegs, Path(scratch) / "camera")))
+        for name, paths in sets:
+            for label, decode_side in (("reduced-size decoding", embedding.INPUT_SIDE), ("full decoding", 0)):
+                embedding.DECODE_SIDE = decode_side  # the workers are forked: they see it
+                start = time.perf_counter()
+                records = embedding.embed_many(paths, settings, workers=WORKERS)
+                elapsed = time.perf_counter() - start
+                failed = sum(r.vector is None for r in records)
+                print(f"embedding {name}, {label}: {elapsed:.1f} s = {len(paths) / elapsed:.1f} images/s "
+                      f"({failed} failed), {WORKERS} processes")
     embedding.DECODE_SIDE = embedding.INPUT_SIDE
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak RSS: main process {own_peak_rss_mb():.0f} MB, largest worker {children:.0f} MB")
@@ -177,6 +187,8 @@ def main() -> int:
     parser.add_argument("--emoji", type=Path, default=REPO / "bench-output" / "emoji")
     parser.add_argument("--flags", type=Path, default=DEFAULT_BENCH / "flags")
     parser.add_argument("--vectors", type=int, default=100_000)
+    parser.add_argument("--camera-jpegs", type=int, default=100, metavar="N",
+                        help="also time N camera-like 9 MP JPEGs made from the generated originals (0: not)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["speed", "accuracy", "colour", "search"])
     args = parser.parse_args()
     print(json.dumps({"workers": WORKERS, "load_average": Path("/proc/loadavg").read_text().split()[:3]}))
@@ -185,7 +197,7 @@ def main() -> int:
         print(f"skipped speed and accuracy: {args.generated / 'truth.csv'} is absent "
               "(python benchmarks/make_transforms.py bench-output/generated --from-bench)")
     if generated_ok and "speed" not in args.skip:
-        speed(args.generated)
+        speed(args.generated, args.camera_jpegs)
     if generated_ok and "accuracy" not in args.skip:
         accuracy(args.generated)
     if "colour" not in args.skip:
