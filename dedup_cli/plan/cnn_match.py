@@ -15,7 +15,7 @@ more alignment: colour_vetoed).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,6 +34,10 @@ DEFAULT_COSINE = 0.80
 # image, and windows of any size would pair emoji in other skin tones (measured in
 # benchmarks/bench_cnn.py).
 WINDOW_FRACTIONS = (0.6, 0.97)
+# A window's grids are made from the 16x16 grid (signature.zoomed), which blurs the cells
+# at its edges: the local check, which looks at the 8 worst cells, gets this much more room
+# there (the global and one-edit checks are unchanged).
+WINDOW_LOCAL_SLACK = 1.6
 
 
 def colour_vetoed(colour_a: np.ndarray, colour_b: np.ndarray, size_a: np.ndarray, size_b: np.ndarray,
@@ -42,6 +46,7 @@ def colour_vetoed(colour_a: np.ndarray, colour_b: np.ndarray, size_a: np.ndarray
     as they are and, where the sizes allow, with the smaller picture as the window of the
     larger one."""
     ruled_out = vetoed(colour_a, colour_b, settings)
+    window_settings = replace(settings, local_factor=settings.local_factor * WINDOW_LOCAL_SLACK)
     size_a, size_b = np.asarray(size_a, dtype=np.float64), np.asarray(size_b, dtype=np.float64)
     for small, large, colour_small, colour_large in ((size_a, size_b, colour_a, colour_b),
                                                       (size_b, size_a, colour_b, colour_a)):
@@ -50,7 +55,7 @@ def colour_vetoed(colour_a: np.ndarray, colour_b: np.ndarray, size_a: np.ndarray
         rows = np.flatnonzero(ruled_out & fits)
         if len(rows):
             window = zoomed(colour_large[rows], fraction[rows, 0], fraction[rows, 1])
-            ruled_out[rows] = vetoed(colour_small[rows], window, settings)
+            ruled_out[rows] = vetoed(colour_small[rows], window, window_settings)
     return ruled_out
 
 

@@ -64,6 +64,9 @@ class MatchSettings:
     max_bits: int
     colour_check: bool = True
     colour_threshold: float = DEFAULT_COLOUR_THRESHOLD
+    # The local check's limit in colour thresholds: cnn_match raises it for grids that it
+    # approximates (a window of another picture's grid blurs the cells at its edges).
+    local_factor: float = LOCAL_FACTOR
 
 
 def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -499,7 +502,7 @@ class _Pairs:
             return verdicts
         dense = len(still_open) > _DENSE_SHARE * self.count
         checked, rows = (self, still_open) if dense else (self.subset(still_open), np.arange(len(still_open)))
-        local_limit = LOCAL_FACTOR * threshold
+        local_limit = settings.local_factor * threshold
         local_above = checked.local_error(local_limit, _ALIGNMENTS[:1])[rows] > local_limit
         verdicts[still_open[local_above]] = _LOCAL_OPEN
         in_colour = np.flatnonzero(~local_above & checked.with_chroma[rows])
@@ -509,7 +512,7 @@ class _Pairs:
 
     def finish_local(self, settings: MatchSettings) -> np.ndarray:
         """The verdicts of pairs left LOCAL_OPEN: the other alignments, then the one-edit check."""
-        local_limit = LOCAL_FACTOR * settings.colour_threshold
+        local_limit = settings.local_factor * settings.colour_threshold
         local_above = self.local_error(local_limit, _ALIGNMENTS[1:]) > local_limit
         in_colour = np.flatnonzero(~local_above & self.with_chroma)
         edit_above = np.zeros(self.count, dtype=bool)
