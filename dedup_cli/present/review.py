@@ -27,6 +27,7 @@ REVIEW_PAGE = "review.html"
 THUMBS_FOLDER = "thumbs"
 THUMB_SIDE = 256  # fits a tile at 1x and is sharp enough at 2x zoom
 THUMB_QUALITY = 75
+THUMB_DECODE_SIDE = 128  # the shorter side hashing decodes pHash 8 at: no more pixels for a thumbnail
 _POOL_MIN_JOBS = 24  # below this a worker pool costs more to start than it saves
 _HEX_DIGEST = re.compile(r"[0-9a-f]{16,128}")
 
@@ -161,13 +162,15 @@ def _removed_to(run_folder: Path) -> dict[str, str]:
 
 
 def _decode_side(entry: dict) -> int:
-    """The shorter side a decode needs for a thumbnail that fits THUMB_SIDE square: the
-    report knows each picture's size, so a 1024x640 JPEG is decoded at 1/4 (256x160)
-    rather than at 1/2 to keep 256 pixels on its shorter side."""
+    """The shorter side to decode for a thumbnail that fits THUMB_SIDE square, at most
+    THUMB_DECODE_SIDE: the report knows each picture's size, so a 1024x640 JPEG is decoded
+    at 1/4 (256x160), and a 1920x1080 one at 1/8 (240x135, as hashing decodes it) rather
+    than at 1/4 to keep 144 pixels: a quarter of the pixels for a thumbnail a little
+    smaller than the tile."""
     width, height = entry.get("width") or 0, entry.get("height") or 0
     if not width or not height:
-        return THUMB_SIDE
-    return max(1, -(-THUMB_SIDE * min(width, height) // max(width, height)))
+        return THUMB_DECODE_SIDE
+    return max(1, min(THUMB_DECODE_SIDE, -(-THUMB_SIDE * min(width, height) // max(width, height))))
 
 
 def _source(path: str, moved: dict[str, str]) -> str:
@@ -212,12 +215,16 @@ def _write_thumbnail(job: tuple[str, str, int]) -> str:
 
 def thumbnail_names(report: dict, run_folder: Path) -> dict[str, str]:
     """path -> thumbnail URL relative to the page ("thumbs/<key>.jpg") for the files
-    whose thumbnail exists."""
+    whose thumbnail exists (one listing of thumbs/, not a stat per file)."""
+    try:
+        made = set(os.listdir(run_folder / THUMBS_FOLDER))
+    except FileNotFoundError:
+        return {}
     names = {}
     for entry in _entries(report):
-        relative = f"{THUMBS_FOLDER}/{thumbnail_key(entry)}.jpg"
-        if (run_folder / relative).is_file():
-            names[entry["path"]] = relative
+        name = f"{thumbnail_key(entry)}.jpg"
+        if name in made:
+            names[entry["path"]] = f"{THUMBS_FOLDER}/{name}"
     return names
 
 
@@ -228,10 +235,17 @@ def file_links(report: dict, run_folder: Path) -> dict[str, str]:
     still finds them; names that are not UTF-8 are encoded as their own bytes."""
     moved = _removed_to(run_folder)
     base = os.path.abspath(run_folder)
+    # Most files lie under the images folder: its relative path is worked out once.
+    root = os.path.abspath(report["settings"].get("images_path") or base).rstrip(os.sep) + os.sep
+    to_root = os.path.relpath(root, base) + os.sep
     links = {}
     for entry in _entries(report):
         source = _source(entry["path"], moved)
-        links[entry["path"]] = quote(os.fsencode(os.path.relpath(source, base)))
+        if source.startswith(root):
+            relative = to_root + source[len(root):]
+        else:
+            relative = os.path.relpath(source, base)
+        links[entry["path"]] = quote(os.fsencode(relative))
     return links
 
 
