@@ -210,3 +210,15 @@ def test_tsne_map_of_the_generated_set_is_a_map_not_a_line():
     positions = tsne_positions(np.unpackbits(packed, axis=1), perplexity=30)
     extent = np.ptp(positions, axis=0)
     assert len(positions) == 646 and extent.min() > 0.5 * extent.max()
+
+
+def test_a_name_that_is_not_utf8_gets_a_working_link_and_its_own_path_back(small_library, tmp_path):
+    from urllib.parse import unquote_to_bytes
+
+    name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 bytes: a lone surrogate in Python
+    (small_library / name).write_bytes((small_library / "sub" / "pic1_small.jpg").read_bytes())
+    folder = dry_run(small_library, tmp_path / "out")
+    files = files_of(folder / "review.html")
+    odd = files[str(small_library / name)]  # the page holds the same \udcXX path as report.json
+    target = os.path.join(os.fsencode(folder), unquote_to_bytes(odd["src"]))
+    assert os.path.samefile(target, small_library / name)
