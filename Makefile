@@ -9,7 +9,7 @@ BENCH_DIR ?= ../shared/bench/wallpapers
 
 MODEL_VENV ?= .venv-model
 
-.PHONY: model model-build all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-fidelity bench-scale calibrate
+.PHONY: model model-build all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-100k bench-fidelity bench-scale calibrate
 
 all: check package
 
@@ -67,6 +67,11 @@ bench-camera: setup-env
 
 bench-memory: setup-env
 	$(BIN)/python benchmarks/bench_memory.py --counts 1000 10000
+
+# 100,000 small JPEGs (made once into bench-output/pictures, 752 MB): a cold dry
+# run, then the median of 3 warm ones.
+bench-100k: setup-env
+	$(BIN)/python benchmarks/bench_memory.py --counts 100000 --folder bench-output/pictures --warm 3
 
 bench-fidelity: setup-env
 	$(BIN)/python benchmarks/hash_fidelity.py

@@ -16,6 +16,7 @@ from dedup_cli import __version__
 from dedup_cli.errors import DedupError, ModelError
 from dedup_cli.plan.grouping import KEEP_POLICIES
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_CELLS, LOCAL_FACTOR
+from dedup_cli.present.review import human_size as human_bytes
 from dedup_cli.search.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, IndexSettings, Metric
 
 HASH_ALGORITHMS = ("average_hash", "dhash", "phash", "whash")
@@ -227,15 +228,6 @@ def echo_notes(notes) -> None:
         click.echo(f"Warning: {note}", err=True)
 
 
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
-
-
 def check_readable(collection) -> None:
     """Exit 1 when images were found but none could be read."""
     if collection.scan.files and not collection.hashed.paths:
@@ -261,6 +253,9 @@ def check_readable(collection) -> None:
 @click.option("--reference", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder whose files are never removed and are kept first (repeatable); scanned too "
               "when outside --images-path.")
+@click.option("--review", type=YES_NO, default=True, show_default=True,
+              help="Write review.html into the run folder: the plan in a browser, to check and change before "
+              "`dedup apply` (it shows the files themselves; `dedup review RUN` adds thumbnails).")
 @handle_errors
 def delete(**kwargs):
     """Group near-duplicates, keep the best file of each group, back up and remove the rest."""
@@ -270,7 +265,7 @@ def delete(**kwargs):
     options = collection_options(kwargs)
     delete_options = DeleteOptions(kwargs["output_path"], kwargs["safe_deletion"], kwargs["backup_keep"],
                                    kwargs["backup_duplicate"], kwargs["keep_policy"], tuple(kwargs["reference"]),
-                                   kwargs["action"])
+                                   kwargs["action"], kwargs["review"])
     with progress:
         result = run_delete(options, delete_options, on_progress=progress.update, on_total=progress.total)
     echo_notes(result.collection.notes)
@@ -307,6 +302,8 @@ def render_delete_summary(result, options) -> None:
         click.echo(f"Removed {summary['removed']} files; {summary['skipped_actions']} actions skipped "
                    f"(journal: {result.run_folder / 'journal.jsonl'}).")
     click.echo(f"Report: {result.files['report']}")
+    if "review" in result.files:
+        click.echo(f"Review: {result.files['review']}")
 
 
 @main.command()
@@ -491,6 +488,30 @@ def apply(run, decisions, action, backup_duplicate, backup_keep):
     click.echo(f"Removed {result.removed} files; {len(result.skipped)} skipped; "
                f"{result.already_done} done by an earlier run (journal: {result.run_folder / 'journal.jsonl'}).")
     click.echo(f"Record: {result.record}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default web browser.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Processes that make the thumbnails. Default: the CPUs available.")
+@handle_errors
+def review(run, open_page, workers):
+    """Make the thumbnails of a delete run (its folder or report.json) in RUN/thumbs/ and
+    write RUN/review.html again to show them: the page to check the plan in a browser and
+    save decisions.json for `dedup apply RUN --decisions`. Thumbnails already made are kept."""
+    from dedup_cli.fingerprint.hashing import default_workers
+    from dedup_cli.present.pages import file_uri
+    from dedup_cli.present.review import open_in_browser, write_review
+
+    result = write_review(run, workers=workers or default_workers())
+    for path, reason in result.failures[:MAX_LISTED_FAILURES]:
+        click.echo(f"No thumbnail for '{path}': {reason}", err=True)
+    click.echo(f"Thumbnails: {result.thumbnails_made} made, {result.thumbnails_reused} reused, "
+               f"{len(result.failures)} unreadable.")
+    click.echo(f"Review: {result.page}")
+    if open_page and not open_in_browser(result.page):
+        click.echo(f"No web browser found: open {file_uri(result.page)} yourself.", err=True)
 
 
 @main.command()

@@ -90,6 +90,7 @@ class DeleteOptions:
     keep_policy: str = "resolution"
     reference: tuple[Path, ...] = ()  # folders whose files are never removed, kept first
     action: str = "move"  # actions.ACTIONS
+    review: bool = True  # write review.html into the run folder (no thumbnails: `dedup review` makes them)
 
     @property
     def action_settings(self) -> actions.ActionSettings:
@@ -288,7 +289,23 @@ def _plan_and_act(options, delete, on_progress, on_total) -> DeleteResult:
                                      delete.action_settings)
     delete_report = _delete_report(options, delete, collection, plan, outcomes)
     files = report.write_delete_report(run_folder, delete_report, _size_label(options), options.effective_threshold)
+    if delete.review:
+        files.update(_review_page(run_folder, collection.notes))
     return DeleteResult(collection, plan, delete_report, run_folder, files)
+
+
+def _review_page(run_folder: Path, notes: list[str]) -> dict:
+    """Write review.html from the report just written, so the page and report.json agree
+    on every fact; {"review": path}, or {} with a note when it cannot be written (a page
+    is a convenience, never a reason to fail a run)."""
+    from dedup_cli.present.review import write_review_page
+
+    try:
+        page = write_review_page(run_folder, runs.read_report(run_folder / "report.json"))
+    except OSError as exc:
+        notes.append(f"Cannot write review.html in '{run_folder}': {exc} (try `dedup review {run_folder}`)")
+        return {}
+    return {"review": str(page)}
 
 
 def _size_label(options: CollectionOptions):

@@ -30,6 +30,7 @@ def check_output(command: str, output: str) -> None:
     words = shlex.split(command)
     if words[1] == "delete":
         assert "Scanned 47 images" in output and "Dry run" in output
+        assert Path(re.search(r"Review: (\S+)", output).group(1)).is_file()
         if "euclidean" in words:
             assert "Threshold: 3 euclidean (9 bits of 64)" in output
         if "cnn" in words:
@@ -45,6 +46,7 @@ def check_output(command: str, output: str) -> None:
         assert "bridge_70.jpg" in output
     elif words[1] == "show":
         assert Path(re.search(r"t-SNE coordinates: (\S+)", output).group(1)).is_file()
+        assert Path(re.search(r"interactive map: (\S+)", output).group(1)).is_file()
     elif words[1] == "match":
         lines = output.splitlines()
         assert lines[0] == "id_a,id_b,distance" and len(lines) > 40

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -263,9 +264,34 @@ def hash_many(
     if workers <= 1 or len(batches) <= 1:
         results: Iterable[list[HashRecord]] = map(_hash_batch, batches)
         return gather_batches(results, records, on_progress)
-    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), initializer=die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
+    with worker_pool(min(workers, len(batches))) as pool:
         return gather_batches(pool.map(_hash_batch, batches), records, on_progress)
+
+
+class InlinePool:
+    """The pool of a run with one worker: submitted work runs at once, in this process."""
+
+    def submit(self, function, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(function(*args))
+        except Exception as exc:  # delivered by result(), as a process pool would
+            future.set_exception(exc)
+        return future
+
+    def map(self, function, iterable, chunksize: int = 1):
+        return map(function, iterable)
+
+
+@contextmanager
+def worker_pool(workers: int):
+    """A ProcessPoolExecutor of `workers` processes that die with this one (see
+    die_with_parent), or an InlinePool for one: hashing, thumbnails and maps share it."""
+    if workers <= 1:
+        yield InlinePool()
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        yield pool
 
 
 def die_with_parent(parent_pid: int) -> None:
