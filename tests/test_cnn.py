@@ -158,6 +158,8 @@ def test_cnn_method_end_to_end_on_the_demo_set(cnn, demo_copy, tmp_path):
     removal = report["groups"][0]["remove"][0]
     assert 0 <= removal["distance"] <= 0.2 and removal["bits"] == round(removal["distance"] * 10000)
     assert tree_digest(demo_copy) == before
+    page = (report_path.parent / "review.html").read_text(encoding="utf-8")
+    assert "CNN embeddings: cosine similarity \\u003e= 0.8" in page and '"method":"cnn"' in page
     assert "from cache" in result.output and "(47 from cache)" in result.output  # evaluate filled the cache
 
     # apply with decisions that move the keep: a CNN report holds no embeddings to
