@@ -14,6 +14,7 @@ import click
 
 from dedup_cli import __version__
 from dedup_cli.errors import DedupError
+from dedup_cli.media.scan import MEDIA
 from dedup_cli.plan.grouping import KEEP_POLICIES
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_CELLS, LOCAL_FACTOR
 from dedup_cli.search.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, IndexSettings, Metric
@@ -104,6 +105,9 @@ def common_options(default_output: str | None):
                          "equal imagehash's on the upright image)."),
             click.option("--progress/--no-progress", default=True, show_default=True,
                          help="Progress bar on stderr."),
+            click.option("--media", type=click.Choice(MEDIA), default="all", show_default=True,
+                         help="Look at images, videos (MP4, MOV, M4V, MKV, WebM, AVI) or both; a video only "
+                         "ever pairs with a video."),
         ]
         for option in reversed(options):
             command = option(command)
@@ -139,6 +143,7 @@ def collection_options(kwargs: dict):
         workers=(workers or default_workers()) if parallel else 1,
         batch_size=kwargs.pop("batch_size"),
         cache_path=None if no_cache else (cache_path or default_cache_path()),
+        media=kwargs.pop("media"),
     )
 
 
@@ -219,9 +224,11 @@ def human_bytes(count: int) -> str:
 
 
 def check_readable(collection) -> None:
-    """Exit 1 when images were found but none could be read."""
-    if collection.scan.files and not collection.hashed.paths:
-        raise click.ClickException(f"None of the {len(collection.scan.files)} images could be read")
+    """Exit 1 when images or videos were found but none could be read."""
+    found = len(collection.scan.files) + len(collection.scan.videos)
+    if found and not collection.hashed.paths and not collection.videos.prints:
+        what = "images" if not collection.scan.videos else "videos" if not collection.scan.files else "files"
+        raise click.ClickException(f"None of the {found} {what} could be read")
 
 
 @main.command()
@@ -257,25 +264,35 @@ def delete(**kwargs):
         result = run_delete(options, delete_options, on_progress=progress.update, on_total=progress.total)
     echo_notes(result.collection.notes)
     echo_failures(result.collection.hashed.failures)
+    echo_failures(result.collection.videos.failures, "Cannot decode video")
     render_delete_summary(result, options)
     check_readable(result.collection)
 
 
 def render_delete_summary(result, options) -> None:
     summary = result.report.summary
-    if not summary["scanned"]:
+    videos = summary["videos"]
+    if not summary["scanned"] and not videos["scanned"]:
         click.echo(f"No images found in '{options.images_path}'.")
-    click.echo(
-        f"Scanned {summary['scanned']} images: {summary['hashed']} hashed "
-        f"({summary['from_cache']} from cache), {summary['unreadable']} unreadable."
-    )
+    if summary["scanned"] or not videos["scanned"]:
+        click.echo(
+            f"Scanned {summary['scanned']} images: {summary['hashed']} hashed "
+            f"({summary['from_cache']} from cache), {summary['unreadable']} unreadable."
+        )
+    if videos["scanned"]:
+        click.echo(
+            f"Scanned {videos['scanned']} videos: {videos['fingerprinted']} fingerprinted "
+            f"({videos['from_cache']} from cache), {videos['unreadable']} unreadable; "
+            f"{videos['groups']} groups of the same video, {videos['remove']} to remove."
+        )
     click.echo(
         f"Groups of near-duplicates: {summary['groups']}; to keep: {summary['keep']}, "
         f"to remove: {summary['remove']} ({human_bytes(summary['bytes_to_free'])} "
         f"{'would be' if summary['dry_run'] else 'to be'} freed)."
     )
     click.echo(f"Threshold: {options.effective_threshold:g} {options.index_settings.metric.name} "
-               f"({options.max_bits} bits of {options.hash_settings.n_bits}).")
+               f"({options.max_bits} bits of {options.hash_settings.n_bits})"
+               + (f"; video frames: {options.video_match.frame_bits} bits of 64." if videos["scanned"] else "."))
     if summary["dry_run"]:
         click.echo("Dry run (--safe-deletion y): no file was changed. "
                    "Use --safe-deletion n to move the duplicates aside.")

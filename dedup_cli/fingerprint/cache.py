@@ -14,6 +14,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import numpy as np
+
 from dedup_cli.fingerprint.hashing import FileStat, HashRecord, HashSettings
 from dedup_cli.media.loading import ImageFacts
 
@@ -37,6 +39,28 @@ CREATE TABLE IF NOT EXISTS hashes_v3 (
     lossless INTEGER NOT NULL DEFAULT 0,
     frames INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (path, algorithm, hash_size, decoder)
+)
+"""
+# One row per video: the kept frames' hashes (uint64), mirrored hashes and times (float32)
+# as little-endian arrays, and what the keep policy reads (fingerprint/video.py).
+_VIDEO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS video_prints_v1 (
+    path TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    mirrored BLOB,
+    times BLOB NOT NULL,
+    duration REAL NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    bitrate INTEGER NOT NULL,
+    codec TEXT NOT NULL,
+    fps REAL NOT NULL,
+    flat_frames INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    PRIMARY KEY (path, settings)
 )
 """
 _LOOKUP_CHUNK = 500
@@ -109,6 +133,7 @@ class HashCache:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
+            connection.execute(_VIDEO_SCHEMA)
             connection.execute("SELECT count(*) FROM hashes_v3 LIMIT 1").fetchone()
         except sqlite3.DatabaseError:
             connection.close()
@@ -151,14 +176,60 @@ class HashCache:
              record.facts.frames)
             for stat, record in entries
         ]
+        self._write(f"INSERT OR REPLACE INTO hashes_v3 VALUES ({','.join('?' * 17)})", rows, "hashes")
+
+    def lookup_videos(self, stats: list[FileStat], settings) -> dict:
+        """Video fingerprints (fingerprint.video.VideoPrint) of the files whose size and
+        mtime match the cached entry: a second run over unchanged videos decodes nothing."""
+        from dedup_cli.fingerprint.video import VideoPrint
+        from dedup_cli.media.video import VideoInfo
+
+        wanted = {cache_key(stat.path): stat for stat in stats}
+        found = {}
+        paths = list(wanted)
+        try:
+            for start in range(0, len(paths), _LOOKUP_CHUNK):
+                chunk = paths[start : start + _LOOKUP_CHUNK]
+                rows = self._connection.execute(
+                    "SELECT path, size, mtime_ns, hashes, mirrored, times, duration, width, height, bitrate, codec, "
+                    f"fps, flat_frames, digest FROM video_prints_v1 WHERE settings = ? AND path IN "
+                    f"({','.join('?' * len(chunk))})", [settings.key, *chunk])
+                for key, size, mtime_ns, hashes, mirrored, times, *facts, flat, digest in rows:
+                    stat = wanted[key]
+                    if stat.size != size or stat.mtime_ns != mtime_ns:
+                        continue
+                    found[stat.path] = VideoPrint(
+                        stat.path, np.frombuffer(hashes, dtype="<u8").astype(np.uint64),
+                        np.frombuffer(times, dtype="<f4").astype(np.float32),
+                        None if mirrored is None else np.frombuffer(mirrored, dtype="<u8").astype(np.uint64),
+                        VideoInfo(*facts), flat, digest)
+        except sqlite3.DatabaseError as exc:
+            self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); decoding every video")
+            return {}
+        return found
+
+    def store_videos(self, entries: list, settings) -> None:
+        """Insert or replace the fingerprints of freshly decoded videos, in one transaction."""
+        rows = [
+            (cache_key(stat.path), settings.key, stat.size, stat.mtime_ns, record.hashes.astype("<u8").tobytes(),
+             None if record.mirrored is None else record.mirrored.astype("<u8").tobytes(),
+             record.times.astype("<f4").tobytes(), record.info.duration, record.info.width, record.info.height,
+             record.info.bitrate, record.info.codec, record.info.fps, record.flat_frames, record.digest)
+            for stat, record in entries
+        ]
+        self._write(f"INSERT OR REPLACE INTO video_prints_v1 VALUES ({','.join('?' * 15)})", rows, "fingerprints")
+
+    def _write(self, statement: str, rows: list, what: str) -> None:
+        if not rows:
+            return
         try:
             self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany(f"INSERT OR REPLACE INTO hashes_v3 VALUES ({','.join('?' * 17)})", rows)
+            self._connection.executemany(statement, rows)
             self._connection.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             if self._connection.in_transaction:
                 self._connection.execute("ROLLBACK")
-            self.warnings.append(f"hash cache '{self.path}' could not be updated ({exc}); hashes not saved")
+            self.warnings.append(f"hash cache '{self.path}' could not be updated ({exc}); {what} not saved")
 
     def close(self) -> None:
         self._connection.close()
