@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS video_prints_v1 (
     fps REAL NOT NULL,
     flat_frames INTEGER NOT NULL,
     digest BLOB NOT NULL,
+    content_share REAL NOT NULL,
     PRIMARY KEY (path, settings)
 )
 """
@@ -192,9 +193,9 @@ class HashCache:
                 chunk = paths[start : start + _LOOKUP_CHUNK]
                 rows = self._connection.execute(
                     "SELECT path, size, mtime_ns, hashes, mirrored, times, duration, width, height, bitrate, codec, "
-                    f"fps, flat_frames, digest FROM video_prints_v1 WHERE settings = ? AND path IN "
+                    f"fps, flat_frames, digest, content_share FROM video_prints_v1 WHERE settings = ? AND path IN "
                     f"({','.join('?' * len(chunk))})", [settings.key, *chunk])
-                for key, size, mtime_ns, hashes, mirrored, times, *facts, flat, digest in rows:
+                for key, size, mtime_ns, hashes, mirrored, times, *facts, flat, digest, share in rows:
                     stat = wanted[key]
                     if stat.size != size or stat.mtime_ns != mtime_ns:
                         continue
@@ -202,7 +203,7 @@ class HashCache:
                         stat.path, np.frombuffer(hashes, dtype="<u8").astype(np.uint64),
                         np.frombuffer(times, dtype="<f4").astype(np.float32),
                         None if mirrored is None else np.frombuffer(mirrored, dtype="<u8").astype(np.uint64),
-                        VideoInfo(*facts), flat, digest)
+                        VideoInfo(*facts), flat, digest, content_share=share)
         except sqlite3.DatabaseError as exc:
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); decoding every video")
             return {}
@@ -214,10 +215,11 @@ class HashCache:
             (cache_key(stat.path), settings.key, stat.size, stat.mtime_ns, record.hashes.astype("<u8").tobytes(),
              None if record.mirrored is None else record.mirrored.astype("<u8").tobytes(),
              record.times.astype("<f4").tobytes(), record.info.duration, record.info.width, record.info.height,
-             record.info.bitrate, record.info.codec, record.info.fps, record.flat_frames, record.digest)
+             record.info.bitrate, record.info.codec, record.info.fps, record.flat_frames, record.digest,
+             record.content_share)
             for stat, record in entries
         ]
-        self._write(f"INSERT OR REPLACE INTO video_prints_v1 VALUES ({','.join('?' * 15)})", rows, "fingerprints")
+        self._write(f"INSERT OR REPLACE INTO video_prints_v1 VALUES ({','.join('?' * 16)})", rows, "fingerprints")
 
     def _write(self, statement: str, rows: list, what: str) -> None:
         if not rows:

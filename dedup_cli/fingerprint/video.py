@@ -58,6 +58,12 @@ class VideoPrint:
     flat_frames: int = 0  # looked-at frames without content (not hashed)
     digest: bytes = b""
     error: str = ""
+    content_share: float = 1.0  # of the frame's area, the part inside the borders cut
+
+    @property
+    def content_pixels(self) -> int:
+        """Pixels of picture, bars left out: what "higher resolution" means for a video."""
+        return int(self.info.width * self.info.height * self.content_share)
 
     @property
     def representative(self) -> int:
@@ -141,8 +147,10 @@ def fingerprint_frames(path: str, sampled: media.SampledFrames, settings: VideoS
     hashes = frame_hashes(pixels[rows])
     kept = keep_frames(hashes, sampled.times[rows])
     mirrored = frame_hashes(pixels[rows[kept], :, ::-1]) if settings.isometric else None
+    top, bottom, left, right = box
+    share = (bottom - top) * (right - left) / float(sampled.thumbs.shape[1] * sampled.thumbs.shape[2])
     return VideoPrint(path, hashes[kept], sampled.times[rows[kept]].astype(np.float32), mirrored, sampled.info,
-                      flat_frames=int(len(pixels) - len(rows)))
+                      flat_frames=int(len(pixels) - len(rows)), content_share=round(share, 4))
 
 
 def fingerprint_video(path: str, settings: VideoSettings) -> VideoPrint:

@@ -4,8 +4,10 @@ Pure: fingerprints in, pairs and plans out. Candidate pairs come from frame-hash
 found by the search engine over every kept frame of every video (never all frames
 against all frames). Then, per pair of videos, each frame of the shorter one votes for
 the time offset at which its nearest frame(s) of the longer one lie (ties share a vote).
-The pair holds when the offset with the most votes gathers at least `min_coverage` of
-the shorter video's frames: a trimmed copy, a sub-clip, another frame rate or encode all
+A frame votes only when its nearest match stands out (matches at other offsets are
+DISTINCT_BITS farther), and a frame of the longer video counts once however many frames
+of the shorter one it stands in for. The pair holds when the offset with the most
+votes gathers at least `min_coverage` of the shorter video's frames: a trimmed copy, a sub-clip, another frame rate or encode all
 line up at one offset, while clips of one static scene at different moments have their
 nearest frames scattered over the other clip, and two clips that share only an intro
 cover only the intro's share of the shorter one. Speed is taken as 1 (frame-rate changes
@@ -24,6 +26,7 @@ from dedup_cli.search import engine
 DEFAULT_FRAME_BITS = 12  # frame hashes this close (inclusive) are a frame match (calibrated: bench_video.py)
 MIN_COVERAGE = 0.5  # share of the shorter video's frames that must line up
 OFFSET_TOLERANCE = 1.0  # seconds: votes this close to the winning offset count for it
+DISTINCT_BITS = 3  # a frame's nearest match must beat matches at other offsets by this much
 DURATION_STEP = 0.5  # seconds: durations compared in steps of this much when choosing the copy to keep
 
 
@@ -132,21 +135,34 @@ def lined_up(short_frames, short_times, long_times, distances, short_count: int,
     if short_count == 0:
         return None
     first_of_frame = np.r_[True, short_frames[1:] != short_frames[:-1]]
-    nearest = np.maximum.accumulate(np.where(first_of_frame, np.arange(len(distances)), 0))
-    best = distances == distances[nearest]  # each frame's nearest matches, ties included
-    frames, offsets, bits = short_frames[best], (long_times - short_times)[best], distances[best]
+    group = np.cumsum(first_of_frame) - 1
+    nearest = np.flatnonzero(first_of_frame)[group]
+    all_offsets = long_times - short_times
+    # A frame votes only when its nearest match stands out: no match at a clearly other
+    # offset comes within DISTINCT_BITS of it. In a still scene every moment looks like
+    # every other, and a copy is told from another moment by being much nearer.
+    rival = ((np.abs(all_offsets - all_offsets[nearest]) > 2 * settings.offset_tolerance)
+             & (distances < distances[nearest] + DISTINCT_BITS))
+    distinct = np.bincount(group, weights=rival)[group] == 0
+    best = (distances == distances[nearest]) & distinct  # each frame's nearest matches, ties included
+    frames, offsets, bits = short_frames[best], all_offsets[best], distances[best]
+    if not len(frames):
+        return None
+    targets = long_times[best]
     which = np.unique(frames, return_inverse=True)[1]
     weights = 1.0 / np.bincount(which)[which]
     order = np.argsort(offsets, kind="stable")
-    offsets, weights, bits = offsets[order], weights[order], bits[order]
+    offsets, weights, bits, targets = offsets[order], weights[order], bits[order], targets[order]
     cumulative = np.r_[0.0, np.cumsum(weights)]
     ends = np.searchsorted(offsets, offsets + 2 * settings.offset_tolerance, side="right")
     votes = cumulative[ends] - cumulative[np.arange(len(offsets))]
     start = int(np.argmax(votes))
-    coverage = float(votes[start]) / short_count
+    window = slice(start, int(ends[start]))
+    # One frame of the longer video standing in for many of the shorter one is a still
+    # picture that looks like several moments, not a line-up: each counts once.
+    coverage = min(float(votes[start]), len(np.unique(targets[window]))) / short_count
     if coverage < settings.min_coverage:
         return None
-    window = slice(start, int(ends[start]))
     offset = float(np.median(offsets[window]))
     return int(np.median(bits[window])), round(coverage, 4), round(offset, 3)
 
@@ -183,14 +199,15 @@ def video_keep_order(prints):
     """A keep order (grouping.keep_order's signature) for videos: the longer video first
     (in DURATION_STEP steps, so that re-encodes a frame apart tie), since removing a
     longer copy because of a shorter one would lose footage; then the policy's own
-    criterion, where 'resolution' means most pixels, then the higher bitrate; then file
-    size, age and path, as for images."""
+    criterion, where 'resolution' means most pixels of picture (letterbox bars left
+    out), then the higher bitrate; then file size, age and path, as for images."""
     def order(rows, hashed, policy: str, reference=None) -> list[int]:
         def key(row):
-            info = prints[row].info
+            record = prints[row]
+            info = record.info
             first = 0 if reference is not None and reference[row] else 1
             length = -round(info.duration / DURATION_STEP)
-            pixels, bitrate = -info.width * info.height, -info.bitrate
+            pixels, bitrate = -record.content_pixels, -info.bitrate
             size, age, path = -int(hashed.size[row]), int(hashed.mtime_ns[row]), hashed.paths[row]
             policies = {
                 "resolution": (pixels, bitrate, size, age),
