@@ -51,18 +51,18 @@ def make_set(work: Path, shared: Path | None, bench_root: Path) -> Path:
     if (folder / "truth.csv").exists():
         return folder
     pictures = photos(bench_root)
-    if len(pictures) < 12:
+    if len(pictures) < 15:
         sys.exit(f"need the bench photos under {bench_root / 'wallpapers'}")
     sources = {}
     if shared is not None:
         for name in ("v1.m4v", "v2.m4v", "extra_channel_attached_pic.mp4"):
             if (shared / name).exists():
                 sources[f"real_{Path(name).stem[:10]}"] = video_benchmark.read_clip(shared / name, width=640)
-    for number in range(5):
-        chosen = pictures[number * 3 % len(pictures):][:3]
-        sources[f"slides{number}"] = video_benchmark.render_slideshow(chosen, seed=number)
+    for number in range(5):  # photos 0-9 for the sources, 10-14 for the hard negatives
+        chosen = pictures[2 * number:2 * number + 2]
+        sources[f"slides{number}"] = video_benchmark.render_slideshow(chosen, seconds_each=4.5, seed=number)
     rows = video_benchmark.make_edited_set(sources, folder, on_file=lambda f: print(f"  made {f}", file=sys.stderr))
-    rows += video_benchmark.make_hard_negatives(pictures[-8:], folder)
+    rows += video_benchmark.make_hard_negatives(pictures[10:15], folder)
     video_benchmark.write_truth(folder, rows)
     return folder
 
@@ -102,9 +102,9 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024
 
 
-def evaluate(folder: Path, cache: Path | None, isometric: bool) -> tuple[dict, float]:
+def evaluate(folder: Path, cache: Path | None, isometric: bool, frame_bits: int | None = None) -> tuple[dict, float]:
     options = CollectionOptions(folder, hash_settings=HashSettings(isometric=isometric), cache_path=cache,
-                                media="video")
+                                media="video", threshold=frame_bits)
     start = time.perf_counter()
     result = run_evaluate(options, folder / "truth.csv")
     return result, time.perf_counter() - start
@@ -132,6 +132,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dedup-video-bench")
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared/bench/video")
     parser.add_argument("--isometric", action="store_true", help="also match mirrored copies (--isometric y)")
+    parser.add_argument("--sweep", type=int, nargs="*", default=[],
+                        help="frame thresholds (bits) to score too, from the warm cache (calibration)")
     args = parser.parse_args()
     shared = args.shared if (args.shared / "truth.csv").exists() else None
     bench_root = args.shared.parent
@@ -149,6 +151,12 @@ def main() -> None:
     warm = collect(warm_options).videos
     print(f"warm collect: {time.perf_counter() - start:.2f} s, {warm.from_cache} of {len(warm.prints)} "
           f"fingerprints from the cache ({len(warm.prints) - warm.from_cache} videos decoded)")
+    for bits in args.sweep:
+        swept, _ = evaluate(folder, cache, args.isometric, bits)
+        kinds = ", ".join(f"{kind} {c['found']}/{c['files']}" for kind, c in swept["recall_by_kind"].items()
+                          if c["found"] < c["files"])
+        print(f"frame threshold {bits:>2}: pair precision {swept['pair_precision']:.4f}, recall "
+              f"{swept['pair_recall']:.4f}, {swept['false_pairs']} false pairs; missed: {kinds or 'none'}")
     cache.unlink(missing_ok=True)
     for suffix in ("-wal", "-shm"):
         Path(str(cache) + suffix).unlink(missing_ok=True)

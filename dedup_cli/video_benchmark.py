@@ -193,7 +193,7 @@ def make_edited_set(sources: dict[str, Clip], folder: str | os.PathLike, edits=t
 
 def make_hard_negatives(photos: list[str], folder: str | os.PathLike, seed: int = 0) -> list[tuple[str, str, str]]:
     """Two moments of one static camera, and two clips with the same intro, each its own
-    group. Writes files; returns truth rows."""
+    group, from photos[:5] (give photos no source uses). Writes files; returns truth rows."""
     folder = Path(folder)
     rows = []
     for number, photo in enumerate(photos[:2]):
@@ -203,7 +203,7 @@ def make_hard_negatives(photos: list[str], folder: str | os.PathLike, seed: int 
             rows.append((file, f"camera{number}-moment{moment}", "different_moment"))
     intro = render_slideshow(photos[2:3], seconds_each=2.0, seed=seed)
     for number, photo in enumerate(photos[3:5]):
-        rest = render_slideshow([photo, photos[(5 + number) % len(photos)]], seconds_each=3.0, seed=seed + number)
+        rest = render_slideshow([photo], seconds_each=6.0, seed=seed + number)
         file = f"intro_clip{number}.mp4"
         write_clip(folder / file, Clip(np.concatenate([intro.frames, rest.frames]), intro.fps))
         rows.append((file, f"intro-clip{number}", "same_intro"))

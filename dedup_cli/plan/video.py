@@ -7,8 +7,9 @@ the time offset at which its nearest frame(s) of the longer one lie (ties share 
 A frame votes only when its nearest match stands out (matches at other offsets are
 DISTINCT_BITS farther), and a frame of the longer video counts once however many frames
 of the shorter one it stands in for. The pair holds when the offset with the most
-votes gathers at least `min_coverage` of the shorter video's frames: a trimmed copy, a sub-clip, another frame rate or encode all
-line up at one offset, while clips of one static scene at different moments have their
+votes gathers at least `min_coverage` of the shorter video's frames: a trimmed copy, a
+sub-clip, another frame rate or encode all line up at one offset, while clips of one
+static scene at different moments have their
 nearest frames scattered over the other clip, and two clips that share only an intro
 cover only the intro's share of the shorter one. Speed is taken as 1 (frame-rate changes
 keep it; a slowed-down copy is not looked for). With --isometric each pair is also tried
@@ -23,7 +24,7 @@ import numpy as np
 
 from dedup_cli.search import engine
 
-DEFAULT_FRAME_BITS = 12  # frame hashes this close (inclusive) are a frame match (calibrated: bench_video.py)
+DEFAULT_FRAME_BITS = 16  # frame hashes this close (inclusive) are a frame match (calibrated: bench_video.py --sweep)
 MIN_COVERAGE = 0.5  # share of the shorter video's frames that must line up
 OFFSET_TOLERANCE = 1.0  # seconds: votes this close to the winning offset count for it
 DISTINCT_BITS = 3  # a frame's nearest match must beat matches at other offsets by this much
