@@ -305,8 +305,8 @@ def render_delete_summary(result, options) -> None:
 @main.command()
 @common_options(None)
 @click.option("--query", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Image to look for (inside --images-path or not), or a folder: each of its images is a query "
-              "(one row per match).")
+              help="Image or video to look for (inside --images-path or not), or a folder: each of its images "
+              "is a query (one row per match). A video query finds videos only.")
 @click.option("--format", "output_format", type=click.Choice(("table", "json", "csv")), default="table",
               show_default=True, help="How matches are printed.")
 @handle_errors
@@ -322,6 +322,7 @@ def search(**kwargs):
         result = run_search(options, query, on_progress=progress.update, on_total=progress.total)
     echo_notes(result.collection.notes)
     echo_failures(result.collection.hashed.failures)
+    echo_failures(result.collection.videos.failures, "Cannot decode video")
     if result.queries is not None:
         echo_failures(result.unreadable, "Cannot use query")
         render_many(result, output_format)
@@ -331,7 +332,9 @@ def search(**kwargs):
             click.echo(f"Matches: {write_search_matches(output_path, result)}", err=output_format != "table")
         return
     render_matches(result, output_format)
-    if output_path is not None:
+    if output_path is not None and result.media == "video":
+        click.echo("No mosaic for a video query.", err=output_format != "table")
+    elif output_path is not None:
         from dedup_cli.present.plot import search_mosaic
 
         click.echo(f"Mosaic: {search_mosaic(result, output_path)}", err=output_format != "table")
@@ -370,7 +373,7 @@ def render_matches(result, output_format: str) -> None:
         for row in rows:
             click.echo(f"{_csv_field(row['path'])},{row['distance']:g},{row['bits']},{row['width']},{row['height']}")
     elif not rows:
-        click.echo(f"No image within the threshold of '{result.query}'.")
+        click.echo(f"No {result.media} within the threshold of '{result.query}'.")
     else:
         click.echo(f"{'distance':>8}  {'bits':>4}  {'size':>11}  path")
         for row in rows:
@@ -398,8 +401,9 @@ def show(**kwargs):
         collection = collect(options, exclude=(output_path,), on_progress=progress.update, on_total=progress.total)
     echo_notes(collection.notes)
     echo_failures(collection.hashed.failures)
+    echo_failures(collection.videos.failures, "Cannot decode video")
     check_readable(collection)
-    if not collection.hashed.paths:
+    if not collection.hashed.paths and not collection.videos.prints:
         click.echo(f"No images found in '{options.images_path}'.")
         return
     files = run_show(collection, options, show_options, output_path)

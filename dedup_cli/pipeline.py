@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +24,18 @@ from dedup_cli.fingerprint.hashing import (
     hash_file,
     join_hashed,
 )
-from dedup_cli.fingerprint.video import VideoCollection, VideoSettings, as_hashed_files, fingerprint_collection
+from dedup_cli.fingerprint.video import (
+    VideoCollection,
+    VideoSettings,
+    as_hashed_files,
+    fingerprint_collection,
+    fingerprint_video,
+)
 from dedup_cli.media.scan import MEDIA, OUTPUT_MARKER, ScanResult, scan_images
-from dedup_cli.media.video import AV_MISSING, av_available
+from dedup_cli.media.video import AV_MISSING, av_available, is_video_name
 from dedup_cli.plan.grouping import Group, Plan, Removal, make_plan
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
-from dedup_cli.plan.video import VideoMatcher, VideoMatchSettings, video_keep_order, video_pairs
+from dedup_cli.plan.video import VideoMatcher, VideoMatchSettings, query_pairs, video_keep_order, video_pairs
 from dedup_cli.present import report
 from dedup_cli.search.index import IndexSettings
 from dedup_cli.search.thresholds import default_threshold_bits
@@ -436,6 +442,7 @@ class SearchResult:
     collection: Collection
     queries: dict[str, list[Match]] | None = None
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    media: str = "image"  # what the query is: an image (or folder of images) or a video
 
 
 def run_search(options: CollectionOptions, query_path: Path, on_progress=None, on_total=None) -> SearchResult:
@@ -445,6 +452,8 @@ def run_search(options: CollectionOptions, query_path: Path, on_progress=None, o
     query_path = Path(query_path)
     if query_path.is_dir():
         return _search_folder(options, query_path, on_progress, on_total)
+    if is_video_name(query_path.name):
+        return _search_video(options, query_path, on_progress, on_total)
     record = hash_file(str(query_path), options.hash_settings)
     if record.packed_bits is None:
         raise UnreadableImage(query_path, record.error)
@@ -455,6 +464,28 @@ def run_search(options: CollectionOptions, query_path: Path, on_progress=None, o
         orientations.reshape(-1, hashed.packed.shape[1]), np.frombuffer(record.colour, dtype=np.uint8))
     matches = _matches(options, hashed, str(query_path), rows, bits)
     return SearchResult(str(query_path.absolute()), matches, collection)
+
+
+def _search_video(options, query_path: Path, on_progress, on_total) -> SearchResult:
+    """The videos under images_path that are one video with the query video, nearest
+    (median frame distance) first, then by how much of the shorter one lines up."""
+    if options.media == "image":
+        raise InputError(f"'{query_path}' is a video and --media image leaves videos out; use --media video or all")
+    if not av_available():
+        raise InputError(f"A video query needs PyAV: {AV_MISSING}")
+    query = fingerprint_video(str(query_path), options.video_settings)
+    if query.error:
+        raise UnreadableImage(query_path, query.error)
+    # A video only ever matches videos: the images are not hashed for it.
+    collection = collect(replace(options, media="video"), on_progress=on_progress, on_total=on_total)
+    prints = collection.videos.prints
+    pairs = query_pairs(query, prints, options.video_match, options.hash_settings.isometric)
+    pairs.sort(key=lambda pair: (pair.bits, -pair.coverage, prints[pair.first].path))
+    metric = options.index_settings.metric
+    matches = [Match(prints[pair.first].path, pair.bits, float(metric.from_bits(pair.bits)),
+                     prints[pair.first].info.width, prints[pair.first].info.height)
+               for pair in pairs if not _same_file(prints[pair.first].path, query_path)]
+    return SearchResult(str(query_path.absolute()), matches[: options.nearest_neighbors], collection, media="video")
 
 
 def _matches(options, hashed, query: str, rows, bits) -> list[Match]:

@@ -210,3 +210,19 @@ def test_shared_real_clips_pair_as_their_truth_says(tmp_path):
                  "--format", "json", "--no-progress")
     scored = json.loads(result.output)
     assert scored["false_pairs"] == 0 and scored["pair_recall"] == 1.0
+
+
+def test_search_with_a_video_query_lists_its_copies_nearest_first(clips, tmp_path):
+    result = run("search", "--images-path", clips, "--query", clips / "subclip.mov", "--format", "json",
+                 "--no-progress")
+    assert result.exit_code == 0, result.output
+    found = [Path(m["path"]).name for m in json.loads(result.stdout)["matches"]]
+    assert sorted(found) == ["letterboxed.mkv", "original.mp4"]
+
+
+def test_show_draws_videos_as_their_middle_frame(clips, tmp_path):
+    result = run("show", "--images-path", clips, "--output-path", tmp_path / "out", "--no-progress")
+    assert result.exit_code == 0, result.output
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    rows = (folder / "tsne.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 and any("subclip.mov" in row for row in rows)

@@ -147,3 +147,25 @@ def _decode(container, stream, av) -> tuple[list, list, list]:
         # the caller reports the file as undecodable.
         pass
     return times, thumbs, chroma
+
+
+def video_still(path: str | os.PathLike, width: int, height: int):
+    """A PIL RGB picture of the frame nearest the middle of the video, fitting width x
+    height (for thumbnails). Raises VideoError when there is none."""
+    try:
+        import av
+    except ImportError as exc:
+        raise VideoError(AV_MISSING) from exc
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = _main_stream(container)
+            middle = _info(container, stream, os.path.getsize(path)).duration / 2
+            if stream.time_base and middle > 0:
+                container.seek(int(middle / stream.time_base), stream=stream)
+            for frame in container.decode(stream):
+                image = frame.to_image()
+                image.thumbnail((width, height))
+                return image
+    except (av.FFmpegError, OSError) as exc:
+        raise VideoError(_reason(exc)) from exc
+    raise VideoError("no frame could be decoded")

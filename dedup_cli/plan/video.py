@@ -107,6 +107,28 @@ def video_pairs(prints, settings: VideoMatchSettings = VideoMatchSettings(), iso
     return [best[key] for key in sorted(best)]
 
 
+def query_pairs(query, prints, settings: VideoMatchSettings = VideoMatchSettings(), isometric: bool = False
+                ) -> list[VideoPair]:
+    """The videos of `prints` that are one video with `query` (a print from outside):
+    only the query's frames are looked up (the engine's cross search), under the rule of
+    video_pairs. In each pair, `first` is the index in `prints` and `second` is len(prints)."""
+    table = [*prints, query]
+    hashes, owners, times = _frame_table(table)
+    packed = packed_rows(hashes)
+    base = len(hashes) - len(query.hashes)
+    frame_counts = np.array([len(p.hashes) for p in table])
+    durations = np.array([p.info.duration for p in table])
+    best: dict[int, VideoPair] = {}
+    turns = [query.hashes] + ([query.mirrored] if isometric and query.mirrored is not None else [])
+    for mirrored, query_hashes in enumerate(turns):
+        found = engine.cross_pairs(packed_rows(query_hashes), packed[:base], settings.frame_bits)
+        matches = engine.Pairs(found.first + base, found.second, found.distances)
+        for first, second, verdict in _judge(matches, owners, times, frame_counts, durations, settings):
+            if verdict is not None and (first not in best or best[first].coverage < verdict[1]):
+                best[first] = VideoPair(first, second, *verdict, bool(mirrored))
+    return [best[key] for key in sorted(best)]
+
+
 def _judge(matches: engine.Pairs, owners, times, frame_counts, durations, settings):
     """(first video, second video, verdict or None) per pair of videos with frame matches."""
     if not len(matches.first):

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from dedup_cli.errors import UnreadableImage
 from dedup_cli.media.loading import load_image
+from dedup_cli.media.video import VideoError, is_video_name, video_still
 from dedup_cli.runs import create_run_folder
 
 PREVIEW_SIDE = 800
@@ -43,6 +44,12 @@ def tsne_positions(bits: np.ndarray, perplexity: float, seed: int = 0) -> np.nda
 
 def _thumbnail(job: tuple[str, int, int]) -> tuple[bytes, tuple[int, int]] | None:
     path, width, height = job
+    if is_video_name(path):  # a video is drawn as its middle frame
+        try:
+            image = video_still(path, width, height).convert("RGB")
+        except VideoError:
+            return None
+        return image.tobytes(), image.size
     try:
         loaded = load_image(path, min_side=max(width, height), mode="RGB")
     except UnreadableImage:
@@ -82,7 +89,7 @@ def run_show(collection, options, show_options: ShowOptions, output_path) -> dic
     duplicate group into a new run folder under `output_path`; returns their paths."""
     from dedup_cli.plan.grouping import connected_groups
 
-    hashed = collection.hashed
+    hashed, video_groups = _with_videos(collection, options)
     folder = create_run_folder(output_path, "show")
     positions = tsne_positions(hashed.bits, show_options.perplexity)
     tsne_csv = folder / "tsne.csv"
@@ -96,11 +103,31 @@ def run_show(collection, options, show_options: ShowOptions, output_path) -> dic
     canvas.save(map_png)
     canvas.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
     canvas.save(preview_png)
-    groups = connected_groups(hashed, options.match_settings, options.index_settings)
+    groups = connected_groups(collection.hashed, options.match_settings, options.index_settings) + video_groups
     scatter_png = folder / "tsne_groups.png"
     group_scatter(positions, groups, scatter_png)
     return {"t-SNE coordinates": str(tsne_csv), "thumbnail map": str(map_png),
             "preview": str(preview_png), "groups": str(scatter_png)}
+
+
+def _with_videos(collection, options):
+    """The collection's images and then its videos as one HashedFiles (a video placed by
+    its middle kept frame's hash), and the groups of the same video, in those rows."""
+    videos = collection.videos
+    if not videos.prints:
+        return collection.hashed, []
+    from dedup_cli.fingerprint.hashing import join_hashed
+    from dedup_cli.fingerprint.video import as_hashed_files
+    from dedup_cli.plan.grouping import connected_groups
+    from dedup_cli.plan.similarity import MatchSettings
+    from dedup_cli.plan.video import VideoMatcher, video_pairs
+
+    images = collection.hashed
+    rows = as_hashed_files(videos, images.settings, max(images.packed.shape[1], 8))
+    matcher = VideoMatcher(video_pairs(videos.prints, options.video_match, options.hash_settings.isometric),
+                           options.video_match)
+    groups = connected_groups(rows, MatchSettings(options.video_match.max_bits), options.index_settings, matcher)
+    return join_hashed(images, rows), [group + len(images.paths) for group in groups]
 
 
 def group_scatter(positions: np.ndarray, groups, path: Path) -> None:
