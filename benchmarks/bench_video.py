@@ -127,6 +127,29 @@ def report(title: str, result: dict, seconds: float, video_seconds: float) -> No
               f"minute, {video_seconds / seconds:.0f}x real time")
 
 
+def hd_speed(work: Path, bench_root: Path, seconds: float) -> None:
+    """Cold fingerprinting of one 1920x1080 clip against the PyAV floors on it: phone
+    videos are HD, and decoding, not matching, is then the whole cost."""
+    from dedup_cli.fingerprint.video import VideoSettings, fingerprint_video
+
+    path = work / f"hd-{int(seconds)}s.mp4"
+    if not path.exists():
+        pictures = photos(bench_root)
+        clip = video_benchmark.render_slideshow(pictures[:int(seconds // 5) or 1], seconds_each=5.0, fps=30.0,
+                                                size=(1920, 1080))
+        video_benchmark.write_clip(path, clip)
+    start = time.perf_counter()
+    record = fingerprint_video(str(path), VideoSettings())
+    took = time.perf_counter() - start
+    full = decode_floor([str(path)], keyframes_only=False)
+    keyframes = decode_floor([str(path)], keyframes_only=True)
+    duration = record.info.duration
+    print(f"\n== one 1920x1080 30 fps H.264 clip of {duration:.0f} s, one process")
+    print(f"fingerprint {took:.2f} s ({duration / took:.0f}x real time, {len(record.hashes)} frames kept); "
+          f"PyAV decode everything {full:.2f} s ({duration / full:.0f}x), keyframes only {keyframes:.2f} s "
+          f"({duration / keyframes:.0f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dedup-video-bench")
@@ -134,6 +157,8 @@ def main() -> None:
     parser.add_argument("--isometric", action="store_true", help="also match mirrored copies (--isometric y)")
     parser.add_argument("--sweep", type=int, nargs="*", default=[],
                         help="frame thresholds (bits) to score too, from the warm cache (calibration)")
+    parser.add_argument("--hd", type=float, default=0, metavar="SECONDS",
+                        help="also time one 1920x1080 clip of this length (rendered once into --work)")
     args = parser.parse_args()
     shared = args.shared if (args.shared / "truth.csv").exists() else None
     bench_root = args.shared.parent
@@ -169,6 +194,8 @@ def main() -> None:
         shared_seconds, _ = total_duration(shared)
         result, seconds = evaluate(shared, None, args.isometric)
         report(f"{shared} (its own truth.csv)", result, seconds, shared_seconds)
+    if args.hd:
+        hd_speed(args.work, bench_root, args.hd)
     print()
     print(ISSUE_BASELINES)
 

@@ -440,7 +440,8 @@ def evaluate(**kwargs):
 def render_evaluation(result: dict) -> None:
     settings = result["settings"]
     click.echo(f"{settings['hash_algorithm']} {settings['hash_size']}, threshold {settings['threshold']:g} "
-               f"{settings['distance_metric']} ({settings['threshold_bits']} bits)")
+               f"{settings['distance_metric']} ({settings['threshold_bits']} bits)"
+               + (f"; video frames {settings['video_frame_bits']} bits" if settings["media"] != "image" else ""))
     click.echo(f"files: {result['files']} hashed, {result['files_in_truth']} in truth, "
                f"{len(result['unreadable_in_truth'])} of those unreadable")
     click.echo(f"linked pairs: precision {result['linked_precision']:.4f}, recall {result['linked_recall']:.4f} "

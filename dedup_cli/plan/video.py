@@ -28,6 +28,7 @@ DEFAULT_FRAME_BITS = 16  # frame hashes this close (inclusive) are a frame match
 MIN_COVERAGE = 0.5  # share of the shorter video's frames that must line up
 OFFSET_TOLERANCE = 1.0  # seconds: votes this close to the winning offset count for it
 DISTINCT_BITS = 3  # a frame's nearest match must beat matches at other offsets by this much
+MIN_SPAN, MAX_SPAN = 0.1, 2.5  # seconds a kept frame may stand for in the coverage
 DURATION_STEP = 0.5  # seconds: durations compared in steps of this much when choosing the copy to keep
 
 
@@ -72,6 +73,18 @@ def _frame_table(prints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hashes.astype(np.uint64), owners, times.astype(np.float64)
 
 
+def frame_spans(prints) -> np.ndarray:
+    """Per kept frame (frame table order), the seconds of video it stands for: up to the
+    next kept frame (the last: to the end), at most MAX_SPAN. Coverage is counted in
+    these, not in frames: content sampling keeps many frames of a busy intro and few of
+    a calm scene, and a shared busy intro must not look like most of a video."""
+    spans = []
+    for record in prints:
+        ends = np.r_[record.times[1:], max(record.info.duration, float(record.times[-1]) if len(record.times) else 0)]
+        spans.append(np.clip(ends - record.times, MIN_SPAN, MAX_SPAN))
+    return np.concatenate(spans) if spans else np.zeros(0)
+
+
 def frame_matches(prints, frame_bits: int, mirrored: bool = False) -> engine.Pairs:
     """Frame pairs (rows of the frame table) of different videos within frame_bits; with
     `mirrored`, the first frame of each pair is taken mirrored."""
@@ -92,13 +105,12 @@ def video_pairs(prints, settings: VideoMatchSettings = VideoMatchSettings(), iso
     if len(prints) < 2:
         return []
     _, owners, times = _frame_table(prints)
-    frame_counts = np.array([len(p.hashes) for p in prints])
-    durations = np.array([p.info.duration for p in prints])
+    table = _Table(prints, owners, times)
     best: dict[tuple[int, int], VideoPair] = {}
     orientations = [False, True] if isometric and all(p.mirrored is not None for p in prints) else [False]
     for mirrored in orientations:
         matches = frame_matches(prints, settings.frame_bits, mirrored)
-        for first, second, verdict in _judge(matches, owners, times, frame_counts, durations, settings):
+        for first, second, verdict in _judge(matches, table, settings):
             if verdict is None:
                 continue
             pair = VideoPair(first, second, *verdict, mirrored)
@@ -112,27 +124,39 @@ def query_pairs(query, prints, settings: VideoMatchSettings = VideoMatchSettings
     """The videos of `prints` that are one video with `query` (a print from outside):
     only the query's frames are looked up (the engine's cross search), under the rule of
     video_pairs. In each pair, `first` is the index in `prints` and `second` is len(prints)."""
-    table = [*prints, query]
-    hashes, owners, times = _frame_table(table)
+    everything = [*prints, query]
+    hashes, owners, times = _frame_table(everything)
+    table = _Table(everything, owners, times)
     packed = packed_rows(hashes)
     base = len(hashes) - len(query.hashes)
-    frame_counts = np.array([len(p.hashes) for p in table])
-    durations = np.array([p.info.duration for p in table])
     best: dict[int, VideoPair] = {}
     turns = [query.hashes] + ([query.mirrored] if isometric and query.mirrored is not None else [])
     for mirrored, query_hashes in enumerate(turns):
         found = engine.cross_pairs(packed_rows(query_hashes), packed[:base], settings.frame_bits)
         matches = engine.Pairs(found.first + base, found.second, found.distances)
-        for first, second, verdict in _judge(matches, owners, times, frame_counts, durations, settings):
+        for first, second, verdict in _judge(matches, table, settings):
             if verdict is not None and (first not in best or best[first].coverage < verdict[1]):
                 best[first] = VideoPair(first, second, *verdict, bool(mirrored))
     return [best[key] for key in sorted(best)]
 
 
-def _judge(matches: engine.Pairs, owners, times, frame_counts, durations, settings):
+class _Table:
+    """The frame table's columns that the judging reads, and per video its frame count,
+    duration and the seconds its frames stand for."""
+
+    def __init__(self, prints, owners, times):
+        self.owners, self.times = owners, times
+        self.spans = frame_spans(prints)
+        self.frame_counts = np.array([len(p.hashes) for p in prints])
+        self.durations = np.array([p.info.duration for p in prints])
+        self.covered = np.bincount(owners, weights=self.spans, minlength=len(prints))
+
+
+def _judge(matches: engine.Pairs, table: _Table, settings):
     """(first video, second video, verdict or None) per pair of videos with frame matches."""
     if not len(matches.first):
         return
+    owners, times, durations, frame_counts = table.owners, table.times, table.durations, table.frame_counts
     video_a, video_b = owners[matches.first], owners[matches.second]
     # The shorter video (fewer frames on equal durations) is the one whose frames vote.
     a_shorter = np.where(durations[video_a] == durations[video_b], frame_counts[video_a] <= frame_counts[video_b],
@@ -146,16 +170,19 @@ def _judge(matches: engine.Pairs, owners, times, frame_counts, durations, settin
     starts = np.flatnonzero(np.r_[True, (low[1:] != low[:-1]) | (high[1:] != high[:-1]), True])
     for start, stop in zip(starts[:-1], starts[1:]):  # noqa: B905
         shorter = owners[short_frame[start]]
-        verdict = lined_up(short_frame[start:stop], times[short_frame[start:stop]], times[long_frame[start:stop]],
-                           distances[start:stop], int(frame_counts[shorter]), settings)
+        frames = short_frame[start:stop]
+        verdict = lined_up(frames, times[frames], times[long_frame[start:stop]], distances[start:stop],
+                           table.spans[frames], float(table.covered[shorter]), settings)
         yield int(low[start]), int(high[start]), verdict
 
 
-def lined_up(short_frames, short_times, long_times, distances, short_count: int, settings: VideoMatchSettings):
+def lined_up(short_frames, short_times, long_times, distances, spans, short_total: float,
+             settings: VideoMatchSettings):
     """(bits, coverage, offset) when the frame matches of one pair of videos line up at
-    one offset for at least min_coverage of the shorter video's `short_count` frames,
-    else None. The matches come sorted by short frame, then distance."""
-    if short_count == 0:
+    one offset for at least min_coverage of the shorter video's seconds (`short_total`,
+    the sum of its frames' `spans`), else None. The matches come sorted by short frame,
+    then distance."""
+    if short_total <= 0:
         return None
     first_of_frame = np.r_[True, short_frames[1:] != short_frames[:-1]]
     group = np.cumsum(first_of_frame) - 1
@@ -173,9 +200,9 @@ def lined_up(short_frames, short_times, long_times, distances, short_count: int,
         return None
     targets = long_times[best]
     which = np.unique(frames, return_inverse=True)[1]
-    weights = 1.0 / np.bincount(which)[which]
+    weights = spans[best] / np.bincount(which)[which]
     order = np.argsort(offsets, kind="stable")
-    offsets, weights, bits, targets = offsets[order], weights[order], bits[order], targets[order]
+    offsets, weights, bits, targets, frames = offsets[order], weights[order], bits[order], targets[order], frames[order]
     cumulative = np.r_[0.0, np.cumsum(weights)]
     ends = np.searchsorted(offsets, offsets + 2 * settings.offset_tolerance, side="right")
     votes = cumulative[ends] - cumulative[np.arange(len(offsets))]
@@ -183,7 +210,8 @@ def lined_up(short_frames, short_times, long_times, distances, short_count: int,
     window = slice(start, int(ends[start]))
     # One frame of the longer video standing in for many of the shorter one is a still
     # picture that looks like several moments, not a line-up: each counts once.
-    coverage = min(float(votes[start]), len(np.unique(targets[window]))) / short_count
+    one_to_one = min(1.0, len(np.unique(targets[window])) / len(np.unique(frames[window])))
+    coverage = float(votes[start]) * one_to_one / short_total
     if coverage < settings.min_coverage:
         return None
     offset = float(np.median(offsets[window]))
