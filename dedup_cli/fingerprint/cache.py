@@ -141,26 +141,31 @@ class HashCache:
             raise
         return connection
 
+    def _current_rows(self, stats: list[FileStat], columns: str, table: str, where: str, params: list):
+        """(stat, the other columns) of each cached row for `stats` whose size and mtime
+        still match, looked up in chunks."""
+        wanted = {cache_key(stat.path): stat for stat in stats}
+        paths = list(wanted)
+        for start in range(0, len(paths), _LOOKUP_CHUNK):
+            chunk = paths[start : start + _LOOKUP_CHUNK]
+            rows = self._connection.execute(
+                f"SELECT path, size, mtime_ns, {columns} FROM {table} "
+                f"WHERE {where} AND path IN ({','.join('?' * len(chunk))})", [*params, *chunk])
+            for key, size, mtime_ns, *values in rows:
+                stat = wanted[key]
+                if stat.size == size and stat.mtime_ns == mtime_ns:
+                    yield stat, values
+
     def lookup(self, stats: list[FileStat], settings: HashSettings) -> dict[str, HashRecord]:
         """Records for the files whose size and mtime match the cached entry."""
-        wanted = {cache_key(stat.path): stat for stat in stats}
         found: dict[str, HashRecord] = {}
-        paths = list(wanted)
         try:
-            for start in range(0, len(paths), _LOOKUP_CHUNK):
-                chunk = paths[start : start + _LOOKUP_CHUNK]
-                rows = self._connection.execute(
-                    "SELECT path, size, mtime_ns, bits, width, height, error, colour, variants, digest, "
-                    "grey_mode, depth, lossless, frames FROM hashes_v3 "
-                    f"WHERE algorithm = ? AND hash_size = ? AND decoder = ? AND path IN ({','.join('?' * len(chunk))})",
-                    [settings.algorithm, settings.hash_size, settings.decoder_id, *chunk],
-                )
-                for key, size, mtime_ns, bits, width, height, error, colour, variants, digest, *facts in rows:
-                    stat = wanted[key]
-                    if stat.size == size and stat.mtime_ns == mtime_ns:
-                        facts = ImageFacts(bool(facts[0]), facts[1], bool(facts[2]), facts[3])
-                        found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants,
-                                                      digest, facts)
+            for stat, (bits, width, height, error, colour, variants, digest, *facts) in self._current_rows(
+                    stats, "bits, width, height, error, colour, variants, digest, grey_mode, depth, lossless, frames",
+                    "hashes_v3", "algorithm = ? AND hash_size = ? AND decoder = ?",
+                    [settings.algorithm, settings.hash_size, settings.decoder_id]):
+                facts = ImageFacts(bool(facts[0]), facts[1], bool(facts[2]), facts[3])
+                found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants, digest, facts)
         except sqlite3.DatabaseError as exc:
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); hashing everything")
             return {}
@@ -185,25 +190,16 @@ class HashCache:
         from dedup_cli.fingerprint.video import VideoPrint
         from dedup_cli.media.video import VideoInfo
 
-        wanted = {cache_key(stat.path): stat for stat in stats}
         found = {}
-        paths = list(wanted)
         try:
-            for start in range(0, len(paths), _LOOKUP_CHUNK):
-                chunk = paths[start : start + _LOOKUP_CHUNK]
-                rows = self._connection.execute(
-                    "SELECT path, size, mtime_ns, hashes, mirrored, times, duration, width, height, bitrate, codec, "
-                    f"fps, flat_frames, digest, content_share FROM video_prints_v1 WHERE settings = ? AND path IN "
-                    f"({','.join('?' * len(chunk))})", [settings.key, *chunk])
-                for key, size, mtime_ns, hashes, mirrored, times, *facts, flat, digest, share in rows:
-                    stat = wanted[key]
-                    if stat.size != size or stat.mtime_ns != mtime_ns:
-                        continue
-                    found[stat.path] = VideoPrint(
-                        stat.path, np.frombuffer(hashes, dtype="<u8").astype(np.uint64),
-                        np.frombuffer(times, dtype="<f4").astype(np.float32),
-                        None if mirrored is None else np.frombuffer(mirrored, dtype="<u8").astype(np.uint64),
-                        VideoInfo(*facts), flat, digest, content_share=share)
+            for stat, (hashes, mirrored, times, *facts, flat, digest, share) in self._current_rows(
+                    stats, "hashes, mirrored, times, duration, width, height, bitrate, codec, fps, flat_frames, "
+                    "digest, content_share", "video_prints_v1", "settings = ?", [settings.key]):
+                found[stat.path] = VideoPrint(
+                    stat.path, np.frombuffer(hashes, dtype="<u8").astype(np.uint64),
+                    np.frombuffer(times, dtype="<f4").astype(np.float32),
+                    None if mirrored is None else np.frombuffer(mirrored, dtype="<u8").astype(np.uint64),
+                    VideoInfo(*facts), flat, digest, content_share=share)
         except sqlite3.DatabaseError as exc:
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); decoding every video")
             return {}
