@@ -306,7 +306,7 @@ def render_delete_summary(result, options) -> None:
 @common_options(None)
 @click.option("--query", required=True, type=click.Path(exists=True, path_type=Path),
               help="Image or video to look for (inside --images-path or not), or a folder: each of its images "
-              "is a query (one row per match). A video query finds videos only.")
+              "and video is a query (one row per match). A video query finds videos only.")
 @click.option("--format", "output_format", type=click.Choice(("table", "json", "csv")), default="table",
               show_default=True, help="How matches are printed.")
 @handle_errors

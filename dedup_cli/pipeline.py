@@ -480,12 +480,19 @@ def _search_video(options, query_path: Path, on_progress, on_total) -> SearchRes
     collection = collect(replace(options, media="video"), on_progress=on_progress, on_total=on_total)
     prints = collection.videos.prints
     pairs = query_pairs(query, prints, options.video_match, options.hash_settings.isometric)
-    pairs.sort(key=lambda pair: (pair.bits, -pair.coverage, prints[pair.first].path))
+    matches = _video_matches(options, prints, query_path, pairs)
+    return SearchResult(str(query_path.absolute()), matches, collection, media="video")
+
+
+def _video_matches(options, prints, query_path: Path, pairs) -> list[Match]:
+    """Search hits of one video query: nearest (median frame distance) first, then by
+    how much lines up; the query file itself left out, at most k of them."""
+    pairs = sorted(pairs, key=lambda pair: (pair.bits, -pair.coverage, prints[pair.first].path))
     metric = options.index_settings.metric
     matches = [Match(prints[pair.first].path, pair.bits, float(metric.from_bits(pair.bits)),
                      prints[pair.first].info.width, prints[pair.first].info.height)
                for pair in pairs if not _same_file(prints[pair.first].path, query_path)]
-    return SearchResult(str(query_path.absolute()), matches[: options.nearest_neighbors], collection, media="video")
+    return matches[: options.nearest_neighbors]
 
 
 def _matches(options, hashed, query: str, rows, bits) -> list[Match]:
@@ -503,26 +510,36 @@ def _matches(options, hashed, query: str, rows, bits) -> list[Match]:
 
 
 def _search_folder(options, folder: Path, on_progress, on_total) -> SearchResult:
-    """Every image under `folder` against the collection, in one batch."""
+    """Every image and video under `folder` (as --media says) against the collection:
+    the images in one batch, each video by its own frames."""
     scan = scan_images(folder)
+    _choose_media(scan, options.media)
     cache = _open_cache(options.cache_path)
     try:
         queries = hash_collection(scan.files, options.hash_settings, options.workers, options.batch_size, cache=cache)
+        video_queries = fingerprint_collection(scan.videos, options.video_settings, options.workers, cache)
     finally:
         if cache is not None:
             cache.close()
     collection = collect(options, on_progress=on_progress, on_total=on_total)
-    hashed = collection.hashed
+    by_query = _image_queries(options, queries, collection.hashed) if queries.paths else {}
+    prints = collection.videos.prints
+    for query in video_queries.prints:
+        pairs = query_pairs(query, prints, options.video_match, options.hash_settings.isometric)
+        by_query[query.path] = _video_matches(options, prints, Path(query.path), pairs)
+    return SearchResult(str(folder.absolute()), [], collection, queries=by_query,
+                        unreadable=queries.failures + video_queries.failures + scan.skipped)
+
+
+def _image_queries(options, queries: HashedFiles, hashed: HashedFiles) -> dict[str, list[Match]]:
     orientations = queries.packed[:, None, :]
     if queries.variants is not None:
         orientations = np.concatenate([orientations, queries.variants], axis=1)
     query_rows, rows, bits = Matcher(hashed, options.match_settings, options.index_settings).matches_many(
         orientations, queries.colour)
     starts = np.searchsorted(query_rows, np.arange(len(queries.paths) + 1))
-    by_query = {path: _matches(options, hashed, path, rows[starts[q]:starts[q + 1]], bits[starts[q]:starts[q + 1]])
-                for q, path in enumerate(queries.paths)}
-    return SearchResult(str(folder.absolute()), [], collection, queries=by_query,
-                        unreadable=queries.failures + scan.skipped)
+    return {path: _matches(options, hashed, path, rows[starts[q]:starts[q + 1]], bits[starts[q]:starts[q + 1]])
+            for q, path in enumerate(queries.paths)}
 
 
 def _same_file(path: str, other: Path) -> bool:

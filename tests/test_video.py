@@ -226,3 +226,13 @@ def test_show_draws_videos_as_their_middle_frame(clips, tmp_path):
     (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
     rows = (folder / "tsne.csv").read_text().splitlines()
     assert len(rows) == 1 + 4 and any("subclip.mov" in row for row in rows)
+
+
+def test_search_with_a_query_folder_looks_up_its_videos_too(clips, tmp_path):
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    shutil.copy(clips / "subclip.mov", queries / "wanted.mov")
+    result = run("search", "--images-path", clips, "--query", queries, "--format", "csv", "--no-progress")
+    assert result.exit_code == 0, result.output
+    rows = result.stdout.splitlines()[1:]
+    assert sorted(Path(row.split(",")[1]).name for row in rows) == ["letterboxed.mkv", "original.mp4", "subclip.mov"]
