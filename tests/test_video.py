@@ -236,3 +236,13 @@ def test_search_with_a_query_folder_looks_up_its_videos_too(clips, tmp_path):
     assert result.exit_code == 0, result.output
     rows = result.stdout.splitlines()[1:]
     assert sorted(Path(row.split(",")[1]).name for row in rows) == ["letterboxed.mkv", "original.mp4", "subclip.mov"]
+
+
+def test_frames_of_a_rotated_phone_video_are_turned_as_shown():
+    thumb = np.zeros((4, 4), dtype=np.uint8)
+    thumb[0] = 255  # a bright top row
+    # PyAV: rotation is the counterclockwise turn the display matrix applies
+    assert media.upright(thumb, 90)[:, 0].tolist() == [255] * 4
+    assert media.upright(thumb, -90)[:, 3].tolist() == [255] * 4
+    assert media.upright(thumb, 180)[3].tolist() == [255] * 4
+    assert np.array_equal(media.upright(thumb, 0), thumb)

@@ -25,7 +25,7 @@ import numpy as np
 from dedup_cli.media import video as media
 from dedup_cli.media.loading import content_digest
 
-FINGERPRINT_VERSION = "v1"  # part of the cache key: bump when frames or hashes change
+FINGERPRINT_VERSION = "v2"  # part of the cache key: bump when frames or hashes change
 HASH_SIDE = 32  # pixels per side the DCT sees
 LOW_SIDE = 8  # lowest frequencies kept: 64 bits
 CHANGE_BITS = 8  # a frame this far from the last kept one is kept (content changed)

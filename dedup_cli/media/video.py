@@ -115,6 +115,14 @@ def _info(container, stream, file_size: int) -> VideoInfo:
                      bitrate, stream.codec_context.name or "", fps)
 
 
+def upright(thumb: np.ndarray, rotation: int) -> np.ndarray:
+    """The thumbnail as it is shown: a phone stores a portrait video as landscape frames
+    with a display matrix (PyAV's frame.rotation: degrees counterclockwise), and a
+    messenger's re-encode of it has the picture turned upright in its pixels."""
+    turns = int(round((rotation or 0) / 90)) % 4
+    return np.ascontiguousarray(np.rot90(thumb, k=turns)) if turns else thumb.copy()
+
+
 def _decode(container, stream, av) -> tuple[list, list, list]:
     """Times, thumbnails and mean chroma of the frames at least CHECK_GAP apart."""
     stream.thread_type = "AUTO"
@@ -134,7 +142,7 @@ def _decode(container, stream, av) -> tuple[list, list, list]:
             last = seconds
             planes = frame.reformat(width=THUMB_SIDE, height=THUMB_SIDE, format="yuv420p",
                                     interpolation="AREA").to_ndarray()
-            thumbs.append(planes[:THUMB_SIDE].copy())
+            thumbs.append(upright(planes[:THUMB_SIDE], frame.rotation))
             # yuv420p as one array: the Y rows, then Cb and Cr each folded into side / 4 rows.
             quarter = THUMB_SIDE // 4
             chroma.append((int(planes[THUMB_SIDE:THUMB_SIDE + quarter].mean()),
