@@ -246,3 +246,14 @@ def test_frames_of_a_rotated_phone_video_are_turned_as_shown():
     assert media.upright(thumb, -90)[:, 3].tolist() == [255] * 4
     assert media.upright(thumb, 180)[3].tolist() == [255] * 4
     assert np.array_equal(media.upright(thumb, 0), thumb)
+
+
+def test_a_sub_clip_in_a_reference_folder_never_removes_the_longer_video(clips, tmp_path):
+    reference = clips / "reference"
+    reference.mkdir()
+    (clips / "subclip.mov").rename(reference / "subclip.mov")
+    report = delete_report(clips, tmp_path / "out", "--reference", reference)
+    removed = {Path(r["path"]).name for g in report["groups"] for r in g["remove"]}
+    kept = {Path(k["path"]).name for g in report["groups"] for k in g["keep"]}
+    assert "original.mp4" in kept and "subclip.mov" not in removed
+    assert removed == {"letterboxed.mkv"}

@@ -33,6 +33,7 @@ MAX_GAP = 2.0  # seconds: a frame is kept at least this often even in a still sc
 FLAT_STD = 4.0  # grey levels: a frame (after the border cut) with less spread is flat
 BORDER_STD = 6.0  # a row or column whose spread stays under this in every frame is border
 MAX_BORDER = 0.3  # at most this share of the height (width) is cut on each side
+DURATION_STEP = 0.5  # seconds: durations are compared in steps of this much (re-encodes a frame apart tie)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ class VideoPrint:
     digest: bytes = b""
     error: str = ""
     content_share: float = 1.0  # of the frame's area, the part inside the borders cut
+
+    @property
+    def length_steps(self) -> int:
+        """The duration in DURATION_STEPs: what "longer" means when choosing the copy to keep."""
+        return max(1, int(round(self.info.duration / DURATION_STEP)))
 
     @property
     def content_pixels(self) -> int:
@@ -229,8 +235,11 @@ def fingerprint_collection(paths: Sequence[str | os.PathLike], settings: VideoSe
 def as_hashed_files(videos: VideoCollection, settings, n_bytes: int):
     """The videos as rows of a hashing.HashedFiles (hash: the representative frame's, in
     `n_bytes`, zero-padded), so that grouping, reports and actions treat a video as a
-    file like any other. No colour signature (zeros) and single-frame facts: videos have
-    their own keep order and pair rule (plan/video.py) and never meet the image checks."""
+    file like any other. No colour signature (zeros): videos have their own keep order
+    and pair rule (plan/video.py) and never meet the image checks. The length in
+    DURATION_STEPs stands in the facts' frame count, so that the planner's rule "never
+    removed because of a file with fewer frames" keeps a video from being removed
+    because of a shorter one (a sub-clip in a reference folder, say)."""
     from dedup_cli.fingerprint.hashing import HashedFiles
 
     count = len(videos.prints)
@@ -248,6 +257,7 @@ def as_hashed_files(videos: VideoCollection, settings, n_bytes: int):
         mtime_ns=np.array([stat.mtime_ns for stat in stats], dtype=np.int64),
         digest=np.array([np.frombuffer(record.digest, dtype=np.uint8) for record in videos.prints],
                         dtype=np.uint8).reshape(count, -1),
+        facts=np.array([(0, 8, 0, record.length_steps) for record in videos.prints], dtype=np.int32).reshape(-1, 4),
         failures=list(videos.failures),
         from_cache=videos.from_cache,
     )

@@ -29,7 +29,6 @@ MIN_COVERAGE = 0.5  # share of the shorter video's frames that must line up
 OFFSET_TOLERANCE = 1.0  # seconds: votes this close to the winning offset count for it
 DISTINCT_BITS = 3  # a frame's nearest match must beat matches at other offsets by this much
 MIN_SPAN, MAX_SPAN = 0.1, 2.5  # seconds a kept frame may stand for in the coverage
-DURATION_STEP = 0.5  # seconds: durations compared in steps of this much when choosing the copy to keep
 
 
 @dataclass(frozen=True)
@@ -257,7 +256,7 @@ def video_keep_order(prints):
             record = prints[row]
             info = record.info
             first = 0 if reference is not None and reference[row] else 1
-            length = -round(info.duration / DURATION_STEP)
+            length = -record.length_steps
             pixels, bitrate = -record.content_pixels, -info.bitrate
             size, age, path = -int(hashed.size[row]), int(hashed.mtime_ns[row]), hashed.paths[row]
             policies = {
