@@ -408,9 +408,11 @@ def _delete_report(options, delete, collection, planned: PlannedCollection, outc
 
 def _report_groups(planned: PlannedCollection, metric) -> list[dict]:
     """report.build_groups, with each video group marked and each of its files listing the
-    videos it pairs with (what `apply --decisions` may stand a removal on)."""
+    videos it pairs with and its length in duration steps (what `apply --decisions` may
+    stand a removal on: a paired video at least as long)."""
     groups = report.build_groups(planned.plan, planned.hashed, metric)
     paths = planned.hashed.paths
+    length_steps = planned.hashed.frames
     for entry, group in zip(groups, planned.plan.groups):  # noqa: B905
         if group.keep[0] < planned.first_video:
             continue
@@ -418,6 +420,7 @@ def _report_groups(planned: PlannedCollection, metric) -> list[dict]:
         for member in (*entry["keep"], *entry["remove"]):
             row = paths.index(member["path"], planned.first_video)
             member["pairs_with"] = sorted(paths[other] for other in planned.partners.get(row, ()))
+            member["length_steps"] = int(length_steps[row])
     return groups
 
 

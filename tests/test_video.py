@@ -257,3 +257,18 @@ def test_a_sub_clip_in_a_reference_folder_never_removes_the_longer_video(clips, 
     kept = {Path(k["path"]).name for g in report["groups"] for k in g["keep"]}
     assert "original.mp4" in kept and "subclip.mov" not in removed
     assert removed == {"letterboxed.mkv"}
+
+
+def test_apply_decisions_never_remove_a_video_because_of_a_shorter_one(clips, tmp_path):
+    run("delete", "--images-path", clips, "--output-path", tmp_path / "out", "--no-progress")
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    decisions = tmp_path / "decisions.json"
+    decisions.write_text(json.dumps({str(clips / "original.mp4"): "remove", str(clips / "letterboxed.mkv"): "remove",
+                                     str(clips / "subclip.mov"): "keep"}))
+    result = run("apply", folder, "--decisions", decisions)
+    assert result.exit_code == 0
+    # The original stays (only the shorter sub-clip is kept), and then the letterboxed
+    # copy, as long as the original, stands on it.
+    assert f"'{clips / 'original.mp4'}': no kept file within the threshold after the decisions; kept" in result.output
+    assert sorted(p.name for p in clips.iterdir() if p.suffix != ".avi" and p.name != "garbage.mp4") == [
+        "original.mp4", "other.mp4", "subclip.mov"]
