@@ -120,6 +120,10 @@ def report(title: str, result: dict, seconds: float, video_seconds: float) -> No
           f"{len(result['groups_losing_every_member'])}")
     for kind, counts in result["recall_by_kind"].items():
         print(f"  {kind:<18} {counts['found']}/{counts['files']}")
+    edits = [c for kind, c in result["recall_by_kind"].items() if kind != "original"]
+    if edits:
+        found, files = sum(c["found"] for c in edits), sum(c["files"] for c in edits)
+        print(f"edited copies found (grouped with their own): {found}/{files} = {found / files:.4f}")
     if result["false_pair_examples"]:
         print("false pairs:", *(f"{Path(a).name}~{Path(b).name}" for a, b in result["false_pair_examples"]))
     if video_seconds:
