@@ -272,3 +272,11 @@ def test_apply_decisions_never_remove_a_video_because_of_a_shorter_one(clips, tm
     assert f"'{clips / 'original.mp4'}': no kept file within the threshold after the decisions; kept" in result.output
     assert sorted(p.name for p in clips.iterdir() if p.suffix != ".avi" and p.name != "garbage.mp4") == [
         "original.mp4", "other.mp4", "subclip.mov"]
+
+
+def test_the_copy_without_bars_is_kept_over_its_letterboxed_copy_of_the_same_picture(tmp_path):
+    # datasets/demo-videos: walk_letterbox.mp4 is walk.mp4 (240x136) in a 240x180 frame.
+    report = delete_report(Path(__file__).resolve().parent.parent / "datasets" / "demo-videos", tmp_path / "out",
+                           "--media", "video")
+    assert groups_by_name(report) == [("walk.mp4", ["walk_letterbox.mp4", "walk_resize.mp4", "walk_subclip.m4v",
+                                                    "walk_trim.mov"])]

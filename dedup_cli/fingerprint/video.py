@@ -25,7 +25,7 @@ import numpy as np
 from dedup_cli.media import video as media
 from dedup_cli.media.loading import content_digest
 
-FINGERPRINT_VERSION = "v2"  # part of the cache key: bump when frames or hashes change
+FINGERPRINT_VERSION = "v3"  # part of the cache key: bump when frames or hashes change
 HASH_SIDE = 32  # pixels per side the DCT sees
 LOW_SIDE = 8  # lowest frequencies kept: 64 bits
 CHANGE_BITS = 8  # a frame this far from the last kept one is kept (content changed)
@@ -133,6 +133,16 @@ def _resized(thumbs: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return top_row * (1 - fr) + bottom_row * fr
 
 
+def _content_share(box: tuple[int, int, int, int], side: int) -> float:
+    """The share of the frame inside the borders, a little under rather than over: the
+    thumbnail row (column) next to a cut border mixes bar and picture, so it is counted
+    as bar. A letterboxed copy then never outranks the same picture without bars."""
+    top, bottom, left, right = box
+    height = bottom - top - (top > 0) - (bottom < side)
+    width = right - left - (left > 0) - (right < side)
+    return max(height, 1) * max(width, 1) / float(side * side)
+
+
 def keep_frames(hashes: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Indices of the frames to keep: the first, then each one CHANGE_BITS or more from the
     last kept one or MAX_GAP seconds after it."""
@@ -153,8 +163,7 @@ def fingerprint_frames(path: str, sampled: media.SampledFrames, settings: VideoS
     hashes = frame_hashes(pixels[rows])
     kept = keep_frames(hashes, sampled.times[rows])
     mirrored = frame_hashes(pixels[rows[kept], :, ::-1]) if settings.isometric else None
-    top, bottom, left, right = box
-    share = (bottom - top) * (right - left) / float(sampled.thumbs.shape[1] * sampled.thumbs.shape[2])
+    share = _content_share(box, sampled.thumbs.shape[1])
     return VideoPrint(path, hashes[kept], sampled.times[rows[kept]].astype(np.float32), mirrored, sampled.info,
                       flat_frames=int(len(pixels) - len(rows)), content_share=round(share, 4))
 
