@@ -7,7 +7,7 @@ DEMO := datasets/demo
 OUTPUT := dedup-output
 BENCH_DIR ?= ../shared/bench/wallpapers
 
-.PHONY: all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-100k bench-fidelity bench-scale calibrate
+.PHONY: all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-100k bench-fidelity bench-scale bench-video calibrate
 
 all: check package
 
@@ -64,6 +64,9 @@ bench-fidelity: setup-env
 
 bench-scale: setup-env
 	$(BIN)/python benchmarks/bench_scale.py
+
+bench-video: setup-env
+	flock /tmp/dedup-bench.lock $(BIN)/python benchmarks/bench_video.py --isometric --sweep 12 14 16 18 20 --hd 30
 
 calibrate: setup-env
 	$(BIN)/python benchmarks/calibrate.py
