@@ -9,7 +9,7 @@ BENCH_DIR ?= ../shared/bench/wallpapers
 
 MODEL_VENV ?= .venv-model
 
-.PHONY: model model-build all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-100k bench-fidelity bench-scale calibrate
+.PHONY: model model-build all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-100k bench-fidelity bench-scale bench-video calibrate
 
 all: check package
 
@@ -78,6 +78,9 @@ bench-fidelity: setup-env
 
 bench-scale: setup-env
 	$(BIN)/python benchmarks/bench_scale.py
+
+bench-video: setup-env
+	flock /tmp/dedup-bench.lock $(BIN)/python benchmarks/bench_video.py --isometric --sweep 12 14 16 18 20 --hd 30
 
 calibrate: setup-env
 	$(BIN)/python benchmarks/calibrate.py

@@ -14,6 +14,7 @@ import click
 
 from dedup_cli import __version__
 from dedup_cli.errors import DedupError, ModelError
+from dedup_cli.media.scan import MEDIA
 from dedup_cli.plan.grouping import KEEP_POLICIES
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_CELLS, LOCAL_FACTOR
 from dedup_cli.present.review import human_size as human_bytes
@@ -113,6 +114,9 @@ def common_options(default_output: str | None):
                          "equal imagehash's on the upright image)."),
             click.option("--progress/--no-progress", default=True, show_default=True,
                          help="Progress bar on stderr."),
+            click.option("--media", type=click.Choice(MEDIA), default="all", show_default=True,
+                         help="Look at images, videos (MP4, MOV, M4V, MKV, WebM, AVI) or both; a video only "
+                         "ever pairs with a video."),
         ]
         for option in reversed(options):
             command = option(command)
@@ -153,6 +157,7 @@ def collection_options(kwargs: dict):
         batch_size=kwargs.pop("batch_size"),
         cache_path=None if no_cache else (cache_path or default_cache_path()),
         method=method,
+        media=kwargs.pop("media"),
     )
 
 
@@ -229,9 +234,11 @@ def echo_notes(notes) -> None:
 
 
 def check_readable(collection) -> None:
-    """Exit 1 when images were found but none could be read."""
-    if collection.scan.files and not collection.hashed.paths:
-        raise click.ClickException(f"None of the {len(collection.scan.files)} images could be read")
+    """Exit 1 when images or videos were found but none could be read."""
+    found = len(collection.scan.files) + len(collection.scan.videos)
+    if found and not collection.hashed.paths and not collection.videos.prints:
+        what = "images" if not collection.scan.videos else "videos" if not collection.scan.files else "files"
+        raise click.ClickException(f"None of the {found} {what} could be read")
 
 
 @main.command()
@@ -270,31 +277,44 @@ def delete(**kwargs):
         result = run_delete(options, delete_options, on_progress=progress.update, on_total=progress.total)
     echo_notes(result.collection.notes)
     echo_failures(result.collection.hashed.failures)
+    echo_failures(result.collection.videos.failures, "Cannot decode video")
     render_delete_summary(result, options)
     check_readable(result.collection)
 
 
-def threshold_line(options) -> str:
+def threshold_line(options, frames: bool = False) -> str:
+    """The images' threshold (a cosine similarity under --method cnn) and, when videos
+    were looked at, their frame threshold (always hash bits)."""
     if options.method == "cnn":
-        return f"Threshold: cosine similarity >= {options.effective_threshold:g} (CNN embeddings, EfficientNet-Lite0)."
-    return (f"Threshold: {options.effective_threshold:g} {options.index_settings.metric.name} "
-            f"({options.max_bits} bits of {options.hash_settings.n_bits}).")
+        line = f"Threshold: cosine similarity >= {options.effective_threshold:g} (CNN embeddings, EfficientNet-Lite0)"
+    else:
+        line = (f"Threshold: {options.effective_threshold:g} {options.index_settings.metric.name} "
+                f"({options.max_bits} bits of {options.hash_settings.n_bits})")
+    return line + (f"; video frames: {options.video_match.frame_bits} bits of 64." if frames else ".")
 
 
 def render_delete_summary(result, options) -> None:
     summary = result.report.summary
-    if not summary["scanned"]:
+    videos = summary["videos"]
+    if not summary["scanned"] and not videos["scanned"]:
         click.echo(f"No images found in '{options.images_path}'.")
-    click.echo(
-        f"Scanned {summary['scanned']} images: {summary['hashed']} hashed "
-        f"({summary['from_cache']} from cache), {summary['unreadable']} unreadable."
-    )
+    if summary["scanned"] or not videos["scanned"]:
+        click.echo(
+            f"Scanned {summary['scanned']} images: {summary['hashed']} hashed "
+            f"({summary['from_cache']} from cache), {summary['unreadable']} unreadable."
+        )
+    if videos["scanned"]:
+        click.echo(
+            f"Scanned {videos['scanned']} videos: {videos['fingerprinted']} fingerprinted "
+            f"({videos['from_cache']} from cache), {videos['unreadable']} unreadable; "
+            f"{videos['groups']} groups of the same video, {videos['remove']} to remove."
+        )
     click.echo(
         f"Groups of near-duplicates: {summary['groups']}; to keep: {summary['keep']}, "
         f"to remove: {summary['remove']} ({human_bytes(summary['bytes_to_free'])} "
         f"{'would be' if summary['dry_run'] else 'to be'} freed)."
     )
-    click.echo(threshold_line(options))
+    click.echo(threshold_line(options, frames=bool(videos["scanned"])))
     if summary["dry_run"]:
         click.echo("Dry run (--safe-deletion y): no file was changed. "
                    "Use --safe-deletion n to move the duplicates aside.")
@@ -309,8 +329,8 @@ def render_delete_summary(result, options) -> None:
 @main.command()
 @common_options(None)
 @click.option("--query", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Image to look for (inside --images-path or not), or a folder: each of its images is a query "
-              "(one row per match).")
+              help="Image or video to look for (inside --images-path or not), or a folder: each of its images "
+              "and video is a query (one row per match). A video query finds videos only.")
 @click.option("--format", "output_format", type=click.Choice(("table", "json", "csv")), default="table",
               show_default=True, help="How matches are printed.")
 @handle_errors
@@ -326,6 +346,7 @@ def search(**kwargs):
         result = run_search(options, query, on_progress=progress.update, on_total=progress.total)
     echo_notes(result.collection.notes)
     echo_failures(result.collection.hashed.failures)
+    echo_failures(result.collection.videos.failures, "Cannot decode video")
     if result.queries is not None:
         echo_failures(result.unreadable, "Cannot use query")
         render_many(result, output_format)
@@ -335,7 +356,9 @@ def search(**kwargs):
             click.echo(f"Matches: {write_search_matches(output_path, result)}", err=output_format != "table")
         return
     render_matches(result, output_format)
-    if output_path is not None:
+    if output_path is not None and result.media == "video":
+        click.echo("No mosaic for a video query.", err=output_format != "table")
+    elif output_path is not None:
         from dedup_cli.present.plot import search_mosaic
 
         click.echo(f"Mosaic: {search_mosaic(result, output_path)}", err=output_format != "table")
@@ -374,7 +397,7 @@ def render_matches(result, output_format: str) -> None:
         for row in rows:
             click.echo(f"{_csv_field(row['path'])},{row['distance']:g},{row['bits']},{row['width']},{row['height']}")
     elif not rows:
-        click.echo(f"No image within the threshold of '{result.query}'.")
+        click.echo(f"No {result.media} within the threshold of '{result.query}'.")
     else:
         click.echo(f"{'distance':>8}  {'bits':>4}  {'size':>11}  path")
         for row in rows:
@@ -402,8 +425,9 @@ def show(**kwargs):
         collection = collect(options, exclude=(output_path,), on_progress=progress.update, on_total=progress.total)
     echo_notes(collection.notes)
     echo_failures(collection.hashed.failures)
+    echo_failures(collection.videos.failures, "Cannot decode video")
     check_readable(collection)
-    if not collection.hashed.paths:
+    if not collection.hashed.paths and not collection.videos.prints:
         click.echo(f"No images found in '{options.images_path}'.")
         return
     files = run_show(collection, options, show_options, output_path)
@@ -440,10 +464,11 @@ def evaluate(**kwargs):
 def render_evaluation(result: dict) -> None:
     settings = result["settings"]
     if settings.get("method") == "cnn":
-        click.echo(f"CNN embeddings, threshold cosine similarity >= {settings['threshold']:g}")
+        line = f"CNN embeddings, threshold cosine similarity >= {settings['threshold']:g}"
     else:
-        click.echo(f"{settings['hash_algorithm']} {settings['hash_size']}, threshold {settings['threshold']:g} "
-                   f"{settings['distance_metric']} ({settings['threshold_bits']} bits)")
+        line = (f"{settings['hash_algorithm']} {settings['hash_size']}, threshold {settings['threshold']:g} "
+                f"{settings['distance_metric']} ({settings['threshold_bits']} bits)")
+    click.echo(line + (f"; video frames {settings['video_frame_bits']} bits" if settings["media"] != "image" else ""))
     click.echo(f"files: {result['files']} hashed, {result['files_in_truth']} in truth, "
                f"{len(result['unreadable_in_truth'])} of those unreadable")
     click.echo(f"linked pairs: precision {result['linked_precision']:.4f}, recall {result['linked_recall']:.4f} "

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 from dedup_cli.fingerprint.hashing import FileStat, HashRecord, HashSettings
 from dedup_cli.media.loading import ImageFacts
@@ -50,6 +51,29 @@ CREATE TABLE IF NOT EXISTS embeddings_v1 (
     mtime_ns INTEGER NOT NULL,
     vector BLOB NOT NULL,
     PRIMARY KEY (path, model)
+)
+"""
+# One row per video: the kept frames' hashes (uint64), mirrored hashes and times (float32)
+# as little-endian arrays, and what the keep policy reads (fingerprint/video.py).
+_VIDEO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS video_prints_v1 (
+    path TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    mirrored BLOB,
+    times BLOB NOT NULL,
+    duration REAL NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    bitrate INTEGER NOT NULL,
+    codec TEXT NOT NULL,
+    fps REAL NOT NULL,
+    flat_frames INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    content_share REAL NOT NULL,
+    PRIMARY KEY (path, settings)
 )
 """
 _LOOKUP_CHUNK = 500
@@ -123,35 +147,36 @@ class HashCache:
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
             connection.execute(_EMBEDDING_SCHEMA)
+            connection.execute(_VIDEO_SCHEMA)
             connection.execute("SELECT count(*) FROM hashes_v3 LIMIT 1").fetchone()
         except sqlite3.DatabaseError:
             connection.close()
             raise
         return connection
 
-    def _matching_rows(self, stats: list[FileStat], select: str, params: list) -> Iterator[tuple[FileStat, list]]:
-        """(stat, the rest of its row) for each cached row of `stats` whose size and mtime
-        still match; `select` picks path, size, mtime_ns first and ends in `path IN`."""
+    def _current_rows(self, stats: list[FileStat], columns: str, table: str, where: str, params: list):
+        """(stat, the other columns) of each cached row for `stats` whose size and mtime
+        still match, looked up in chunks."""
         wanted = {cache_key(stat.path): stat for stat in stats}
         paths = list(wanted)
         for start in range(0, len(paths), _LOOKUP_CHUNK):
             chunk = paths[start : start + _LOOKUP_CHUNK]
-            rows = self._connection.execute(f"{select} ({','.join('?' * len(chunk))})", [*params, *chunk])
-            for key, size, mtime_ns, *rest in rows:
+            rows = self._connection.execute(
+                f"SELECT path, size, mtime_ns, {columns} FROM {table} "
+                f"WHERE {where} AND path IN ({','.join('?' * len(chunk))})", [*params, *chunk])
+            for key, size, mtime_ns, *values in rows:
                 stat = wanted[key]
                 if stat.size == size and stat.mtime_ns == mtime_ns:
-                    yield stat, rest
+                    yield stat, values
 
     def lookup(self, stats: list[FileStat], settings: HashSettings) -> dict[str, HashRecord]:
         """Records for the files whose size and mtime match the cached entry."""
         found: dict[str, HashRecord] = {}
-        select = ("SELECT path, size, mtime_ns, bits, width, height, error, colour, variants, digest, "
-                  "grey_mode, depth, lossless, frames FROM hashes_v3 "
-                  "WHERE algorithm = ? AND hash_size = ? AND decoder = ? AND path IN")
         try:
-            for stat, row in self._matching_rows(stats, select, [settings.algorithm, settings.hash_size,
-                                                                 settings.decoder_id]):
-                bits, width, height, error, colour, variants, digest, *facts = row
+            for stat, (bits, width, height, error, colour, variants, digest, *facts) in self._current_rows(
+                    stats, "bits, width, height, error, colour, variants, digest, grey_mode, depth, lossless, frames",
+                    "hashes_v3", "algorithm = ? AND hash_size = ? AND decoder = ?",
+                    [settings.algorithm, settings.hash_size, settings.decoder_id]):
                 facts = ImageFacts(bool(facts[0]), facts[1], bool(facts[2]), facts[3])
                 found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants, digest, facts)
         except sqlite3.DatabaseError as exc:
@@ -174,9 +199,9 @@ class HashCache:
 
     def lookup_embeddings(self, stats: list[FileStat], model_key: str) -> dict[str, bytes]:
         """Embedding bytes of the files whose size and mtime match the cached entry."""
-        select = "SELECT path, size, mtime_ns, vector FROM embeddings_v1 WHERE model = ? AND path IN"
         try:
-            return {stat.path: row[0] for stat, row in self._matching_rows(stats, select, [model_key])}
+            return {stat.path: vector for stat, (vector,) in self._current_rows(
+                stats, "vector", "embeddings_v1", "model = ?", [model_key])}
         except sqlite3.DatabaseError as exc:
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); embedding everything")
             return {}
@@ -185,6 +210,39 @@ class HashCache:
         """Insert or replace the embeddings of freshly embedded files, in one transaction."""
         rows = [(cache_key(stat.path), model_key, stat.size, stat.mtime_ns, vector) for stat, vector in entries]
         self._write("INSERT OR REPLACE INTO embeddings_v1 VALUES (?,?,?,?,?)", rows, "embeddings")
+
+    def lookup_videos(self, stats: list[FileStat], settings) -> dict:
+        """Video fingerprints (fingerprint.video.VideoPrint) of the files whose size and
+        mtime match the cached entry: a second run over unchanged videos decodes nothing."""
+        from dedup_cli.fingerprint.video import VideoPrint
+        from dedup_cli.media.video import VideoInfo
+
+        found = {}
+        try:
+            for stat, (hashes, mirrored, times, *facts, flat, digest, share) in self._current_rows(
+                    stats, "hashes, mirrored, times, duration, width, height, bitrate, codec, fps, flat_frames, "
+                    "digest, content_share", "video_prints_v1", "settings = ?", [settings.key]):
+                found[stat.path] = VideoPrint(
+                    stat.path, np.frombuffer(hashes, dtype="<u8").astype(np.uint64),
+                    np.frombuffer(times, dtype="<f4").astype(np.float32),
+                    None if mirrored is None else np.frombuffer(mirrored, dtype="<u8").astype(np.uint64),
+                    VideoInfo(*facts), flat, digest, content_share=share)
+        except sqlite3.DatabaseError as exc:
+            self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); decoding every video")
+            return {}
+        return found
+
+    def store_videos(self, entries: list, settings) -> None:
+        """Insert or replace the fingerprints of freshly decoded videos, in one transaction."""
+        rows = [
+            (cache_key(stat.path), settings.key, stat.size, stat.mtime_ns, record.hashes.astype("<u8").tobytes(),
+             None if record.mirrored is None else record.mirrored.astype("<u8").tobytes(),
+             record.times.astype("<f4").tobytes(), record.info.duration, record.info.width, record.info.height,
+             record.info.bitrate, record.info.codec, record.info.fps, record.flat_frames, record.digest,
+             record.content_share)
+            for stat, record in entries
+        ]
+        self._write(f"INSERT OR REPLACE INTO video_prints_v1 VALUES ({','.join('?' * 16)})", rows, "fingerprints")
 
     def _write(self, statement: str, rows: list, what: str) -> None:
         if not rows:

@@ -187,6 +187,31 @@ class HashedFiles:
         return keys
 
 
+def join_hashed(first: HashedFiles, second: HashedFiles) -> HashedFiles:
+    """The rows of `first`, then those of `second` (narrower hashes zero-padded to the
+    wider ones); failures and cache counts added up. For reports and actions on a plan
+    made on each part: the orientation variants are left out."""
+    width = max(first.packed.shape[1], second.packed.shape[1])
+
+    def padded(packed):
+        return np.pad(packed, ((0, 0), (0, width - packed.shape[1])))
+
+    return HashedFiles(
+        settings=first.settings,
+        paths=first.paths + second.paths,
+        packed=np.concatenate([padded(first.packed), padded(second.packed)]),
+        width=np.concatenate([first.width, second.width]),
+        height=np.concatenate([first.height, second.height]),
+        size=np.concatenate([first.size, second.size]),
+        mtime_ns=np.concatenate([first.mtime_ns, second.mtime_ns]),
+        colour=np.concatenate([first.colour, second.colour]),
+        digest=np.concatenate([first.digest, second.digest]),
+        facts=np.concatenate([first.facts, second.facts]),
+        failures=sorted(first.failures + second.failures),
+        from_cache=first.from_cache + second.from_cache,
+    )
+
+
 def default_workers() -> int:
     """Worker processes: the CPUs this process may run on."""
     try:

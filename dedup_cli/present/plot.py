@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 from dedup_cli.errors import UnreadableImage
 from dedup_cli.fingerprint.hashing import worker_pool
 from dedup_cli.media.loading import load_image
+from dedup_cli.media.video import VideoError, is_video_name, video_still
 from dedup_cli.runs import create_run_folder
 
 PREVIEW_SIDE = 800
@@ -97,6 +98,12 @@ def fan_out(positions: np.ndarray, gap: float = FAN_GAP) -> np.ndarray:
 
 def _thumbnail(job: tuple[str, int, int]) -> tuple[bytes, tuple[int, int]] | None:
     path, width, height = job
+    if is_video_name(path):  # a video is drawn as its middle frame
+        try:
+            image = video_still(path, width, height).convert("RGB")
+        except VideoError:
+            return None
+        return image.tobytes(), image.size
     try:
         loaded = load_image(path, min_side=max(width, height), mode="RGB")
     except UnreadableImage:
@@ -144,19 +151,21 @@ def run_show(collection, options, show_options: ShowOptions, output_path) -> dic
     """
     from dedup_cli.plan.grouping import connected_groups
 
-    hashed = collection.hashed
+    hashed, video_groups = _with_videos(collection, options)
     folder = create_run_folder(output_path, "show")
     cell = (show_options.image_w, show_options.image_h)
     files = {"t-SNE coordinates": folder / "tsne.csv", "thumbnail map": folder / "tsne_map.png",
              "preview": folder / "tsne_preview.png", "groups": folder / "tsne_groups.png",
              "interactive map": folder / "tsne.html"}
     with worker_pool(options.workers) as pool:
-        # --method cnn: the embeddings decide the groups (the hash matcher is made in the worker).
+        # Images by the collection's matcher (--method cnn: the embeddings; the hash matcher
+        # is made in the worker); videos came grouped by the video rule (_with_videos).
         matcher = collection.matcher(options) if collection.embeddings is not None else None
-        grouping = pool.submit(connected_groups, hashed, options.match_settings, options.index_settings, matcher)
+        grouping = pool.submit(connected_groups, collection.hashed, options.match_settings, options.index_settings,
+                               matcher)
         waiting = start_thumbnails(pool, hashed.paths, *cell)
-        positions = tsne_positions(collection.features, show_options.perplexity)
-        thumbs, groups = waiting(), grouping.result()
+        positions = tsne_positions(map_features(collection, hashed), show_options.perplexity)
+        thumbs, groups = waiting(), grouping.result() + video_groups
         pictures = [pool.submit(group_scatter, positions, groups, files["groups"]),
                     pool.submit(write_thumbnail_map, files["thumbnail map"], files["preview"], positions, thumbs,
                                 cell)]
@@ -245,6 +254,41 @@ def write_map_page(path: Path, paths, positions, groups, thumbnails, cell: tuple
 
     save_page(path, render("tsne.html", map_page_data(paths, positions, groups, thumbnails, cell, root)))
     return path
+
+
+def _with_videos(collection, options):
+    """The collection's images and then its videos as one HashedFiles (a video placed by
+    its middle kept frame's hash), and the groups of the same video, in those rows."""
+    videos = collection.videos
+    if not videos.prints:
+        return collection.hashed, []
+    from dedup_cli.fingerprint.hashing import join_hashed
+    from dedup_cli.fingerprint.video import as_hashed_files
+    from dedup_cli.plan.grouping import connected_groups
+    from dedup_cli.plan.similarity import MatchSettings
+    from dedup_cli.plan.video import VideoMatcher, video_pairs
+
+    images = collection.hashed
+    rows = as_hashed_files(videos, images.settings, max(images.packed.shape[1], 8))
+    matcher = VideoMatcher(video_pairs(videos.prints, options.video_match, options.hash_settings.isometric),
+                           options.video_match)
+    groups = connected_groups(rows, MatchSettings(options.video_match.max_bits), options.index_settings, matcher)
+    return join_hashed(images, rows), [group + len(images.paths) for group in groups]
+
+
+def map_features(collection, hashed) -> np.ndarray:
+    """The rows t-SNE places, one per row of `hashed` (the images, then the videos): the
+    hash bits, or under --method cnn the images' embeddings. Videos have no embedding, so
+    then their frame-hash bits sit in columns of their own (zero for the images, as the
+    embedding columns are for the videos): a video never pairs with an image anyway."""
+    if collection.embeddings is None:
+        return hashed.bits
+    images = collection.features
+    videos = hashed.bits[len(images):].astype(np.float32)
+    if not len(videos):
+        return images
+    return np.block([[images, np.zeros((len(images), videos.shape[1]), np.float32)],
+                     [np.zeros((len(videos), images.shape[1]), np.float32), videos]])
 
 
 def group_scatter(positions: np.ndarray, groups, path: Path) -> None:

@@ -269,7 +269,8 @@ def page_data(run_folder: Path, report: dict) -> dict:
                 "tool_version": report.get("tool_version", ""), "summary": report.get("summary", {})},
         "settings": {key: settings.get(key) for key in (
             "images_path", "method", "hash_algorithm", "hash_size", "distance_metric", "threshold",
-            "threshold_bits", "colour_check", "isometric", "keep_policy", "reference", "action")},
+            "threshold_bits", "colour_check", "isometric", "keep_policy", "reference", "action",
+            "video_frame_bits")},
         "policy": policy_text(settings),
         "keeper_reason": keeper_summary(settings),  # the same for every kept file: once
         "match": match_text(settings),
@@ -298,7 +299,7 @@ def group_data(group: dict, settings: dict, pictures: Pictures) -> dict:
             "bits": entry.get("bits"), "distance": entry.get("distance"),
             "nearest": index.get(entry.get("nearest_keep"), -1),
             "reason": keep_reason(keeper, entry, settings) if keeper else "the plan names no kept file here"})
-    return {"id": group["id"], "files": files}
+    return {"id": group["id"], "files": files, "media": group.get("media", "image")}
 
 
 def file_data(entry: dict, plan: str, pictures: Pictures) -> dict:
