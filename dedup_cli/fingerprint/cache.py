@@ -4,7 +4,9 @@ Keyed by absolute path, algorithm, hash size and decoder version; an entry is us
 while the file's size and mtime (ns) still match. A path that is not valid UTF-8 (SQLite
 text must be) is keyed by its bytes in hex behind a NUL, which no real path contains.
 WAL mode and a busy timeout let two runs share the file. A corrupt or locked cache (or an
-unusable cache folder) gives a warning and a fresh cache, never a failed run.
+unusable cache folder) gives a warning and a fresh cache, never a failed run. The table's
+name carries the record's layout (hashes_v4 added the views' hashes and colours), so an
+older dedup sharing the file keeps writing its own table and never misreads this one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dedup_cli.fingerprint.hashing import FileStat, HashRecord, HashSettings
 from dedup_cli.media.loading import ImageFacts
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS hashes_v3 (
+CREATE TABLE IF NOT EXISTS hashes_v4 (
     path TEXT NOT NULL,
     algorithm TEXT NOT NULL,
     hash_size INTEGER NOT NULL,
@@ -31,6 +33,9 @@ CREATE TABLE IF NOT EXISTS hashes_v3 (
     error TEXT NOT NULL DEFAULT '',
     colour BLOB,
     variants BLOB,
+    views BLOB,
+    view_colour BLOB,
+    content_share REAL NOT NULL DEFAULT 1,
     digest BLOB,
     grey_mode INTEGER NOT NULL DEFAULT 0,
     depth INTEGER NOT NULL DEFAULT 8,
@@ -109,7 +114,7 @@ class HashCache:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
-            connection.execute("SELECT count(*) FROM hashes_v3 LIMIT 1").fetchone()
+            connection.execute("SELECT count(*) FROM hashes_v4 LIMIT 1").fetchone()
         except sqlite3.DatabaseError:
             connection.close()
             raise
@@ -124,17 +129,19 @@ class HashCache:
             for start in range(0, len(paths), _LOOKUP_CHUNK):
                 chunk = paths[start : start + _LOOKUP_CHUNK]
                 rows = self._connection.execute(
-                    "SELECT path, size, mtime_ns, bits, width, height, error, colour, variants, digest, "
-                    "grey_mode, depth, lossless, frames FROM hashes_v3 "
+                    "SELECT path, size, mtime_ns, bits, width, height, error, colour, variants, views, view_colour, "
+                    "content_share, digest, "
+                    "grey_mode, depth, lossless, frames FROM hashes_v4 "
                     f"WHERE algorithm = ? AND hash_size = ? AND decoder = ? AND path IN ({','.join('?' * len(chunk))})",
                     [settings.algorithm, settings.hash_size, settings.decoder_id, *chunk],
                 )
-                for key, size, mtime_ns, bits, width, height, error, colour, variants, digest, *facts in rows:
+                for (key, size, mtime_ns, bits, width, height, error, colour, variants, views, view_colour,
+                     content_share, digest, *facts) in rows:
                     stat = wanted[key]
                     if stat.size == size and stat.mtime_ns == mtime_ns:
                         facts = ImageFacts(bool(facts[0]), facts[1], bool(facts[2]), facts[3])
                         found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants,
-                                                      digest, facts)
+                                                      views, view_colour, content_share, digest, facts)
         except sqlite3.DatabaseError as exc:
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); hashing everything")
             return {}
@@ -147,13 +154,13 @@ class HashCache:
         rows = [
             (cache_key(stat.path), settings.algorithm, settings.hash_size, settings.decoder_id, stat.size,
              stat.mtime_ns, record.packed_bits, record.width, record.height, record.error, record.colour,
-             record.variants, record.digest, record.facts.grey_mode, record.facts.depth, record.facts.lossless,
+             record.variants, record.views, record.view_colour, record.content_share, record.digest, record.facts.grey_mode, record.facts.depth, record.facts.lossless,
              record.facts.frames)
             for stat, record in entries
         ]
         try:
             self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany(f"INSERT OR REPLACE INTO hashes_v3 VALUES ({','.join('?' * 17)})", rows)
+            self._connection.executemany(f"INSERT OR REPLACE INTO hashes_v4 VALUES ({','.join('?' * 20)})", rows)
             self._connection.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             if self._connection.in_transaction:

@@ -17,6 +17,12 @@ from dedup_cli.plan.similarity import GREY_CHROMA, Matcher, MatchSettings, chrom
 from dedup_cli.search.index import IndexSettings
 
 KEEP_POLICIES = ("resolution", "size", "oldest", "newest", "path")
+# A file whose uniform borders (--views) take more than 1 - PADDED_SHARE of it counts by
+# its picture's pixels, less TRIMMED_PENALTY: the box is measured on the reduced decode, a
+# few percent off, and a padded copy of the same picture should not win by that error.
+# (Thinner bands, a dark edge of a photo, leave the ranking alone.)
+PADDED_SHARE = 0.95
+TRIMMED_PENALTY = 0.1
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class Removal:
     row: int
     nearest_keep: int
     bits: int
+    view: str = "whole"  # which views matched (Matcher.matched_views)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,9 @@ def keep_order(rows, hashed, policy: str, reference=None) -> list[int]:
 
     def facts(row):
         pixels = int(hashed.width[row]) * int(hashed.height[row])
+        share = float(hashed.content_share[row])
+        if share < PADDED_SHARE:  # a padded copy counts by its picture, and loses a near tie
+            pixels = int(pixels * share * (1.0 - TRIMMED_PENALTY))
         _, depth, lossless, frames = (int(v) for v in hashed.facts[row])
         better_copy = (-int(colour[row]), -depth, -lossless, -frames)
         first = 0 if reference is not None and reference[row] else 1
@@ -176,7 +186,8 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None) -> G
             distances = matcher.distances(candidates, row)
             nearest = int(np.argmin(distances))
             if distances[nearest] <= matcher.settings.max_bits:
-                removals.append(Removal(row, candidates[nearest], int(distances[nearest])))
+                kept = candidates[nearest]
+                removals.append(Removal(row, kept, int(distances[nearest]), matcher.matched_views(kept, row)))
                 continue
         keep.append(row)
     return Group(keep=tuple(keep), remove=tuple(removals))
