@@ -235,6 +235,8 @@ def hash_file(path: str, settings: HashSettings) -> HashRecord:
         variants = None
         if settings.isometric:
             variants = b"".join(hash_image(grey.transpose(t), settings) for t in OTHER_ORIENTATIONS)
+        if settings.views and image.mode not in ("YCbCr", "L"):
+            image = image.convert("YCbCr")  # once, for the signature of every view
         colour = colour_signature(image)
         views = view_colour = None
         content_share = 1.0
@@ -243,7 +245,7 @@ def hash_file(path: str, settings: HashSettings) -> HashRecord:
             left, top, right, bottom = boxes[0]
             content_share = (right - left) * (bottom - top) / (image.width * image.height)
             views = b"".join(hash_image(grey.crop(box), settings) for box in boxes)
-            view_colour = b"".join(colour_signature(image.crop(box)) for box in boxes)
+            view_colour = b"".join(colour_signature(image, box) for box in boxes)
     except UnreadableImage as exc:
         return HashRecord(path, None, error=exc.reason)
     except Exception as exc:  # a hash that fails on odd pixels is still one file's failure

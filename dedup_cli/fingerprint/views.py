@@ -35,10 +35,13 @@ def _border_depth(lines: np.ndarray, limit: int) -> int:
     """How many leading lines of `lines` (lines, pixels, channels), from the edge inward,
     are one neutral colour; 0 when the band is thinner than TRIM_MIN_PIXELS or wider than
     `limit` (then it is content)."""
-    colour = np.median(lines[0], axis=0)
+    edge = lines[0].astype(np.int16)
+    colour = np.median(edge, axis=0)
     if lines.shape[2] == 3 and np.abs(colour[1:] - 128).max() > NEUTRAL_CHROMA:
         return 0
-    band = lines[:limit + 1]  # one line past the limit tells a band that goes on
+    if (np.abs(edge - colour).max(axis=1) <= BORDER_TOLERANCE).mean() < LINE_UNIFORM_SHARE:
+        return 0  # most pictures: their edge is no border
+    band = lines[:limit + 1].astype(np.int16)  # one line past the limit tells a band that goes on
     matching = (np.abs(band - colour).max(axis=2) <= BORDER_TOLERANCE).mean(axis=1) >= LINE_UNIFORM_SHARE
     depth = int(np.argmin(matching)) if not matching.all() else len(band)
     return depth if TRIM_MIN_PIXELS <= depth <= limit else 0
@@ -49,7 +52,7 @@ def trim_box(image) -> tuple[int, int, int, int] | None:
     uniform neutral borders, or None when no side has one."""
     if image.mode not in ("L", "YCbCr"):
         image = image.convert("YCbCr")
-    pixels = np.asarray(image, dtype=np.int16)
+    pixels = np.asarray(image)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     height, width = pixels.shape[:2]
