@@ -154,8 +154,8 @@ class HashCache:
         rows = [
             (cache_key(stat.path), settings.algorithm, settings.hash_size, settings.decoder_id, stat.size,
              stat.mtime_ns, record.packed_bits, record.width, record.height, record.error, record.colour,
-             record.variants, record.views, record.view_colour, record.content_share, record.digest, record.facts.grey_mode, record.facts.depth, record.facts.lossless,
-             record.facts.frames)
+             record.variants, record.views, record.view_colour, record.content_share, record.digest,
+             record.facts.grey_mode, record.facts.depth, record.facts.lossless, record.facts.frames)
             for stat, record in entries
         ]
         try:
