@@ -169,8 +169,8 @@ def whole_dry_run(folder: Path, attempt: int) -> float:
     """Wall time of a whole `dedup delete` dry run over `folder` from an empty cache."""
     script = Path(sys.executable).with_name("dedup")
     with tempfile.TemporaryDirectory() as scratch:
-        command = [str(script) if script.exists() else sys.executable, *([] if script.exists() else ["-m", "dedup_cli"]),
-                   "delete", "--images-path", str(folder), "--output-path", os.path.join(scratch, "out")]
+        dedup = [str(script)] if script.exists() else [sys.executable, "-m", "dedup_cli"]
+        command = [*dedup, "delete", "--images-path", str(folder), "--output-path", os.path.join(scratch, "out")]
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, cwd=REPO,
                        env=os.environ | {"XDG_CACHE_HOME": os.path.join(scratch, f"cache{attempt}")})
