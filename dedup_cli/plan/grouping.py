@@ -183,11 +183,11 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None) -> G
         protected = reference is not None and bool(reference[row])
         candidates = [kept for kept in keep if frames[kept] >= frames[row]]
         if candidates and not protected:
-            distances = matcher.distances(candidates, row)
+            distances, first, how = matcher.accepted_views(candidates, row)
             nearest = int(np.argmin(distances))
             if distances[nearest] <= matcher.settings.max_bits:
-                kept = candidates[nearest]
-                removals.append(Removal(row, kept, int(distances[nearest]), matcher.matched_views(kept, row)))
+                view = matcher.views_label(int(how[nearest]), int(first[nearest]) == row)
+                removals.append(Removal(row, candidates[nearest], int(distances[nearest]), view))
                 continue
         keep.append(row)
     return Group(keep=tuple(keep), remove=tuple(removals))

@@ -630,9 +630,10 @@ class Matcher:
         order = np.lexsort((backwards, how, bits, position))
         return position[order], bits[order], first[order], second[order], how[order]
 
-    def _accepted_views(self, rows, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def accepted_views(self, rows, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each of `rows` and `row`, the pair of views with the fewest bits that the
-        colour checks accept, as (bits, first, how); bits n_bits + 1 where none is."""
+        colour checks accept, as (bits, first, how) (see views_label); bits n_bits + 1
+        where none is."""
         position, bits, first, second, how = self._candidates(rows, row)
         found_bits = np.full(len(rows), self.rejected)
         found_first, found_how = np.zeros(len(rows), dtype=np.int64), np.zeros(len(rows), dtype=np.int64)
@@ -668,16 +669,20 @@ class Matcher:
     def distances(self, rows, row: int) -> np.ndarray:
         """Bits from each of `rows` to `row` in their nearest pair of views that the colour
         checks accept; n_bits + 1 where no pair within max_bits is accepted."""
-        return self._accepted_views(rows, row)[0]
+        return self.accepted_views(rows, row)[0]
 
     def matched_views(self, kept: int, removed: int) -> str:
-        """Which views of a removed file and its kept file matched: 'whole' for the plain
-        pictures, else '<removed file's view> ~ <kept file's view>' (for the report)."""
-        _, first, how = self._accepted_views([kept], removed)
-        if int(how[0]) == 0:
+        """Which views of a removed file and its kept file matched (views_label)."""
+        _, first, how = self.accepted_views([kept], removed)
+        return self.views_label(int(how[0]), int(first[0]) == removed)
+
+    def views_label(self, how: int, removed_first: bool) -> str:
+        """For the report: 'whole' for the plain pictures, else '<removed file's view> ~
+        <kept file's view>'; `removed_first` when the removed file's query view matched."""
+        if how == 0:
             return "whole"
-        names = self.view_names(int(how[0]))
-        removed_view, kept_view = names if int(first[0]) == removed else names[::-1]
+        names = self.view_names(how)
+        removed_view, kept_view = names if removed_first else names[::-1]
         return f"{removed_view} ~ {kept_view}"
 
     def _key(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
