@@ -176,3 +176,19 @@ def test_views_come_back_from_the_cache_and_plain_records_are_not_reused(edited_
     assert np.array_equal(second.views, first.views) and np.array_equal(second.view_colour, first.view_colour)
     assert np.allclose(second.content_share, first.content_share)
     assert (first.content_share < 0.9).sum() == 2  # the padded and letterboxed copies
+
+
+def test_views_and_orientations_together_find_and_name_both(edited_demo, tmp_path):
+    original = next(p for p in edited_demo if p.name == "elephants_original.jpg")
+    padded = next(p for p in edited_demo if p.name == "elephants_padded.jpg")
+    mirrored = tmp_path / "elephants_mirrored.jpg"
+    with Image.open(original) as image:
+        ImageOps.mirror(image).save(mirrored, quality=92)
+    hashed = hash_collection([original, padded, mirrored], HashSettings("phash", 8, isometric=True, views=True))
+    matcher = Matcher(hashed, MATCH)
+
+    first, second, _ = matcher.pairs()
+
+    assert {(0, 1), (0, 2)} <= set(zip(first.tolist(), second.tolist(), strict=True))
+    assert matcher.matched_views(0, 1) == "trimmed ~ whole"
+    assert matcher.matched_views(0, 2) in ("mirrored ~ whole", "whole ~ mirrored")
