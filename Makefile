@@ -7,7 +7,7 @@ DEMO := datasets/demo
 OUTPUT := dedup-output
 BENCH_DIR ?= ../shared/bench/wallpapers
 
-.PHONY: all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-fidelity bench-scale calibrate
+.PHONY: all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-100k bench-fidelity bench-scale bench-video calibrate
 
 all: check package
 
@@ -54,11 +54,19 @@ bench-camera: setup-env
 bench-memory: setup-env
 	$(BIN)/python benchmarks/bench_memory.py --counts 1000 10000
 
+# 100,000 small JPEGs (made once into bench-output/pictures, 752 MB): a cold dry
+# run, then the median of 3 warm ones.
+bench-100k: setup-env
+	$(BIN)/python benchmarks/bench_memory.py --counts 100000 --folder bench-output/pictures --warm 3
+
 bench-fidelity: setup-env
 	$(BIN)/python benchmarks/hash_fidelity.py
 
 bench-scale: setup-env
 	$(BIN)/python benchmarks/bench_scale.py
+
+bench-video: setup-env
+	flock /tmp/dedup-bench.lock $(BIN)/python benchmarks/bench_video.py --isometric --sweep 12 14 16 18 20 --hd 30
 
 calibrate: setup-env
 	$(BIN)/python benchmarks/calibrate.py

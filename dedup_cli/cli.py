@@ -14,8 +14,10 @@ import click
 
 from dedup_cli import __version__
 from dedup_cli.errors import DedupError
+from dedup_cli.media.scan import MEDIA
 from dedup_cli.plan.grouping import KEEP_POLICIES
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_CELLS, LOCAL_FACTOR
+from dedup_cli.present.review import human_size as human_bytes
 from dedup_cli.search.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, IndexSettings, Metric
 
 HASH_ALGORITHMS = ("average_hash", "dhash", "phash", "whash")
@@ -107,6 +109,9 @@ def common_options(default_output: str | None):
                          "equal imagehash's on the upright image)."),
             click.option("--progress/--no-progress", default=True, show_default=True,
                          help="Progress bar on stderr."),
+            click.option("--media", type=click.Choice(MEDIA), default="all", show_default=True,
+                         help="Look at images, videos (MP4, MOV, M4V, MKV, WebM, AVI) or both; a video only "
+                         "ever pairs with a video."),
         ]
         for option in reversed(options):
             command = option(command)
@@ -142,6 +147,7 @@ def collection_options(kwargs: dict):
         workers=(workers or default_workers()) if parallel else 1,
         batch_size=kwargs.pop("batch_size"),
         cache_path=None if no_cache else (cache_path or default_cache_path()),
+        media=kwargs.pop("media"),
     )
 
 
@@ -212,19 +218,12 @@ def echo_notes(notes) -> None:
         click.echo(f"Warning: {note}", err=True)
 
 
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
-
-
 def check_readable(collection) -> None:
-    """Exit 1 when images were found but none could be read."""
-    if collection.scan.files and not collection.hashed.paths:
-        raise click.ClickException(f"None of the {len(collection.scan.files)} images could be read")
+    """Exit 1 when images or videos were found but none could be read."""
+    found = len(collection.scan.files) + len(collection.scan.videos)
+    if found and not collection.hashed.paths and not collection.videos.prints:
+        what = "images" if not collection.scan.videos else "videos" if not collection.scan.files else "files"
+        raise click.ClickException(f"None of the {found} {what} could be read")
 
 
 @main.command()
@@ -246,6 +245,9 @@ def check_readable(collection) -> None:
 @click.option("--reference", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder whose files are never removed and are kept first (repeatable); scanned too "
               "when outside --images-path.")
+@click.option("--review", type=YES_NO, default=True, show_default=True,
+              help="Write review.html into the run folder: the plan in a browser, to check and change before "
+              "`dedup apply` (it shows the files themselves; `dedup review RUN` adds thumbnails).")
 @handle_errors
 def delete(**kwargs):
     """Group near-duplicates, keep the best file of each group, back up and remove the rest."""
@@ -255,30 +257,40 @@ def delete(**kwargs):
     options = collection_options(kwargs)
     delete_options = DeleteOptions(kwargs["output_path"], kwargs["safe_deletion"], kwargs["backup_keep"],
                                    kwargs["backup_duplicate"], kwargs["keep_policy"], tuple(kwargs["reference"]),
-                                   kwargs["action"])
+                                   kwargs["action"], kwargs["review"])
     with progress:
         result = run_delete(options, delete_options, on_progress=progress.update, on_total=progress.total)
     echo_notes(result.collection.notes)
     echo_failures(result.collection.hashed.failures)
+    echo_failures(result.collection.videos.failures, "Cannot decode video")
     render_delete_summary(result, options)
     check_readable(result.collection)
 
 
 def render_delete_summary(result, options) -> None:
     summary = result.report.summary
-    if not summary["scanned"]:
+    videos = summary["videos"]
+    if not summary["scanned"] and not videos["scanned"]:
         click.echo(f"No images found in '{options.images_path}'.")
-    click.echo(
-        f"Scanned {summary['scanned']} images: {summary['hashed']} hashed "
-        f"({summary['from_cache']} from cache), {summary['unreadable']} unreadable."
-    )
+    if summary["scanned"] or not videos["scanned"]:
+        click.echo(
+            f"Scanned {summary['scanned']} images: {summary['hashed']} hashed "
+            f"({summary['from_cache']} from cache), {summary['unreadable']} unreadable."
+        )
+    if videos["scanned"]:
+        click.echo(
+            f"Scanned {videos['scanned']} videos: {videos['fingerprinted']} fingerprinted "
+            f"({videos['from_cache']} from cache), {videos['unreadable']} unreadable; "
+            f"{videos['groups']} groups of the same video, {videos['remove']} to remove."
+        )
     click.echo(
         f"Groups of near-duplicates: {summary['groups']}; to keep: {summary['keep']}, "
         f"to remove: {summary['remove']} ({human_bytes(summary['bytes_to_free'])} "
         f"{'would be' if summary['dry_run'] else 'to be'} freed)."
     )
     click.echo(f"Threshold: {options.effective_threshold:g} {options.index_settings.metric.name} "
-               f"({options.max_bits} bits of {options.hash_settings.n_bits}).")
+               f"({options.max_bits} bits of {options.hash_settings.n_bits})"
+               + (f"; video frames: {options.video_match.frame_bits} bits of 64." if videos["scanned"] else "."))
     if summary["dry_run"]:
         click.echo("Dry run (--safe-deletion y): no file was changed. "
                    "Use --safe-deletion n to move the duplicates aside.")
@@ -286,13 +298,15 @@ def render_delete_summary(result, options) -> None:
         click.echo(f"Removed {summary['removed']} files; {summary['skipped_actions']} actions skipped "
                    f"(journal: {result.run_folder / 'journal.jsonl'}).")
     click.echo(f"Report: {result.files['report']}")
+    if "review" in result.files:
+        click.echo(f"Review: {result.files['review']}")
 
 
 @main.command()
 @common_options(None)
 @click.option("--query", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Image to look for (inside --images-path or not), or a folder: each of its images is a query "
-              "(one row per match).")
+              help="Image or video to look for (inside --images-path or not), or a folder: each of its images "
+              "and video is a query (one row per match). A video query finds videos only.")
 @click.option("--format", "output_format", type=click.Choice(("table", "json", "csv")), default="table",
               show_default=True, help="How matches are printed.")
 @handle_errors
@@ -308,6 +322,7 @@ def search(**kwargs):
         result = run_search(options, query, on_progress=progress.update, on_total=progress.total)
     echo_notes(result.collection.notes)
     echo_failures(result.collection.hashed.failures)
+    echo_failures(result.collection.videos.failures, "Cannot decode video")
     if result.queries is not None:
         echo_failures(result.unreadable, "Cannot use query")
         render_many(result, output_format)
@@ -317,7 +332,9 @@ def search(**kwargs):
             click.echo(f"Matches: {write_search_matches(output_path, result)}", err=output_format != "table")
         return
     render_matches(result, output_format)
-    if output_path is not None:
+    if output_path is not None and result.media == "video":
+        click.echo("No mosaic for a video query.", err=output_format != "table")
+    elif output_path is not None:
         from dedup_cli.present.plot import search_mosaic
 
         click.echo(f"Mosaic: {search_mosaic(result, output_path)}", err=output_format != "table")
@@ -356,7 +373,7 @@ def render_matches(result, output_format: str) -> None:
         for row in rows:
             click.echo(f"{_csv_field(row['path'])},{row['distance']:g},{row['bits']},{row['width']},{row['height']}")
     elif not rows:
-        click.echo(f"No image within the threshold of '{result.query}'.")
+        click.echo(f"No {result.media} within the threshold of '{result.query}'.")
     else:
         click.echo(f"{'distance':>8}  {'bits':>4}  {'size':>11}  path")
         for row in rows:
@@ -384,8 +401,9 @@ def show(**kwargs):
         collection = collect(options, exclude=(output_path,), on_progress=progress.update, on_total=progress.total)
     echo_notes(collection.notes)
     echo_failures(collection.hashed.failures)
+    echo_failures(collection.videos.failures, "Cannot decode video")
     check_readable(collection)
-    if not collection.hashed.paths:
+    if not collection.hashed.paths and not collection.videos.prints:
         click.echo(f"No images found in '{options.images_path}'.")
         return
     files = run_show(collection, options, show_options, output_path)
@@ -422,7 +440,8 @@ def evaluate(**kwargs):
 def render_evaluation(result: dict) -> None:
     settings = result["settings"]
     click.echo(f"{settings['hash_algorithm']} {settings['hash_size']}, threshold {settings['threshold']:g} "
-               f"{settings['distance_metric']} ({settings['threshold_bits']} bits)")
+               f"{settings['distance_metric']} ({settings['threshold_bits']} bits)"
+               + (f"; video frames {settings['video_frame_bits']} bits" if settings["media"] != "image" else ""))
     click.echo(f"files: {result['files']} hashed, {result['files_in_truth']} in truth, "
                f"{len(result['unreadable_in_truth'])} of those unreadable")
     click.echo(f"linked pairs: precision {result['linked_precision']:.4f}, recall {result['linked_recall']:.4f} "
@@ -467,6 +486,30 @@ def apply(run, decisions, action, backup_duplicate, backup_keep):
     click.echo(f"Removed {result.removed} files; {len(result.skipped)} skipped; "
                f"{result.already_done} done by an earlier run (journal: {result.run_folder / 'journal.jsonl'}).")
     click.echo(f"Record: {result.record}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default web browser.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Processes that make the thumbnails. Default: the CPUs available.")
+@handle_errors
+def review(run, open_page, workers):
+    """Make the thumbnails of a delete run (its folder or report.json) in RUN/thumbs/ and
+    write RUN/review.html again to show them: the page to check the plan in a browser and
+    save decisions.json for `dedup apply RUN --decisions`. Thumbnails already made are kept."""
+    from dedup_cli.fingerprint.hashing import default_workers
+    from dedup_cli.present.pages import file_uri
+    from dedup_cli.present.review import open_in_browser, write_review
+
+    result = write_review(run, workers=workers or default_workers())
+    for path, reason in result.failures[:MAX_LISTED_FAILURES]:
+        click.echo(f"No thumbnail for '{path}': {reason}", err=True)
+    click.echo(f"Thumbnails: {result.thumbnails_made} made, {result.thumbnails_reused} reused, "
+               f"{len(result.failures)} unreadable.")
+    click.echo(f"Review: {result.page}")
+    if open_page and not open_in_browser(result.page):
+        click.echo(f"No web browser found: open {file_uri(result.page)} yourself.", err=True)
 
 
 @main.command()

@@ -116,18 +116,15 @@ def _recall_by_kind(plan, hashed, truth, kinds) -> dict[str, dict]:
 
 
 def run_evaluate(options, truth_path, keep_policy: str = "resolution", on_progress=None, on_total=None) -> dict:
-    """Dry-run the delete pipeline on the files of truth_path and score the plan."""
-    from dedup_cli.pipeline import collect, settings_dict
-    from dedup_cli.plan.grouping import make_plan
-    from dedup_cli.plan.similarity import Matcher
+    """Dry-run the delete pipeline on the files of truth_path (images and videos, as
+    options.media says) and score the plan."""
+    from dedup_cli.pipeline import collect, plan_collection, settings_dict
 
     truth, kinds = read_truth(truth_path, options.images_path)
     # Unlabelled files in the folder would link labelled ones through chains: leave them out.
     collection = collect(options, on_progress=on_progress, on_total=on_total, only=set(truth))
-    matcher = Matcher(collection.hashed, options.match_settings, options.index_settings)
-    links = matcher.pairs()[:2]
-    plan = make_plan(collection.hashed, options.match_settings, options.index_settings, keep_policy, matcher)
-    result = score(plan, collection.hashed, truth, kinds, links)
+    planned = plan_collection(collection, options, keep_policy, with_links=True)
+    result = score(planned.plan, planned.hashed, truth, kinds, planned.links)
     result["settings"] = settings_dict(options) | {"keep_policy": keep_policy}
     result["notes"] = collection.notes
     return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +16,26 @@ import numpy as np
 from dedup_cli import runs
 from dedup_cli.act import actions
 from dedup_cli.errors import InputError, UnreadableImage
-from dedup_cli.fingerprint.hashing import HashedFiles, HashSettings, default_workers, hash_collection, hash_file
-from dedup_cli.media.scan import OUTPUT_MARKER, ScanResult, scan_images
-from dedup_cli.plan.grouping import Plan, make_plan
+from dedup_cli.fingerprint.hashing import (
+    HashedFiles,
+    HashSettings,
+    default_workers,
+    hash_collection,
+    hash_file,
+    join_hashed,
+)
+from dedup_cli.fingerprint.video import (
+    VideoCollection,
+    VideoSettings,
+    as_hashed_files,
+    fingerprint_collection,
+    fingerprint_video,
+)
+from dedup_cli.media.scan import MEDIA, OUTPUT_MARKER, ScanResult, scan_images
+from dedup_cli.media.video import AV_MISSING, av_available, is_video_name
+from dedup_cli.plan.grouping import Group, Plan, Removal, make_plan
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
+from dedup_cli.plan.video import VideoMatcher, VideoMatchSettings, query_pairs, video_keep_order, video_pairs
 from dedup_cli.present import report
 from dedup_cli.search.index import IndexSettings
 from dedup_cli.search.thresholds import default_threshold_bits
@@ -39,6 +55,19 @@ class CollectionOptions:
     workers: int = field(default_factory=default_workers)
     batch_size: int = 64
     cache_path: Path | None = None  # None: no cache
+    media: str = "all"  # MEDIA: which files are looked at
+
+    @property
+    def video_settings(self) -> VideoSettings:
+        return VideoSettings(isometric=self.hash_settings.isometric)
+
+    @property
+    def video_match(self) -> VideoMatchSettings:
+        """Video frames are always 64-bit DCT hashes: an explicit --threshold is their
+        frame threshold too (in bits of 64), otherwise theirs is calibrated apart."""
+        if self.threshold is None:
+            return VideoMatchSettings()
+        return VideoMatchSettings(frame_bits=self.index_settings.metric.to_bits(self.threshold, 64))
 
     @property
     def max_bits(self) -> int:
@@ -73,6 +102,7 @@ class DeleteOptions:
     keep_policy: str = "resolution"
     reference: tuple[Path, ...] = ()  # folders whose files are never removed, kept first
     action: str = "move"  # actions.ACTIONS
+    review: bool = True  # write review.html into the run folder (no thumbnails: `dedup review` makes them)
 
     @property
     def action_settings(self) -> actions.ActionSettings:
@@ -83,11 +113,12 @@ class DeleteOptions:
 
 @dataclass
 class Collection:
-    """A scanned and hashed folder."""
+    """A scanned and hashed folder: its images (`hashed`) and videos (`videos`)."""
 
     scan: ScanResult
     hashed: HashedFiles
     notes: list[str] = field(default_factory=list)
+    videos: VideoCollection = field(default_factory=VideoCollection)
 
 
 def collect(options: CollectionOptions, exclude: tuple = (),
@@ -103,21 +134,44 @@ def collect(options: CollectionOptions, exclude: tuple = (),
     for root in roots[1:]:
         extra = scan_images(root, exclude=exclude)
         scan.files = sorted(set(scan.files) | set(extra.files))
+        scan.videos = sorted(set(scan.videos) | set(extra.videos))
         scan.skipped.extend(extra.skipped)
     if only is not None:
         scan.files = [path for path in scan.files if str(path) in only]
+        scan.videos = [path for path in scan.videos if str(path) in only]
+    notes = _choose_media(scan, options.media)
     if on_total:
-        on_total(len(scan.files))
-    notes: list[str] = []
+        on_total(len(scan.files) + len(scan.videos))
     cache = _open_cache(options.cache_path)
     try:
         hashed = hash_collection(scan.files, options.hash_settings, options.workers,
                                  options.batch_size, cache=cache, on_progress=on_progress)
+        videos = fingerprint_collection(scan.videos, options.video_settings, options.workers, cache, on_progress)
     finally:
         if cache is not None:
             notes.extend(cache.warnings)
             cache.close()
-    return Collection(scan=scan, hashed=hashed, notes=notes)
+    return Collection(scan=scan, hashed=hashed, notes=notes, videos=videos)
+
+
+def _choose_media(scan: ScanResult, media: str) -> list[str]:
+    """Leave out of `scan` what --media does not ask for; notes on what was left out.
+    Raises InputError when videos are asked for and PyAV is missing."""
+    if media not in MEDIA:
+        raise InputError(f"--media must be one of {', '.join(MEDIA)}, not {media!r}")
+    notes = []
+    if media == "video":
+        scan.files = []
+    if media == "image" and scan.videos:
+        notes.append(f"{len(scan.videos)} videos not looked at (--media video or all to include them)")
+        scan.videos = []
+    if scan.videos and not av_available():
+        if media == "video":
+            raise InputError(f"--media video needs PyAV: {AV_MISSING}")
+        notes.append(f"{len(scan.videos)} videos not looked at: {AV_MISSING}")
+        scan.skipped.extend((str(path), AV_MISSING) for path in scan.videos)
+        scan.videos = []
+    return notes
 
 
 def _check_images_root(root: Path) -> None:
@@ -177,6 +231,9 @@ def settings_dict(options: CollectionOptions) -> dict:
         "colour_threshold": options.colour_threshold,
         "full_decode": options.hash_settings.full_decode,
         "nearest_neighbors": options.nearest_neighbors,
+        "media": options.media,
+        "video_frame_bits": options.video_match.frame_bits,
+        "video_min_coverage": options.video_match.min_coverage,
     }
 
 
@@ -189,6 +246,7 @@ class DeleteResult:
     report: report.DeleteReport
     run_folder: Path
     files: dict
+    hashed: HashedFiles | None = None  # the plan's rows: the images, then the videos
 
 
 def run_delete(options: CollectionOptions, delete: DeleteOptions,
@@ -208,25 +266,96 @@ def run_delete(options: CollectionOptions, delete: DeleteOptions,
 def _plan_and_act(options, delete, on_progress, on_total) -> DeleteResult:
     collection = collect(options, exclude=(delete.output_path,), on_progress=on_progress, on_total=on_total,
                          extra_roots=delete.reference)
-    hashed = collection.hashed
-    reference = reference_mask(hashed.paths, delete.reference)
-    plan = make_plan(hashed, options.match_settings, options.index_settings, delete.keep_policy,
-                     reference=reference)
-    _check_plan(plan, reference)
+    planned = plan_collection(collection, options, delete.keep_policy, delete.reference)
+    hashed, plan = planned.hashed, planned.plan
     run_folder = runs.create_run_folder(delete.output_path, "delete")
     outcomes = []
     if not delete.safe_deletion and plan.removals:
         # The plan is on disk before the first action, so that `dedup apply` can finish a
         # run that was killed and `dedup undo` knows which folder to lock.
-        planned = _delete_report(options, delete, collection, plan, [], state="acting")
-        runs.write_json(run_folder / "report.json", planned.to_json())
+        acting = _delete_report(options, delete, collection, planned, [], state="acting")
+        runs.write_json(run_folder / "report.json", acting.to_json())
         steps, keeps = actions.plan_steps(plan, hashed)
         outcomes = actions.carry_out(steps, keeps, Path(options.images_path).absolute(), run_folder,
                                      delete.action_settings)
-    delete_report = _delete_report(options, delete, collection, plan, outcomes)
+    delete_report = _delete_report(options, delete, collection, planned, outcomes)
     files = report.write_delete_report(run_folder, delete_report, options.hash_settings.hash_size,
                                        options.effective_threshold)
-    return DeleteResult(collection, plan, delete_report, run_folder, files)
+    if delete.review:
+        files.update(_review_page(run_folder, collection.notes))
+    return DeleteResult(collection, plan, delete_report, run_folder, files, hashed)
+
+
+@dataclass
+class PlannedCollection:
+    """The plan of a collection's images and videos, over one HashedFiles: its images'
+    rows first, then its videos' (from `first_video` on). `links`: the row pairs the
+    matchers call duplicates (when asked for); `partners`: per video row, the video rows
+    it pairs with (the video rule is not a distance between two hashes, so reports list
+    the pairs themselves)."""
+
+    hashed: HashedFiles
+    plan: Plan
+    first_video: int
+    links: tuple[np.ndarray, np.ndarray] | None = None
+    partners: dict[int, set[int]] = field(default_factory=dict)
+
+
+def plan_collection(collection: Collection, options: CollectionOptions, policy: str = "resolution",
+                    reference_folders=(), with_links: bool = False) -> PlannedCollection:
+    """Group and plan the images (image rules) and the videos (plan/video.py) of a
+    collection; a video never pairs with an image. The plan's invariants are checked per
+    part, each against its own threshold."""
+    hashed = collection.hashed
+    reference = reference_mask(hashed.paths, reference_folders)
+    matcher = Matcher(hashed, options.match_settings, options.index_settings)
+    links = matcher.pairs()[:2] if with_links else None
+    plan = make_plan(hashed, options.match_settings, options.index_settings, policy, matcher, reference=reference)
+    _check_plan(plan, reference)
+    planned = PlannedCollection(hashed, plan, len(hashed.paths), links)
+    if collection.videos.prints:
+        _add_videos(planned, collection.videos, options, policy, reference_folders)
+    return planned
+
+
+def _add_videos(planned: PlannedCollection, videos: VideoCollection, options, policy, reference_folders) -> None:
+    """Plan the videos and append their rows and groups to `planned`."""
+    images = planned.hashed
+    video_rows = as_hashed_files(videos, images.settings, max(images.packed.shape[1], 8))
+    pairs = video_pairs(videos.prints, options.video_match, options.hash_settings.isometric)
+    matcher = VideoMatcher(pairs, options.video_match)
+    reference = reference_mask(video_rows.paths, reference_folders)
+    plan = make_plan(video_rows, MatchSettings(options.video_match.max_bits), options.index_settings, policy,
+                     matcher, reference=reference, order=video_keep_order(videos.prints))
+    _check_plan(plan, reference)
+    offset = planned.first_video
+    planned.hashed = join_hashed(images, video_rows)
+    planned.plan.groups.extend(
+        Group(tuple(row + offset for row in group.keep),
+              tuple(Removal(r.row + offset, r.nearest_keep + offset, r.bits) for r in group.remove))
+        for group in plan.groups)
+    planned.plan.groups.sort(key=lambda group: planned.hashed.paths[group.keep[0]])
+    for pair in pairs:
+        planned.partners.setdefault(pair.first + offset, set()).add(pair.second + offset)
+        planned.partners.setdefault(pair.second + offset, set()).add(pair.first + offset)
+    if planned.links is not None:
+        first, second, _ = matcher.pairs()
+        planned.links = (np.concatenate([planned.links[0], first + offset]),
+                         np.concatenate([planned.links[1], second + offset]))
+
+
+def _review_page(run_folder: Path, notes: list[str]) -> dict:
+    """Write review.html from the report just written, so the page and report.json agree
+    on every fact; {"review": path}, or {} with a note when it cannot be written (a page
+    is a convenience, never a reason to fail a run)."""
+    from dedup_cli.present.review import write_review_page
+
+    try:
+        page = write_review_page(run_folder, runs.read_report(run_folder / "report.json"))
+    except OSError as exc:
+        notes.append(f"Cannot write review.html in '{run_folder}': {exc} (try `dedup review {run_folder}`)")
+        return {}
+    return {"review": str(page)}
 
 
 def reference_mask(paths: list[str], reference_folders) -> np.ndarray | None:
@@ -238,6 +367,8 @@ def reference_mask(paths: list[str], reference_folders) -> np.ndarray | None:
 
 
 def _check_plan(plan: Plan, reference=None) -> None:
+    """Rule 2 and the reference folders, for a plan whose removals all stand on one
+    threshold (plan.max_bits)."""
     # The invariants of rule 2, checked again here as code rather than trusted (not with
     # assert, which python -O would strip).
     for group in plan.groups:
@@ -248,8 +379,9 @@ def _check_plan(plan: Plan, reference=None) -> None:
             raise RuntimeError("internal error: a file in a reference folder was planned for removal")
 
 
-def _delete_report(options, delete, collection, plan, outcomes, state: str = "") -> report.DeleteReport:
-    hashed = collection.hashed
+def _delete_report(options, delete, collection, planned: PlannedCollection, outcomes,
+                   state: str = "") -> report.DeleteReport:
+    hashed, plan = planned.hashed, planned.plan
     metric = options.index_settings.metric
     settings = settings_dict(options) | {k: v for k, v in asdict(delete).items()
                                          if k not in ("output_path", "reference")}
@@ -258,11 +390,13 @@ def _delete_report(options, delete, collection, plan, outcomes, state: str = "")
     settings["action"] = delete.action_settings.action
     removals = plan.removals
     done = [o for o in outcomes if o.status == "done" and o.action in actions.ACTIONS]
+    images = collection.hashed
+    videos = collection.videos
     summary = {
         "scanned": len(collection.scan.files),
-        "hashed": len(hashed.paths),
-        "from_cache": hashed.from_cache,
-        "unreadable": len(hashed.failures),
+        "hashed": len(images.paths),
+        "from_cache": images.from_cache,
+        "unreadable": len(images.failures),
         "groups": len(plan.groups),
         "keep": sum(len(g.keep) for g in plan.groups),
         "remove": len(removals),
@@ -271,15 +405,41 @@ def _delete_report(options, delete, collection, plan, outcomes, state: str = "")
         "state": state or ("dry-run" if delete.safe_deletion else "done"),
         "removed": len(done),
         "skipped_actions": sum(1 for o in outcomes if o.status != "done"),
+        "videos": {
+            "scanned": len(collection.scan.videos),
+            "fingerprinted": len(videos.prints),
+            "from_cache": videos.from_cache,
+            "unreadable": len(videos.failures),
+            "groups": sum(1 for g in plan.groups if g.keep[0] >= planned.first_video),
+            "remove": sum(1 for r in removals if r.row >= planned.first_video),
+        },
     }
     return report.DeleteReport(
         settings=settings,
         summary=summary,
-        groups=report.build_groups(plan, hashed, metric),
-        unreadable=[{"path": p, "reason": r} for p, r in hashed.failures],
+        groups=_report_groups(planned, metric),
+        unreadable=[{"path": p, "reason": r} for p, r in sorted(images.failures + videos.failures)],
         skipped=[{"path": p, "reason": r} for p, r in collection.scan.skipped],
         actions=[o.to_json() for o in outcomes],
     )
+
+
+def _report_groups(planned: PlannedCollection, metric) -> list[dict]:
+    """report.build_groups, with each video group marked and each of its files listing the
+    videos it pairs with and its length in duration steps (what `apply --decisions` may
+    stand a removal on: a paired video at least as long)."""
+    groups = report.build_groups(planned.plan, planned.hashed, metric)
+    paths = planned.hashed.paths
+    length_steps = planned.hashed.frames
+    for entry, group in zip(groups, planned.plan.groups):  # noqa: B905
+        if group.keep[0] < planned.first_video:
+            continue
+        entry["media"] = "video"
+        for member in (*entry["keep"], *entry["remove"]):
+            row = paths.index(member["path"], planned.first_video)
+            member["pairs_with"] = sorted(paths[other] for other in planned.partners.get(row, ()))
+            member["length_steps"] = int(length_steps[row])
+    return groups
 
 
 @dataclass(frozen=True)
@@ -303,6 +463,7 @@ class SearchResult:
     collection: Collection
     queries: dict[str, list[Match]] | None = None
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    media: str = "image"  # what the query is: an image (or folder of images) or a video
 
 
 def run_search(options: CollectionOptions, query_path: Path, on_progress=None, on_total=None) -> SearchResult:
@@ -312,6 +473,8 @@ def run_search(options: CollectionOptions, query_path: Path, on_progress=None, o
     query_path = Path(query_path)
     if query_path.is_dir():
         return _search_folder(options, query_path, on_progress, on_total)
+    if is_video_name(query_path.name):
+        return _search_video(options, query_path, on_progress, on_total)
     record = hash_file(str(query_path), options.hash_settings)
     if record.packed_bits is None:
         raise UnreadableImage(query_path, record.error)
@@ -322,6 +485,35 @@ def run_search(options: CollectionOptions, query_path: Path, on_progress=None, o
         orientations.reshape(-1, hashed.packed.shape[1]), np.frombuffer(record.colour, dtype=np.uint8))
     matches = _matches(options, hashed, str(query_path), rows, bits)
     return SearchResult(str(query_path.absolute()), matches, collection)
+
+
+def _search_video(options, query_path: Path, on_progress, on_total) -> SearchResult:
+    """The videos under images_path that are one video with the query video, nearest
+    (median frame distance) first, then by how much of the shorter one lines up."""
+    if options.media == "image":
+        raise InputError(f"'{query_path}' is a video and --media image leaves videos out; use --media video or all")
+    if not av_available():
+        raise InputError(f"A video query needs PyAV: {AV_MISSING}")
+    query = fingerprint_video(str(query_path), options.video_settings)
+    if query.error:
+        raise UnreadableImage(query_path, query.error)
+    # A video only ever matches videos: the images are not hashed for it.
+    collection = collect(replace(options, media="video"), on_progress=on_progress, on_total=on_total)
+    prints = collection.videos.prints
+    pairs = query_pairs(query, prints, options.video_match, options.hash_settings.isometric)
+    matches = _video_matches(options, prints, query_path, pairs)
+    return SearchResult(str(query_path.absolute()), matches, collection, media="video")
+
+
+def _video_matches(options, prints, query_path: Path, pairs) -> list[Match]:
+    """Search hits of one video query: nearest (median frame distance) first, then by
+    how much lines up; the query file itself left out, at most k of them."""
+    pairs = sorted(pairs, key=lambda pair: (pair.bits, -pair.coverage, prints[pair.first].path))
+    metric = options.index_settings.metric
+    matches = [Match(prints[pair.first].path, pair.bits, float(metric.from_bits(pair.bits)),
+                     prints[pair.first].info.width, prints[pair.first].info.height)
+               for pair in pairs if not _same_file(prints[pair.first].path, query_path)]
+    return matches[: options.nearest_neighbors]
 
 
 def _matches(options, hashed, query: str, rows, bits) -> list[Match]:
@@ -339,26 +531,36 @@ def _matches(options, hashed, query: str, rows, bits) -> list[Match]:
 
 
 def _search_folder(options, folder: Path, on_progress, on_total) -> SearchResult:
-    """Every image under `folder` against the collection, in one batch."""
+    """Every image and video under `folder` (as --media says) against the collection:
+    the images in one batch, each video by its own frames."""
     scan = scan_images(folder)
+    _choose_media(scan, options.media)
     cache = _open_cache(options.cache_path)
     try:
         queries = hash_collection(scan.files, options.hash_settings, options.workers, options.batch_size, cache=cache)
+        video_queries = fingerprint_collection(scan.videos, options.video_settings, options.workers, cache)
     finally:
         if cache is not None:
             cache.close()
     collection = collect(options, on_progress=on_progress, on_total=on_total)
-    hashed = collection.hashed
+    by_query = _image_queries(options, queries, collection.hashed) if queries.paths else {}
+    prints = collection.videos.prints
+    for query in video_queries.prints:
+        pairs = query_pairs(query, prints, options.video_match, options.hash_settings.isometric)
+        by_query[query.path] = _video_matches(options, prints, Path(query.path), pairs)
+    return SearchResult(str(folder.absolute()), [], collection, queries=by_query,
+                        unreadable=queries.failures + video_queries.failures + scan.skipped)
+
+
+def _image_queries(options, queries: HashedFiles, hashed: HashedFiles) -> dict[str, list[Match]]:
     orientations = queries.packed[:, None, :]
     if queries.variants is not None:
         orientations = np.concatenate([orientations, queries.variants], axis=1)
     query_rows, rows, bits = Matcher(hashed, options.match_settings, options.index_settings).matches_many(
         orientations, queries.colour)
     starts = np.searchsorted(query_rows, np.arange(len(queries.paths) + 1))
-    by_query = {path: _matches(options, hashed, path, rows[starts[q]:starts[q + 1]], bits[starts[q]:starts[q + 1]])
-                for q, path in enumerate(queries.paths)}
-    return SearchResult(str(folder.absolute()), [], collection, queries=by_query,
-                        unreadable=queries.failures + scan.skipped)
+    return {path: _matches(options, hashed, path, rows[starts[q]:starts[q + 1]], bits[starts[q]:starts[q + 1]])
+            for q, path in enumerate(queries.paths)}
 
 
 def _same_file(path: str, other: Path) -> bool:

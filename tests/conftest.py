@@ -61,3 +61,57 @@ def isolated_cache(tmp_path, monkeypatch):
     """Never touch the user's real cache folder from a test."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+HOSTILE_NAME = "<img src=x onerror=alert(1)>.jpg"
+# Headless, offline and quiet: no sandbox (root in CI), no GPU, no QUIC, no first-run or
+# background traffic, no component updates, no sync.
+CHROMIUM_ARGUMENTS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                      "--disable-dev-shm-usage", "--window-size=1280,900")
+
+
+def browser_missing() -> str:
+    """Why the browser tests cannot run here, or '' when they can."""
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        return "needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "needs selenium (pip install -e .[test])"
+    return ""
+
+
+def start_chromium(profile: Path, downloads: Path | None = None):
+    """Headless Chromium driven by Selenium through Debian's chromedriver, with a fresh
+    profile in `profile` (Selenium Manager never runs: driver and browser are given, so
+    nothing is downloaded), saving downloads into `downloads`."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (*CHROMIUM_ARGUMENTS, f"--user-data-dir={profile}"):
+        options.add_argument(argument)
+    if downloads is not None:
+        options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                                  "download.prompt_for_download": False})
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """start_chromium with downloads in tmp_path/downloads (driver.downloads)."""
+    reason = browser_missing()
+    if reason:
+        pytest.skip(reason)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver = start_chromium(tmp_path / "chromium-profile", downloads)
+    driver.downloads = downloads
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -28,8 +28,11 @@ def test_readme_shows_commands():
 def check_output(command: str, output: str) -> None:
     """What the README says each command gives on the demo set."""
     words = shlex.split(command)
-    if words[1] == "delete":
+    if "datasets/demo-videos" in command:
+        check_video_output(words, output)
+    elif words[1] == "delete":
         assert "Scanned 47 images" in output and "Dry run" in output
+        assert Path(re.search(r"Review: (\S+)", output).group(1)).is_file()
         if "euclidean" in words:
             assert "Threshold: 3 euclidean (9 bits of 64)" in output
     elif words[1] == "search" and "json" in words:
@@ -43,6 +46,7 @@ def check_output(command: str, output: str) -> None:
         assert "bridge_70.jpg" in output
     elif words[1] == "show":
         assert Path(re.search(r"t-SNE coordinates: (\S+)", output).group(1)).is_file()
+        assert Path(re.search(r"interactive map: (\S+)", output).group(1)).is_file()
     elif words[1] == "match":
         lines = output.splitlines()
         assert lines[0] == "id_a,id_b,distance" and len(lines) > 40
@@ -53,9 +57,22 @@ def check_output(command: str, output: str) -> None:
         assert "linked pairs: precision 1.0000, recall 1.0000" in output
 
 
+def check_video_output(words: list[str], output: str) -> None:
+    """What the README says the video commands give on datasets/demo-videos."""
+    if words[1] == "delete":
+        assert "Scanned 7 videos: 7 fingerprinted" in output and "1 groups of the same video, 4 to remove" in output
+    elif words[1] == "search":
+        assert "walk.mp4" in output and "other.mp4" not in output
+    else:
+        assert "grouped pairs: precision 1.0000, recall 1.0000" in output
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_runs(command, tmp_path, monkeypatch):
     shutil.copytree(DEMO, tmp_path / "datasets" / "demo")
+    if "demo-videos" in command:
+        pytest.importorskip("av")
+        shutil.copytree(DEMO.parent / "demo-videos", tmp_path / "datasets" / "demo-videos")
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, shlex.split(command)[1:])
     assert result.exit_code == 0, result.output

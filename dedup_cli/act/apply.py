@@ -106,10 +106,15 @@ def _decide_group(group: dict, decisions: dict[str, str], max_bits: int):
 
 def _justifying_keep(entry: dict, kept: list[dict], planned_keep: str | None, max_bits: int) -> dict | None:
     """The kept file a removal stands on: the plan's own when it is still kept, else the
-    nearest kept file whose hash is within the threshold."""
+    nearest kept file whose hash is within the threshold. A video (an entry listing the
+    videos it `pairs_with`) stands only on one of those that is at least as long: a video
+    pair is no distance between two hashes, and a shorter copy lacks footage."""
     for candidate in kept:
         if candidate["path"] == planned_keep:
             return candidate
+    if "pairs_with" in entry:
+        return next((candidate for candidate in kept if candidate["path"] in entry["pairs_with"]
+                     and candidate.get("length_steps", 0) >= entry.get("length_steps", 0)), None)
     mine = np.frombuffer(bytes.fromhex(entry["hash"]), dtype=np.uint8)
     best, best_bits = None, max_bits + 1
     for candidate in kept:

@@ -16,6 +16,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import numpy as np
+
 from dedup_cli.fingerprint.hashing import FileStat, HashRecord, HashSettings
 from dedup_cli.media.loading import ImageFacts
 
@@ -42,6 +44,29 @@ CREATE TABLE IF NOT EXISTS hashes_v4 (
     lossless INTEGER NOT NULL DEFAULT 0,
     frames INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (path, algorithm, hash_size, decoder)
+)
+"""
+# One row per video: the kept frames' hashes (uint64), mirrored hashes and times (float32)
+# as little-endian arrays, and what the keep policy reads (fingerprint/video.py).
+_VIDEO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS video_prints_v1 (
+    path TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    mirrored BLOB,
+    times BLOB NOT NULL,
+    duration REAL NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    bitrate INTEGER NOT NULL,
+    codec TEXT NOT NULL,
+    fps REAL NOT NULL,
+    flat_frames INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    content_share REAL NOT NULL,
+    PRIMARY KEY (path, settings)
 )
 """
 _LOOKUP_CHUNK = 500
@@ -114,34 +139,41 @@ class HashCache:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
+            connection.execute(_VIDEO_SCHEMA)
             connection.execute("SELECT count(*) FROM hashes_v4 LIMIT 1").fetchone()
         except sqlite3.DatabaseError:
             connection.close()
             raise
         return connection
 
+    def _current_rows(self, stats: list[FileStat], columns: str, table: str, where: str, params: list):
+        """(stat, the other columns) of each cached row for `stats` whose size and mtime
+        still match, looked up in chunks."""
+        wanted = {cache_key(stat.path): stat for stat in stats}
+        paths = list(wanted)
+        for start in range(0, len(paths), _LOOKUP_CHUNK):
+            chunk = paths[start : start + _LOOKUP_CHUNK]
+            rows = self._connection.execute(
+                f"SELECT path, size, mtime_ns, {columns} FROM {table} "
+                f"WHERE {where} AND path IN ({','.join('?' * len(chunk))})", [*params, *chunk])
+            for key, size, mtime_ns, *values in rows:
+                stat = wanted[key]
+                if stat.size == size and stat.mtime_ns == mtime_ns:
+                    yield stat, values
+
     def lookup(self, stats: list[FileStat], settings: HashSettings) -> dict[str, HashRecord]:
         """Records for the files whose size and mtime match the cached entry."""
-        wanted = {cache_key(stat.path): stat for stat in stats}
         found: dict[str, HashRecord] = {}
-        paths = list(wanted)
         try:
-            for start in range(0, len(paths), _LOOKUP_CHUNK):
-                chunk = paths[start : start + _LOOKUP_CHUNK]
-                rows = self._connection.execute(
-                    "SELECT path, size, mtime_ns, bits, width, height, error, colour, variants, views, view_colour, "
-                    "content_share, digest, "
-                    "grey_mode, depth, lossless, frames FROM hashes_v4 "
-                    f"WHERE algorithm = ? AND hash_size = ? AND decoder = ? AND path IN ({','.join('?' * len(chunk))})",
-                    [settings.algorithm, settings.hash_size, settings.decoder_id, *chunk],
-                )
-                for (key, size, mtime_ns, bits, width, height, error, colour, variants, views, view_colour,
-                     content_share, digest, *facts) in rows:
-                    stat = wanted[key]
-                    if stat.size == size and stat.mtime_ns == mtime_ns:
-                        facts = ImageFacts(bool(facts[0]), facts[1], bool(facts[2]), facts[3])
-                        found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants,
-                                                      views, view_colour, content_share, digest, facts)
+            columns = ("bits, width, height, error, colour, variants, views, view_colour, content_share, digest, "
+                       "grey_mode, depth, lossless, frames")
+            for stat, (bits, width, height, error, colour, variants, views, view_colour, content_share, digest,
+                       *facts) in self._current_rows(
+                    stats, columns, "hashes_v4", "algorithm = ? AND hash_size = ? AND decoder = ?",
+                    [settings.algorithm, settings.hash_size, settings.decoder_id]):
+                facts = ImageFacts(bool(facts[0]), facts[1], bool(facts[2]), facts[3])
+                found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants, views,
+                                              view_colour, content_share, digest, facts)
         except sqlite3.DatabaseError as exc:
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); hashing everything")
             return {}
@@ -158,14 +190,52 @@ class HashCache:
              record.facts.grey_mode, record.facts.depth, record.facts.lossless, record.facts.frames)
             for stat, record in entries
         ]
+        self._write(f"INSERT OR REPLACE INTO hashes_v4 VALUES ({','.join('?' * 20)})", rows, "hashes")
+
+    def lookup_videos(self, stats: list[FileStat], settings) -> dict:
+        """Video fingerprints (fingerprint.video.VideoPrint) of the files whose size and
+        mtime match the cached entry: a second run over unchanged videos decodes nothing."""
+        from dedup_cli.fingerprint.video import VideoPrint
+        from dedup_cli.media.video import VideoInfo
+
+        found = {}
+        try:
+            for stat, (hashes, mirrored, times, *facts, flat, digest, share) in self._current_rows(
+                    stats, "hashes, mirrored, times, duration, width, height, bitrate, codec, fps, flat_frames, "
+                    "digest, content_share", "video_prints_v1", "settings = ?", [settings.key]):
+                found[stat.path] = VideoPrint(
+                    stat.path, np.frombuffer(hashes, dtype="<u8").astype(np.uint64),
+                    np.frombuffer(times, dtype="<f4").astype(np.float32),
+                    None if mirrored is None else np.frombuffer(mirrored, dtype="<u8").astype(np.uint64),
+                    VideoInfo(*facts), flat, digest, content_share=share)
+        except sqlite3.DatabaseError as exc:
+            self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); decoding every video")
+            return {}
+        return found
+
+    def store_videos(self, entries: list, settings) -> None:
+        """Insert or replace the fingerprints of freshly decoded videos, in one transaction."""
+        rows = [
+            (cache_key(stat.path), settings.key, stat.size, stat.mtime_ns, record.hashes.astype("<u8").tobytes(),
+             None if record.mirrored is None else record.mirrored.astype("<u8").tobytes(),
+             record.times.astype("<f4").tobytes(), record.info.duration, record.info.width, record.info.height,
+             record.info.bitrate, record.info.codec, record.info.fps, record.flat_frames, record.digest,
+             record.content_share)
+            for stat, record in entries
+        ]
+        self._write(f"INSERT OR REPLACE INTO video_prints_v1 VALUES ({','.join('?' * 16)})", rows, "fingerprints")
+
+    def _write(self, statement: str, rows: list, what: str) -> None:
+        if not rows:
+            return
         try:
             self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany(f"INSERT OR REPLACE INTO hashes_v4 VALUES ({','.join('?' * 20)})", rows)
+            self._connection.executemany(statement, rows)
             self._connection.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             if self._connection.in_transaction:
                 self._connection.execute("ROLLBACK")
-            self.warnings.append(f"hash cache '{self.path}' could not be updated ({exc}); hashes not saved")
+            self.warnings.append(f"hash cache '{self.path}' could not be updated ({exc}); {what} not saved")
 
     def close(self) -> None:
         self._connection.close()

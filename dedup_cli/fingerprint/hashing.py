@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -204,6 +205,32 @@ class HashedFiles:
         return keys
 
 
+def join_hashed(first: HashedFiles, second: HashedFiles) -> HashedFiles:
+    """The rows of `first`, then those of `second` (narrower hashes zero-padded to the
+    wider ones); failures and cache counts added up. For reports and actions on a plan
+    made on each part: the orientation variants and the views are left out."""
+    width = max(first.packed.shape[1], second.packed.shape[1])
+
+    def padded(packed):
+        return np.pad(packed, ((0, 0), (0, width - packed.shape[1])))
+
+    return HashedFiles(
+        settings=first.settings,
+        paths=first.paths + second.paths,
+        packed=np.concatenate([padded(first.packed), padded(second.packed)]),
+        width=np.concatenate([first.width, second.width]),
+        height=np.concatenate([first.height, second.height]),
+        size=np.concatenate([first.size, second.size]),
+        mtime_ns=np.concatenate([first.mtime_ns, second.mtime_ns]),
+        colour=np.concatenate([first.colour, second.colour]),
+        digest=np.concatenate([first.digest, second.digest]),
+        facts=np.concatenate([first.facts, second.facts]),
+        content_share=np.concatenate([first.content_share, second.content_share]),
+        failures=sorted(first.failures + second.failures),
+        from_cache=first.from_cache + second.from_cache,
+    )
+
+
 def default_workers() -> int:
     """Worker processes: the CPUs this process may run on."""
     try:
@@ -292,9 +319,34 @@ def hash_many(
     if workers <= 1 or len(batches) <= 1:
         results: Iterable[list[HashRecord]] = map(_hash_batch, batches)
         return _collect(results, records, on_progress)
-    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), initializer=_die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
+    with worker_pool(min(workers, len(batches))) as pool:
         return _collect(pool.map(_hash_batch, batches), records, on_progress)
+
+
+class InlinePool:
+    """The pool of a run with one worker: submitted work runs at once, in this process."""
+
+    def submit(self, function, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(function(*args))
+        except Exception as exc:  # delivered by result(), as a process pool would
+            future.set_exception(exc)
+        return future
+
+    def map(self, function, iterable, chunksize: int = 1):
+        return map(function, iterable)
+
+
+@contextmanager
+def worker_pool(workers: int):
+    """A ProcessPoolExecutor of `workers` processes that die with this one (see
+    _die_with_parent), or an InlinePool for one: hashing, thumbnails and maps share it."""
+    if workers <= 1:
+        yield InlinePool()
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+        yield pool
 
 
 def _die_with_parent(parent_pid: int) -> None:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dedup_cli.media.video import VIDEO_EXTENSIONS
+
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff", ".webp",
      ".heic", ".heif", ".hif", ".avif"}
@@ -19,6 +21,8 @@ UNSUPPORTED_IMAGE_EXTENSIONS = {
     ".jxl": "JPEG XL (not supported by this Pillow)",
     ".svg": "vector image (not supported)",
 }
+# Which files a command looks at (--media): videos never pair with images either way.
+MEDIA = ("image", "video", "all")
 # Written into every output folder so that later scans never read backups or reports,
 # wherever the user put --output-path (rule 6 of DESIGN.md).
 OUTPUT_MARKER = ".dedup-output"
@@ -26,10 +30,12 @@ OUTPUT_MARKER = ".dedup-output"
 
 @dataclass
 class ScanResult:
-    """Image files found under `root` (sorted absolute paths) and what was passed over."""
+    """Image files found under `root` (sorted absolute paths), video files (`videos`,
+    sorted too) and what was passed over."""
 
     root: Path
     files: list[Path] = field(default_factory=list)
+    videos: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -68,6 +74,7 @@ def scan_images(root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] 
                 _sort_file(entry, result)
         pending.extend(reversed(subfolders))
     result.files.sort()
+    result.videos.sort()
     return result
 
 
@@ -87,11 +94,11 @@ def _sort_file(entry: os.DirEntry, result: ScanResult) -> None:
         return
     if extension in UNSUPPORTED_IMAGE_EXTENSIONS:
         result.skipped.append((entry.path, UNSUPPORTED_IMAGE_EXTENSIONS[extension]))
-    elif extension in IMAGE_EXTENSIONS:
+    elif extension in IMAGE_EXTENSIONS or extension in VIDEO_EXTENSIONS:
         if entry.is_symlink():
             result.skipped.append((entry.path, "symbolic link (not followed)"))
         else:
-            result.files.append(Path(entry.path))
+            (result.files if extension in IMAGE_EXTENSIONS else result.videos).append(Path(entry.path))
 
 
 def _skip_dir_reason(path: Path, name: str, excluded: set[Path], symlink: bool) -> str | None:

@@ -171,7 +171,7 @@ def _components(first, second, inverse, n_nodes) -> list[np.ndarray]:
     return [members for members in np.split(order, boundaries) if len(members) > 1]
 
 
-def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None) -> Group:
+def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None, order=keep_order) -> Group:
     """Walk the group best-first: remove a file when a kept one is its duplicate (within
     the threshold, colours agreeing), otherwise keep it too (so chains A~B~C never lose C
     because of A). A file under a reference folder is never removed, and a file is never
@@ -179,32 +179,43 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None) -> G
     keep: list[int] = []
     removals: list[Removal] = []
     frames = hashed.frames
-    for row in keep_order(rows, hashed, policy, reference):
+    for row in order(rows, hashed, policy, reference):
         protected = reference is not None and bool(reference[row])
         candidates = [kept for kept in keep if frames[kept] >= frames[row]]
         if candidates and not protected:
-            distances, first, how = matcher.accepted_views(candidates, row)
+            distances, views = _nearest_views(matcher, candidates, row)
             nearest = int(np.argmin(distances))
             if distances[nearest] <= matcher.settings.max_bits:
-                view = matcher.views_label(int(how[nearest]), int(first[nearest]) == row)
-                removals.append(Removal(row, candidates[nearest], int(distances[nearest]), view))
+                removals.append(Removal(row, candidates[nearest], int(distances[nearest]), views(nearest)))
                 continue
         keep.append(row)
     return Group(keep=tuple(keep), remove=tuple(removals))
 
 
+def _nearest_views(matcher, candidates: list[int], row: int):
+    """Bits from each candidate to `row`, and a function giving the views that matched for
+    a candidate's position (Matcher.views_label); a matcher without views (videos) gives
+    only distances, and its pairs are of the whole pictures."""
+    if not hasattr(matcher, "accepted_views"):
+        return matcher.distances(candidates, row), lambda position: "whole"
+    distances, first, how = matcher.accepted_views(candidates, row)
+    return distances, lambda position: matcher.views_label(int(how[position]), int(first[position]) == row)
+
+
 def make_plan(hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings(),
-              policy: str = "resolution", matcher: Matcher | None = None, reference=None) -> Plan:
+              policy: str = "resolution", matcher: Matcher | None = None, reference=None,
+              order=keep_order) -> Plan:
     """Group the duplicates of `hashed` and decide what to keep and remove (`matcher`: a
     Matcher over `hashed` with these settings, perhaps with its pairs found already; its
     verdicts are reused where the planner asks again). `reference`: a boolean per file,
-    True for files that must be kept (and are kept first)."""
+    True for files that must be kept (and are kept first). `order`: the keep order
+    (keep_order's signature; videos have their own, plan/video.py)."""
     if policy not in KEEP_POLICIES:
         raise ValueError(f"unknown keep policy {policy!r}")
     plan = Plan(max_bits=settings.max_bits, keep_policy=policy)
     matcher = matcher or Matcher(hashed, settings, index_settings)
     for members in connected_groups(hashed, settings, index_settings, matcher):
-        group = plan_group(members.tolist(), hashed, matcher, policy, reference)
+        group = plan_group(members.tolist(), hashed, matcher, policy, reference, order)
         plan.groups.extend(split_by_kept_file(group))
     plan.groups.sort(key=lambda group: hashed.paths[group.keep[0]])
     return plan

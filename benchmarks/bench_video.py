@@ -1,0 +1,208 @@
+"""Video near-duplicates: accuracy per kind of edit, speed and memory, next to the PyAV floors.
+
+    python benchmarks/bench_video.py [--work DIR] [--shared ../shared/bench/video] [--isometric]
+
+Makes (once, into --work) a labelled set of edited copies with dedup_cli.video_benchmark:
+real clips from --shared and slideshows rendered from the bench photos, each re-encoded,
+resized, re-containered, cropped, grey, brighter, trimmed, watermarked, at half the frame
+rate, letterboxed, mirrored and cut to a sub-clip, plus hard negatives (two moments of one
+static camera, two clips with one intro). Then runs `dedup evaluate --media video`'s code
+on it cold (no cache) and warm (cache), and on --shared's own truth, and prints pair
+precision/recall, recall per kind of edit, wall time, x real time, peak RSS, and the
+decode-everything and keyframes-only floors of PyAV on the same files.
+Run it under `flock /tmp/dedup-bench.lock`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dedup_cli import video_benchmark
+from dedup_cli.evaluate import run_evaluate
+from dedup_cli.fingerprint.hashing import HashSettings
+from dedup_cli.pipeline import CollectionOptions, collect
+
+ISSUE_BASELINES = """Baselines of issue 12 (held-out set of 132 clips, 1,683 s, 2 cores):
+  perception framewise PHash: precision 0.93, recall 0.775 (mirror 0/8, letterbox 0/8, crop 4/8,
+    sub-clip 6/8), 36 different-moment false pairs, 27.5 s (61x real time)
+  perception TMK L1/L2: recall 0.73, 55-62 s, up to 1.1 GB
+  vPDQ: precision 1.0, recall 0.56, 45 s
+  PyAV decode everything: 41 s on one core (41x real time); keyframes only 3.7 s"""
+PHOTO_FOLDERS = ("mate-backgrounds/usr/share/backgrounds/mate/nature", "lomiri-wallpapers-20.04/usr/share/backgrounds")
+
+
+def photos(bench_root: Path) -> list[str]:
+    found = []
+    for folder in PHOTO_FOLDERS:
+        found += sorted(glob.glob(str(bench_root / "wallpapers" / folder / "*.jpg")))
+    return found
+
+
+def make_set(work: Path, shared: Path | None, bench_root: Path) -> Path:
+    """The generated set in work/generated (made once; delete the folder to remake it)."""
+    folder = work / "generated"
+    if (folder / "truth.csv").exists():
+        return folder
+    pictures = photos(bench_root)
+    if len(pictures) < 15:
+        sys.exit(f"need the bench photos under {bench_root / 'wallpapers'}")
+    sources = {}
+    if shared is not None:
+        for name in ("v1.m4v", "v2.m4v", "extra_channel_attached_pic.mp4"):
+            if (shared / name).exists():
+                sources[f"real_{Path(name).stem[:10]}"] = video_benchmark.read_clip(shared / name, width=640)
+    for number in range(5):  # photos 0-9 for the sources, 10-14 for the hard negatives
+        chosen = pictures[2 * number:2 * number + 2]
+        sources[f"slides{number}"] = video_benchmark.render_slideshow(chosen, seconds_each=4.5, seed=number)
+    rows = video_benchmark.make_edited_set(sources, folder, on_file=lambda f: print(f"  made {f}", file=sys.stderr))
+    rows += video_benchmark.make_hard_negatives(pictures[10:15], folder)
+    video_benchmark.write_truth(folder, rows)
+    return folder
+
+
+def total_duration(folder: Path) -> tuple[float, list[str]]:
+    import av
+
+    seconds, files = 0.0, []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"):
+            continue
+        with av.open(str(path)) as container:
+            seconds += (container.duration or 0) / 1_000_000
+        files.append(str(path))
+    return seconds, files
+
+
+def decode_floor(files: list[str], keyframes_only: bool) -> float:
+    """Seconds PyAV takes to decode every frame (or keyframes only) of `files`, one process."""
+    import av
+
+    start = time.perf_counter()
+    for path in files:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if keyframes_only:
+                stream.codec_context.skip_frame = "NONKEY"
+            for _ in container.decode(stream):
+                pass
+    return time.perf_counter() - start
+
+
+def peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def evaluate(folder: Path, cache: Path | None, isometric: bool, frame_bits: int | None = None) -> tuple[dict, float]:
+    options = CollectionOptions(folder, hash_settings=HashSettings(isometric=isometric), cache_path=cache,
+                                media="video", threshold=frame_bits)
+    start = time.perf_counter()
+    result = run_evaluate(options, folder / "truth.csv")
+    return result, time.perf_counter() - start
+
+
+def report(title: str, result: dict, seconds: float, video_seconds: float) -> None:
+    print(f"\n== {title}")
+    print(f"files {result['files']}, truth {result['files_in_truth']}, unreadable {result['unreadable_in_truth']}")
+    print(f"pair precision {result['pair_precision']:.4f}, recall {result['pair_recall']:.4f} "
+          f"({result['correct_pairs']}/{result['true_pairs']}, {result['false_pairs']} false); "
+          f"linked precision {result['linked_precision']:.4f}, recall {result['linked_recall']:.4f}")
+    print(f"removal precision {result['removal_precision']:.4f}, groups losing every member "
+          f"{len(result['groups_losing_every_member'])}")
+    for kind, counts in result["recall_by_kind"].items():
+        print(f"  {kind:<18} {counts['found']}/{counts['files']}")
+    edits = [c for kind, c in result["recall_by_kind"].items() if kind != "original"]
+    if edits:
+        found, files = sum(c["found"] for c in edits), sum(c["files"] for c in edits)
+        print(f"edited copies found (grouped with their own): {found}/{files} = {found / files:.4f}")
+    if result["false_pair_examples"]:
+        print("false pairs:", *(f"{Path(a).name}~{Path(b).name}" for a, b in result["false_pair_examples"]))
+    if video_seconds:
+        print(f"wall {seconds:.2f} s for {video_seconds:.0f} s of video: {seconds / video_seconds * 60:.2f} s per "
+              f"minute, {video_seconds / seconds:.0f}x real time")
+
+
+def hd_speed(work: Path, bench_root: Path, seconds: float) -> None:
+    """Cold fingerprinting of one 1920x1080 clip against the PyAV floors on it: phone
+    videos are HD, and decoding, not matching, is then the whole cost."""
+    from dedup_cli.fingerprint.video import VideoSettings, fingerprint_video
+
+    path = work / f"hd-{int(seconds)}s.mp4"
+    if not path.exists():
+        pictures = photos(bench_root)
+        clip = video_benchmark.render_slideshow(pictures[:int(seconds // 5) or 1], seconds_each=5.0, fps=30.0,
+                                                size=(1920, 1080))
+        video_benchmark.write_clip(path, clip)
+    start = time.perf_counter()
+    record = fingerprint_video(str(path), VideoSettings())
+    took = time.perf_counter() - start
+    full = decode_floor([str(path)], keyframes_only=False)
+    keyframes = decode_floor([str(path)], keyframes_only=True)
+    duration = record.info.duration
+    print(f"\n== one 1920x1080 30 fps H.264 clip of {duration:.0f} s, one process")
+    print(f"fingerprint {took:.2f} s ({duration / took:.0f}x real time, {len(record.hashes)} frames kept); "
+          f"PyAV decode everything {full:.2f} s ({duration / full:.0f}x), keyframes only {keyframes:.2f} s "
+          f"({duration / keyframes:.0f}x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dedup-video-bench")
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared/bench/video")
+    parser.add_argument("--isometric", action="store_true", help="also match mirrored copies (--isometric y)")
+    parser.add_argument("--sweep", type=int, nargs="*", default=[],
+                        help="frame thresholds (bits) to score too, from the warm cache (calibration)")
+    parser.add_argument("--hd", type=float, default=0, metavar="SECONDS",
+                        help="also time one 1920x1080 clip of this length (rendered once into --work)")
+    args = parser.parse_args()
+    shared = args.shared if (args.shared / "truth.csv").exists() else None
+    bench_root = args.shared.parent
+    folder = make_set(args.work, shared, bench_root)
+    video_seconds, files = total_duration(folder)
+    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"generated set: {len(files)} videos, {video_seconds:.0f} s of video, in {folder}")
+    cache = args.work / f"cache-{os.getpid()}.sqlite"
+    result, cold = evaluate(folder, cache, args.isometric)
+    report(f"generated set, cold (isometric {args.isometric})", result, cold, video_seconds)
+    print(f"peak RSS {peak_rss_mb():.0f} MB (this process or its largest worker)")
+    warm_options = CollectionOptions(folder, hash_settings=HashSettings(isometric=args.isometric),
+                                     cache_path=cache, media="video")
+    start = time.perf_counter()
+    warm = collect(warm_options).videos
+    print(f"warm collect: {time.perf_counter() - start:.2f} s, {warm.from_cache} of {len(warm.prints)} "
+          f"fingerprints from the cache ({len(warm.prints) - warm.from_cache} videos decoded)")
+    for bits in args.sweep:
+        swept, _ = evaluate(folder, cache, args.isometric, bits)
+        kinds = ", ".join(f"{kind} {c['found']}/{c['files']}" for kind, c in swept["recall_by_kind"].items()
+                          if c["found"] < c["files"])
+        print(f"frame threshold {bits:>2}: pair precision {swept['pair_precision']:.4f}, recall "
+              f"{swept['pair_recall']:.4f}, {swept['false_pairs']} false pairs; missed: {kinds or 'none'}")
+    cache.unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm"):
+        Path(str(cache) + suffix).unlink(missing_ok=True)
+    full = decode_floor(files, keyframes_only=False)
+    keyframes = decode_floor(files, keyframes_only=True)
+    print(f"PyAV floors on the same files, one process: decode everything {full:.2f} s "
+          f"({video_seconds / full:.0f}x real time), keyframes only {keyframes:.2f} s "
+          f"({video_seconds / keyframes:.0f}x)")
+    if shared is not None:
+        shared_seconds, _ = total_duration(shared)
+        result, seconds = evaluate(shared, None, args.isometric)
+        report(f"{shared} (its own truth.csv)", result, seconds, shared_seconds)
+    if args.hd:
+        hd_speed(args.work, bench_root, args.hd)
+    print()
+    print(ISSUE_BASELINES)
+
+
+if __name__ == "__main__":
+    main()
