@@ -17,7 +17,7 @@ from common import DEFAULT_BENCH, REPO
 
 sys.path.insert(0, str(REPO))
 
-from dedup_cli.benchmark import TRANSFORMS, make_benchmark  # noqa: E402
+from dedup_cli.benchmark import DEFAULT_KINDS, TRANSFORMS, make_benchmark  # noqa: E402
 from dedup_cli.media.scan import scan_images  # noqa: E402
 
 PHOTO_SETS = ["wallpapers", "pdq-testdata", "perception-testdata", "imagededup-testdata",
@@ -61,7 +61,9 @@ def main() -> int:
     parser.add_argument("--originals", type=Path)
     parser.add_argument("--from-bench", type=Path, nargs="?", const=DEFAULT_BENCH)
     parser.add_argument("--max-side", type=int, default=1024)
-    parser.add_argument("--kinds", nargs="+", default=list(TRANSFORMS), choices=list(TRANSFORMS))
+    parser.add_argument("--kinds", nargs="+", default=list(DEFAULT_KINDS), choices=list(TRANSFORMS),
+                        help="edits to make (default: all but crop15, letterbox, watermark_big, logo_small, "
+                        "logo_large, which are made only when named)")
     args = parser.parse_args()
     if args.originals:
         originals = scan_images(args.originals).files

@@ -1,7 +1,8 @@
 """Turn a folder of originals into a labelled near-duplicate benchmark (images + truth.csv).
 
 Each original gets copies under standard edits (resize, recompression, a small crop ...)
-and harder ones (grey, mirror, rotation, padding, a 10% crop); truth.csv (file, group,
+and harder ones (grey, mirror, rotation, padding, a 10% crop; and, when named, a 15% crop,
+a letterbox, a large watermark and logos); truth.csv (file, group,
 transform) says which files are copies of which original. Writes only into `out`.
 """
 
@@ -26,6 +27,7 @@ class Transform:
     extension: str = ".jpg"
     save_options: tuple = (("quality", 90),)
     standard: bool = True  # False for the edits a global hash is not expected to survive
+    default: bool = True  # False: made only when asked for by name (make_benchmark's kinds)
     exif_orientation: int = 0  # store with this EXIF orientation (pixels rotated to match)
 
 
@@ -60,6 +62,42 @@ def _watermark(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(marked, layer).convert("RGB")
 
 
+def _logo(image: Image.Image, share: float, opacity: int) -> Image.Image:
+    """A logo (a ring around a square, in white with a dark outline) over the lower right
+    corner, `share` of the shorter side wide, `opacity` of 255."""
+    marked = image.convert("RGBA")
+    layer = Image.new("RGBA", marked.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    side = max(8, round(min(image.size) * share))
+    left, top = image.width - side - side // 4, image.height - side - side // 4
+    outline = (0, 0, 0, opacity // 2)
+    draw.ellipse((left, top, left + side, top + side), outline=(255, 255, 255, opacity), width=max(2, side // 8))
+    draw.ellipse((left - 1, top - 1, left + side + 1, top + side + 1), outline=outline, width=1)
+    inner = side // 3
+    draw.rectangle((left + inner, top + inner, left + side - inner, top + side - inner), fill=(255, 255, 255, opacity),
+                   outline=outline)
+    return Image.alpha_composite(marked, layer).convert("RGB")
+
+
+def _big_watermark(image: Image.Image) -> Image.Image:
+    """Text across the middle, a fifth of the height tall, half opaque."""
+    marked = image.convert("RGBA")
+    layer = Image.new("RGBA", marked.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    font = ImageFont.load_default(size=max(10, image.height // 5))
+    text = "SAMPLE"
+    box = draw.textbbox((0, 0), text, font=font)
+    position = ((image.width - (box[2] - box[0])) // 2, (image.height - (box[3] - box[1])) // 2)
+    draw.text(position, text, font=font, fill=(255, 255, 255, 128))
+    return Image.alpha_composite(marked, layer).convert("RGB")
+
+
+def _letterbox(image: Image.Image) -> Image.Image:
+    """Black bars above and below, an eighth of the height each (a wide frame shown taller)."""
+    bar = round(image.height / 8)
+    return ImageOps.expand(image, border=(0, bar, 0, bar), fill=(0, 0, 0))
+
+
 def _blur(image: Image.Image) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(radius=max(1.0, min(image.size) / 300)))
 
@@ -88,7 +126,14 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("rotate90", lambda im: im.transpose(Image.Transpose.ROTATE_90), standard=False),
     Transform("padding", _pad, standard=False),
     Transform("crop10", _crop(0.10), standard=False),
+    # More of the issue's harder edits, made only when named (make_transforms.py --kinds).
+    Transform("crop15", _crop(0.15), standard=False, default=False),
+    Transform("letterbox", _letterbox, standard=False, default=False),
+    Transform("watermark_big", _big_watermark, standard=False, default=False),
+    Transform("logo_small", lambda im: _logo(im, 0.15, 160), standard=False, default=False),
+    Transform("logo_large", lambda im: _logo(im, 0.3, 220), standard=False, default=False),
 )}
+DEFAULT_KINDS = tuple(name for name, t in TRANSFORMS.items() if t.default)
 STANDARD = tuple(name for name, t in TRANSFORMS.items() if t.standard)
 
 
@@ -104,7 +149,7 @@ def save_copy(image: Image.Image, transform: Transform, path: Path) -> None:
         edited.save(handle, format=Image.registered_extensions()[transform.extension], **options)
 
 
-def make_benchmark(originals: list[Path], out: Path, kinds: tuple[str, ...] = tuple(TRANSFORMS),
+def make_benchmark(originals: list[Path], out: Path, kinds: tuple[str, ...] = DEFAULT_KINDS,
                    max_side: int = 1024) -> list[dict]:
     """Write each original (upright, at most `max_side` pixels) and its edited copies into
     `out`, plus truth.csv; returns the truth rows. Unreadable originals are skipped."""

@@ -90,6 +90,9 @@ def common_options(default_output: str | None):
                          f"cosine similarity (0-1) of duplicates, default {DEFAULT_COSINE:g}."),
             click.option("--isometric", type=YES_NO, default=False, show_default=True,
                          help="Also match rotated and mirrored copies (the 8 rotations/flips)."),
+            click.option("--views", type=YES_NO, default=False, show_default=True,
+                         help="Also match padded, letterboxed and cropped copies: hash each picture "
+                         "with its uniform borders trimmed and its centre at 85% and 70%."),
             click.option("--colour", "colour_check", type=YES_NO, default=True, show_default=True,
                          help="Never group images whose colours clearly differ (flags, skin tones); "
                          "against a grey image only the luminance layout counts. n decodes only "
@@ -147,7 +150,7 @@ def collection_options(kwargs: dict):
     return CollectionOptions(
         images_path=kwargs.pop("images_path"),
         hash_settings=HashSettings(algorithm, hash_size, kwargs.pop("full_decode"), kwargs.pop("isometric"),
-                                   colour=colour_check),
+                                   colour=colour_check, views=kwargs.pop("views")),
         index_settings=IndexSettings(kwargs.pop("tree_type"), kwargs.pop("leaf_size"), metric),
         threshold=threshold,
         colour_check=colour_check,

@@ -295,6 +295,7 @@ def settings_dict(options: CollectionOptions) -> dict:
         "threshold": options.effective_threshold,
         "threshold_bits": options.max_bits,
         "isometric": options.hash_settings.isometric,
+        "views": options.hash_settings.views,
         "colour_check": options.colour_check,
         "colour_threshold": options.colour_threshold,
         "full_decode": options.hash_settings.full_decode,

@@ -104,7 +104,9 @@ def test_same_size_file_with_new_mtime_is_hashed_again(images, cache, monkeypatc
     assert calls == [str(images[0])]
 
 
-@pytest.mark.parametrize("other", [HashSettings("dhash", 8), HashSettings("phash", 16)], ids=["algorithm", "hash_size"])
+@pytest.mark.parametrize("other", [HashSettings("dhash", 8), HashSettings("phash", 16),
+                                   HashSettings("phash", 8, views=True)],
+                         ids=["algorithm", "hash_size", "views"])
 def test_different_settings_do_not_reuse_entries(images, cache, other):
     hash_collection(images, PHASH, cache=cache)
 

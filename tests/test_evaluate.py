@@ -23,7 +23,7 @@ def originals(tmp_path, count=2):
 
 
 def test_generator_writes_every_edit_and_its_truth(tmp_path):
-    rows = make_benchmark(originals(tmp_path), tmp_path / "bench", max_side=300)
+    rows = make_benchmark(originals(tmp_path), tmp_path / "bench", kinds=tuple(TRANSFORMS), max_side=300)
     assert len(rows) == 2 * (1 + len(TRANSFORMS))
     with open(tmp_path / "bench" / "truth.csv", newline="") as handle:
         truth = list(csv.DictReader(handle))

@@ -4,7 +4,9 @@ Keyed by absolute path, algorithm, hash size and decoder version; an entry is us
 while the file's size and mtime (ns) still match. A path that is not valid UTF-8 (SQLite
 text must be) is keyed by its bytes in hex behind a NUL, which no real path contains.
 WAL mode and a busy timeout let two runs share the file. A corrupt or locked cache (or an
-unusable cache folder) gives a warning and a fresh cache, never a failed run.
+unusable cache folder) gives a warning and a fresh cache, never a failed run. The table's
+name carries the record's layout (hashes_v4 added the views' hashes and colours), so an
+older dedup sharing the file keeps writing its own table and never misreads this one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dedup_cli.fingerprint.hashing import FileStat, HashRecord, HashSettings
 from dedup_cli.media.loading import ImageFacts
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS hashes_v3 (
+CREATE TABLE IF NOT EXISTS hashes_v4 (
     path TEXT NOT NULL,
     algorithm TEXT NOT NULL,
     hash_size INTEGER NOT NULL,
@@ -33,6 +35,9 @@ CREATE TABLE IF NOT EXISTS hashes_v3 (
     error TEXT NOT NULL DEFAULT '',
     colour BLOB,
     variants BLOB,
+    views BLOB,
+    view_colour BLOB,
+    content_share REAL NOT NULL DEFAULT 1,
     digest BLOB,
     grey_mode INTEGER NOT NULL DEFAULT 0,
     depth INTEGER NOT NULL DEFAULT 8,
@@ -148,7 +153,7 @@ class HashCache:
             connection.execute(_SCHEMA)
             connection.execute(_EMBEDDING_SCHEMA)
             connection.execute(_VIDEO_SCHEMA)
-            connection.execute("SELECT count(*) FROM hashes_v3 LIMIT 1").fetchone()
+            connection.execute("SELECT count(*) FROM hashes_v4 LIMIT 1").fetchone()
         except sqlite3.DatabaseError:
             connection.close()
             raise
@@ -173,12 +178,15 @@ class HashCache:
         """Records for the files whose size and mtime match the cached entry."""
         found: dict[str, HashRecord] = {}
         try:
-            for stat, (bits, width, height, error, colour, variants, digest, *facts) in self._current_rows(
-                    stats, "bits, width, height, error, colour, variants, digest, grey_mode, depth, lossless, frames",
-                    "hashes_v3", "algorithm = ? AND hash_size = ? AND decoder = ?",
+            columns = ("bits, width, height, error, colour, variants, views, view_colour, content_share, digest, "
+                       "grey_mode, depth, lossless, frames")
+            for stat, (bits, width, height, error, colour, variants, views, view_colour, content_share, digest,
+                       *facts) in self._current_rows(
+                    stats, columns, "hashes_v4", "algorithm = ? AND hash_size = ? AND decoder = ?",
                     [settings.algorithm, settings.hash_size, settings.decoder_id]):
                 facts = ImageFacts(bool(facts[0]), facts[1], bool(facts[2]), facts[3])
-                found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants, digest, facts)
+                found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants, views,
+                                              view_colour, content_share, digest, facts)
         except sqlite3.DatabaseError as exc:
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); hashing everything")
             return {}
@@ -191,11 +199,11 @@ class HashCache:
         rows = [
             (cache_key(stat.path), settings.algorithm, settings.hash_size, settings.decoder_id, stat.size,
              stat.mtime_ns, record.packed_bits, record.width, record.height, record.error, record.colour,
-             record.variants, record.digest, record.facts.grey_mode, record.facts.depth, record.facts.lossless,
-             record.facts.frames)
+             record.variants, record.views, record.view_colour, record.content_share, record.digest,
+             record.facts.grey_mode, record.facts.depth, record.facts.lossless, record.facts.frames)
             for stat, record in entries
         ]
-        self._write(f"INSERT OR REPLACE INTO hashes_v3 VALUES ({','.join('?' * 17)})", rows, "hashes")
+        self._write(f"INSERT OR REPLACE INTO hashes_v4 VALUES ({','.join('?' * 20)})", rows, "hashes")
 
     def lookup_embeddings(self, stats: list[FileStat], model_key: str) -> dict[str, bytes]:
         """Embedding bytes of the files whose size and mtime match the cached entry."""

@@ -14,6 +14,7 @@ from PIL.Image import Transpose
 
 from dedup_cli.errors import UnreadableImage
 from dedup_cli.fingerprint.signature import SIGNATURE_BYTES, colour_signature
+from dedup_cli.fingerprint.views import VIEW_NAMES, view_boxes
 from dedup_cli.media.loading import (
     DECODER_VERSION,
     DIGEST_BYTES,
@@ -35,6 +36,7 @@ OTHER_ORIENTATIONS = (
     Transpose.TRANSPOSE,
     Transpose.TRANSVERSE,
 )
+ORIENTATION_NAMES = ("mirrored", "flipped", "rotated 90", "rotated 180", "rotated 270", "transposed", "transversed")
 # The decoded image keeps this many times the pixels the hash's own resize step asks for,
 # so that Lanczos still has real detail to average over after DCT-scaled decoding.
 DECODE_MARGIN = 4
@@ -76,6 +78,7 @@ class HashSettings:
     full_decode: bool = False  # True: decode every pixel, as imagehash on the whole image does
     isometric: bool = False  # also hash the 7 other rotations/flips of each image
     colour: bool = True  # decode colour for the colour signature (False: luminance only, faster)
+    views: bool = False  # also hash views.VIEW_NAMES: the trimmed picture and centre crops
 
     @property
     def n_bits(self) -> int:
@@ -86,7 +89,8 @@ class HashSettings:
         """Identifies the decoding path and signature layout in cache keys: hashes differ
         between paths."""
         return (f"{DECODER_VERSION}.{SIGNATURE_VERSION}-{'full' if self.full_decode else 'reduced'}"
-                f"{'-iso' if self.isometric else ''}{'' if self.colour else '-grey'}")
+                f"{'-iso' if self.isometric else ''}{'' if self.colour else '-grey'}"
+                f"{'-views' if self.views else ''}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,9 @@ class HashRecord:
     error: str = ""
     colour: bytes | None = None  # signature.colour_signature
     variants: bytes | None = None  # isometric: the hashes of the 7 other orientations
+    views: bytes | None = None  # settings.views: the hash of each view (views.VIEW_NAMES)
+    view_colour: bytes | None = None  # and its colour signature, one after the other
+    content_share: float = 1.0  # the share of the pixels left once uniform borders are trimmed
     digest: bytes | None = None  # loading.content_digest of the bytes hashed
     facts: ImageFacts = ImageFacts()
 
@@ -126,9 +133,14 @@ class HashedFiles:
     mtime_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     colour: np.ndarray = field(default_factory=lambda: np.zeros((0, SIGNATURE_BYTES), dtype=np.uint8))
     variants: np.ndarray | None = None  # (n, 7, hash bytes) when settings.isometric
+    views: np.ndarray | None = None  # (n, len(VIEW_NAMES), hash bytes) when settings.views
+    view_colour: np.ndarray | None = None  # (n, len(VIEW_NAMES), SIGNATURE_BYTES) likewise
     digest: np.ndarray = field(default_factory=lambda: np.zeros((0, DIGEST_BYTES), dtype=np.uint8))
     # loading.ImageFacts per file: (grey_mode, depth, lossless, frames)
     facts: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.int32))
+    # Per file, the share of its pixels left once uniform borders are trimmed (1 without
+    # --views): the keep policy ranks a padded copy by its picture, not its padding.
+    content_share: np.ndarray | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
     from_cache: int = 0
 
@@ -140,6 +152,8 @@ class HashedFiles:
             self.digest = np.zeros((count, DIGEST_BYTES), dtype=np.uint8)
         if len(self.facts) != count:
             self.facts = np.tile(np.array([0, 8, 0, 1], dtype=np.int32), (count, 1))
+        if self.content_share is None or len(self.content_share) != count:
+            self.content_share = np.ones(count)
 
     @property
     def bits(self) -> np.ndarray:
@@ -169,8 +183,11 @@ class HashedFiles:
             mtime_ns=self.mtime_ns[rows],
             colour=self.colour[rows],
             variants=None if self.variants is None else self.variants[rows],
+            views=None if self.views is None else self.views[rows],
+            view_colour=None if self.view_colour is None else self.view_colour[rows],
             digest=self.digest[rows],
             facts=self.facts[rows],
+            content_share=self.content_share[rows],
         )
 
     def identity_keys(self) -> np.ndarray:
@@ -181,8 +198,9 @@ class HashedFiles:
         for row in range(len(self.packed)):
             digest = hashlib.blake2b(self.packed[row].tobytes(), digest_size=16)
             digest.update(self.colour[row].tobytes())
-            if self.variants is not None:
-                digest.update(self.variants[row].tobytes())
+            for extra in (self.variants, self.views, self.view_colour):
+                if extra is not None:
+                    digest.update(extra[row].tobytes())
             keys[row] = np.frombuffer(digest.digest(), dtype=np.uint8)
         return keys
 
@@ -190,7 +208,7 @@ class HashedFiles:
 def join_hashed(first: HashedFiles, second: HashedFiles) -> HashedFiles:
     """The rows of `first`, then those of `second` (narrower hashes zero-padded to the
     wider ones); failures and cache counts added up. For reports and actions on a plan
-    made on each part: the orientation variants are left out."""
+    made on each part: the orientation variants and the views are left out."""
     width = max(first.packed.shape[1], second.packed.shape[1])
 
     def padded(packed):
@@ -207,6 +225,7 @@ def join_hashed(first: HashedFiles, second: HashedFiles) -> HashedFiles:
         colour=np.concatenate([first.colour, second.colour]),
         digest=np.concatenate([first.digest, second.digest]),
         facts=np.concatenate([first.facts, second.facts]),
+        content_share=np.concatenate([first.content_share, second.content_share]),
         failures=sorted(first.failures + second.failures),
         from_cache=first.from_cache + second.from_cache,
     )
@@ -243,13 +262,24 @@ def hash_file(path: str, settings: HashSettings) -> HashRecord:
         variants = None
         if settings.isometric:
             variants = b"".join(hash_image(grey.transpose(t), settings) for t in OTHER_ORIENTATIONS)
+        if settings.views and image.mode not in ("YCbCr", "L"):
+            image = image.convert("YCbCr")  # once, for the signature of every view
         colour = colour_signature(image)
+        views = view_colour = None
+        content_share = 1.0
+        if settings.views:
+            boxes = view_boxes(image)
+            left, top, right, bottom = boxes[0]
+            content_share = (right - left) * (bottom - top) / (image.width * image.height)
+            views = b"".join(hash_image(grey.crop(box), settings) for box in boxes)
+            view_colour = b"".join(colour_signature(image, box) for box in boxes)
     except UnreadableImage as exc:
         return HashRecord(path, None, error=exc.reason)
     except Exception as exc:  # a hash that fails on odd pixels is still one file's failure
         return HashRecord(path, None, error=f"hashing failed: {type(exc).__name__}: {exc}")
     return HashRecord(path, packed, loaded.width, loaded.height, colour=colour, variants=variants,
-                      digest=digest, facts=loaded.facts)
+                      views=views, view_colour=view_colour, content_share=content_share, digest=digest,
+                      facts=loaded.facts)
 
 
 def _hash_batch(batch: tuple[list[str], HashSettings]) -> list[HashRecord]:
@@ -387,9 +417,13 @@ def _assemble(stats, cached, fresh, failures, settings) -> HashedFiles:
     result.colour = np.empty((count, SIGNATURE_BYTES), dtype=np.uint8)
     if settings.isometric:
         result.variants = np.empty((count, len(OTHER_ORIENTATIONS), n_bytes), dtype=np.uint8)
+    if settings.views:
+        result.views = np.empty((count, len(VIEW_NAMES), n_bytes), dtype=np.uint8)
+        result.view_colour = np.empty((count, len(VIEW_NAMES), SIGNATURE_BYTES), dtype=np.uint8)
     result.digest = np.empty((count, DIGEST_BYTES), dtype=np.uint8)
     result.facts = np.empty((count, 4), dtype=np.int32)
     meta = np.empty((count, 4), dtype=np.int64)
+    result.content_share = np.empty(count)
     # Filled a chunk of rows at a time: the bytes of a chunk joined, then read as one
     # array (joining them all first would hold every signature twice).
     for start in range(0, count, _ASSEMBLE_CHUNK):
@@ -406,9 +440,14 @@ def _assemble(stats, cached, fresh, failures, settings) -> HashedFiles:
         if settings.isometric:
             result.variants[rows] = joined("variants", len(OTHER_ORIENTATIONS) * n_bytes).reshape(
                 len(chunk), len(OTHER_ORIENTATIONS), n_bytes)
+        if settings.views:
+            result.views[rows] = joined("views", len(VIEW_NAMES) * n_bytes).reshape(len(chunk), -1, n_bytes)
+            result.view_colour[rows] = joined("view_colour", len(VIEW_NAMES) * SIGNATURE_BYTES).reshape(
+                len(chunk), -1, SIGNATURE_BYTES)
         result.facts[rows] = [(record.facts.grey_mode, record.facts.depth, record.facts.lossless, record.facts.frames)
                               for _, record in chunk]
         meta[rows] = [(record.width, record.height, stat.size, stat.mtime_ns) for stat, record in chunk]
+        result.content_share[rows] = [record.content_share for _, record in chunk]
     result.width, result.height, result.size, result.mtime_ns = meta.T.copy()
     result.failures.sort()
     return result

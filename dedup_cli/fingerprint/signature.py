@@ -37,12 +37,13 @@ def _block_means(grid: np.ndarray, side: int) -> np.ndarray:
     return grid.reshape(side, step, side, step, 3).mean(axis=(1, 3))
 
 
-def colour_signature(image) -> bytes:
-    """The signature of a decoded PIL image (any mode)."""
+def colour_signature(image, box: tuple[int, int, int, int] | None = None) -> bytes:
+    """The signature of a decoded PIL image (any mode), or of its part `box` (left, top,
+    right, bottom: a view, see views.py)."""
     from PIL import Image
 
     ycbcr = image if image.mode == "YCbCr" else image.convert("YCbCr")
-    source = np.asarray(ycbcr.resize((SOURCE_SIDE, SOURCE_SIDE), Image.Resampling.BOX), dtype=np.float64)
+    source = np.asarray(ycbcr.resize((SOURCE_SIDE, SOURCE_SIDE), Image.Resampling.BOX, box=box), dtype=np.float64)
     inner = source[CENTRE_MARGIN:SOURCE_SIDE - CENTRE_MARGIN, CENTRE_MARGIN:SOURCE_SIDE - CENTRE_MARGIN]
     centre = (_CENTRE_WEIGHTS @ inner.transpose(2, 0, 1) @ _CENTRE_WEIGHTS.T).transpose(1, 2, 0)
     grids = (_block_means(source, GRID_SIDES[0]), _block_means(source, GRID_SIDES[1]), centre)

@@ -17,6 +17,12 @@ from dedup_cli.plan.similarity import GREY_CHROMA, Matcher, MatchSettings, chrom
 from dedup_cli.search.index import IndexSettings
 
 KEEP_POLICIES = ("resolution", "size", "oldest", "newest", "path")
+# A file whose uniform borders (--views) take more than 1 - PADDED_SHARE of it counts by
+# its picture's pixels, less TRIMMED_PENALTY: the box is measured on the reduced decode, a
+# few percent off, and a padded copy of the same picture should not win by that error.
+# (Thinner bands, a dark edge of a photo, leave the ranking alone.)
+PADDED_SHARE = 0.95
+TRIMMED_PENALTY = 0.1
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class Removal:
     row: int
     nearest_keep: int
     bits: int
+    view: str = "whole"  # which views matched (Matcher.matched_views)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,9 @@ def keep_order(rows, hashed, policy: str, reference=None) -> list[int]:
 
     def facts(row):
         pixels = int(hashed.width[row]) * int(hashed.height[row])
+        share = float(hashed.content_share[row])
+        if share < PADDED_SHARE:  # a padded copy counts by its picture, and loses a near tie
+            pixels = int(pixels * share * (1.0 - TRIMMED_PENALTY))
         _, depth, lossless, frames = (int(v) for v in hashed.facts[row])
         better_copy = (-int(colour[row]), -depth, -lossless, -frames)
         first = 0 if reference is not None and reference[row] else 1
@@ -173,13 +183,23 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None, orde
         protected = reference is not None and bool(reference[row])
         candidates = [kept for kept in keep if frames[kept] >= frames[row]]
         if candidates and not protected:
-            distances = matcher.distances(candidates, row)
+            distances, views = _nearest_views(matcher, candidates, row)
             nearest = int(np.argmin(distances))
             if distances[nearest] <= matcher.settings.max_bits:
-                removals.append(Removal(row, candidates[nearest], int(distances[nearest])))
+                removals.append(Removal(row, candidates[nearest], int(distances[nearest]), views(nearest)))
                 continue
         keep.append(row)
     return Group(keep=tuple(keep), remove=tuple(removals))
+
+
+def _nearest_views(matcher, candidates: list[int], row: int):
+    """Bits from each candidate to `row`, and a function giving the views that matched for
+    a candidate's position (Matcher.views_label); a matcher without views (videos) gives
+    only distances, and its pairs are of the whole pictures."""
+    if not hasattr(matcher, "accepted_views"):
+        return matcher.distances(candidates, row), lambda position: "whole"
+    distances, first, how = matcher.accepted_views(candidates, row)
+    return distances, lambda position: matcher.views_label(int(how[position]), int(first[position]) == row)
 
 
 def make_plan(hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings(),

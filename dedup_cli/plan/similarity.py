@@ -557,6 +557,7 @@ class Matcher:
         # collection has millions of candidate pairs and only thousands of duplicates.)
         self._judged_all = False
         self._file_facts: tuple[np.ndarray, np.ndarray] | None = None  # _file_kinds, once
+        self._checked: list = []  # (first, second, how, vetoed) of each round _find_pairs checked
 
     def reuse_verdicts(self, other: Matcher, rows: np.ndarray):
         """Take over the verdicts `other` reached, its row rows[i] standing for row i here
@@ -565,80 +566,181 @@ class Matcher:
         self._judged_rows, self._judged_count = rows, len(other.hashed.paths)
         self._judged_all = other._judged_all
 
-    def _orientations(self, rows) -> np.ndarray:
-        """(len(rows), k, bytes): the hash of each row in each orientation (k = 1 or 8)."""
-        packed = self.hashed.packed[rows][:, None, :]
-        if self.hashed.variants is None:
-            return packed
-        return np.concatenate([packed, self.hashed.variants[rows]], axis=1)
+    # Views of a pair. Each file is looked up by its query views: the whole picture (code
+    # 0), its 7 other orientations (--isometric, codes 1-7) and views.VIEW_NAMES (--views,
+    # the codes after those); and it is found by its index views: the whole picture and,
+    # with --views, the trimmed one. A candidate pair is (first, its query view, second,
+    # its index view), `how` = query view * index views + index view: 0 is the plain pair.
+
+    @property
+    def _turns(self) -> int:
+        return 1 if self.hashed.variants is None else 1 + self.hashed.variants.shape[1]
+
+    @property
+    def _index_views(self) -> int:
+        return 1 if self.hashed.views is None else 2
+
+    def _query_hashes(self, rows) -> np.ndarray:
+        """(len(rows), query views, bytes): the hash of each row in each query view."""
+        hashed = self.hashed
+        parts = [hashed.packed[rows][:, None, :]]
+        parts += [extra[rows] for extra in (hashed.variants, hashed.views) if extra is not None]
+        return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+    def _index_hashes(self, rows) -> np.ndarray:
+        """(len(rows), index views, bytes): the whole picture's hash, then the trimmed one's."""
+        whole = self.hashed.packed[rows][:, None, :]
+        return whole if self.hashed.views is None else np.concatenate([whole, self.hashed.views[rows][:, :1]], axis=1)
+
+    def _colours(self, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """The colour signature of each of `rows` in its query view `codes`: the grids turned
+        for an orientation, the view's own signature for a view."""
+        turns = self._turns
+        colour = turn_grids(self.hashed.colour[rows], np.where(codes < turns, codes, 0))
+        in_view = np.flatnonzero(codes >= turns)
+        if len(in_view):
+            colour[in_view] = self.hashed.view_colour[rows[in_view], codes[in_view] - turns]
+        return colour
+
+    def _sides(self, how: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The query view codes of the first and the second file of pairs matched `how`."""
+        query, index = np.divmod(how, self._index_views)
+        return query, index * self._turns  # the trimmed index view is the first view
+
+    def view_names(self, how: int) -> tuple[str, str]:
+        """The names of the views of the first and the second file of a pair matched `how`."""
+        from dedup_cli.fingerprint.hashing import ORIENTATION_NAMES
+        from dedup_cli.fingerprint.views import VIEW_NAMES
+
+        names = ("whole", *ORIENTATION_NAMES[:self._turns - 1], *VIEW_NAMES)
+        first, second = self._sides(np.array([how]))
+        return names[int(first[0])], names[int(second[0])]
+
+    def _candidates(self, rows, row: int) -> tuple[np.ndarray, ...]:
+        """Every pair of views of each of `rows` and `row` within max_bits, as (position in
+        rows, bits, first, second, how), sorted by position, then fewest bits, the plain
+        pair first among equals: `first` is the file whose query view matched."""
+        rows = np.asarray(rows, dtype=np.int64)
+        forward = hamming(self._query_hashes(rows)[:, :, None, :], self._index_hashes([row])[0][None, None])
+        backward = hamming(self._query_hashes([row])[0][None, :, None, :], self._index_hashes(rows)[:, None])
+        views = forward.shape[1] * forward.shape[2]
+        bits = np.stack([forward.reshape(len(rows), views), backward.reshape(len(rows), views)], axis=1)
+        bits[:, 1, 0] = self.settings.max_bits + 1  # the plain pair once, not from both sides
+        position, backwards, how = np.nonzero(bits <= self.settings.max_bits)
+        bits = bits[position, backwards, how]
+        first = np.where(backwards == 1, row, rows[position])
+        second = np.where(backwards == 1, rows[position], row)
+        order = np.lexsort((backwards, how, bits, position))
+        return position[order], bits[order], first[order], second[order], how[order]
+
+    def accepted_views(self, rows, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each of `rows` and `row`, the pair of views with the fewest bits that the
+        colour checks accept, as (bits, first, how) (see views_label); bits n_bits + 1
+        where none is."""
+        position, bits, first, second, how = self._candidates(rows, row)
+        found_bits = np.full(len(rows), self.rejected)
+        found_first, found_how = np.zeros(len(rows), dtype=np.int64), np.zeros(len(rows), dtype=np.int64)
+        starts, chosen = self._first_accepted(position, first, second, how, lookup=True)
+        accepted = chosen >= 0
+        at, pair = position[starts[accepted]], chosen[accepted]
+        found_bits[at], found_first[at], found_how[at] = bits[pair], first[pair], how[pair]
+        return found_bits, found_first, found_how
+
+    def _first_accepted(self, group, first, second, how, lookup=False) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate pairs of views sorted by `group` (one group per pair of files), best
+        first: per group, its first candidate (`starts`) and the first one the colour
+        checks accept (`chosen`, -1 where none is). Checked in rounds, so a group's later
+        candidates are looked at only when all before them were vetoed. `lookup`: take
+        the verdicts pairs() reached on plain pairs where there are any."""
+        starts = np.flatnonzero(_run_starts(group)) if len(group) else np.zeros(0, dtype=np.int64)
+        ends = np.append(starts[1:], len(group)).astype(np.int64)
+        chosen, position = np.full(len(starts), -1, dtype=np.int64), starts.astype(np.int64)
+        still_open = np.arange(len(starts))
+        while len(still_open):
+            at = position[still_open]
+            ruled_out = self._remembered(first[at], second[at], how[at]) if lookup else np.full(len(at), -1)
+            unknown = np.flatnonzero(ruled_out < 0)
+            ruled_out[unknown] = self._vetoed(first[at][unknown], second[at][unknown], how[at][unknown])
+            ruled_out = ruled_out == 1
+            if not lookup:
+                self._checked.append((first[at], second[at], how[at], ruled_out))
+            chosen[still_open[~ruled_out]] = at[~ruled_out]
+            position[still_open] += 1
+            still_open = still_open[ruled_out & (position[still_open] < ends[still_open])]
+        return starts, chosen
 
     def distances(self, rows, row: int) -> np.ndarray:
-        """Bits from each of `rows` to `row` (in the best orientation of `rows` with
-        --isometric); vetoed pairs get n_bits + 1."""
-        rows = np.asarray(rows, dtype=np.int64)
-        by_orientation = hamming(self._orientations(rows), self.hashed.packed[row])
-        orientation = by_orientation.argmin(axis=1)
-        bits = by_orientation[np.arange(len(rows)), orientation]
-        near = np.flatnonzero(bits <= self.settings.max_bits)  # only these need the colour checks
-        distances = np.full(len(rows), self.rejected)
-        ruled_out = self._remembered(rows[near], row, orientation[near])
-        unknown = np.flatnonzero(ruled_out < 0)
-        ruled_out[unknown] = self._vetoed(rows[near][unknown], np.full(len(unknown), row), orientation[near][unknown])
-        distances[near] = np.where(ruled_out == 1, self.rejected, bits[near])
-        return distances
+        """Bits from each of `rows` to `row` in their nearest pair of views that the colour
+        checks accept; n_bits + 1 where no pair within max_bits is accepted."""
+        return self.accepted_views(rows, row)[0]
+
+    def matched_views(self, kept: int, removed: int) -> str:
+        """Which views of a removed file and its kept file matched (views_label)."""
+        _, first, how = self.accepted_views([kept], removed)
+        return self.views_label(int(how[0]), int(first[0]) == removed)
+
+    def views_label(self, how: int, removed_first: bool) -> str:
+        """For the report: 'whole' for the plain pictures, else '<removed file's view> ~
+        <kept file's view>'; `removed_first` when the removed file's query view matched."""
+        if how == 0:
+            return "whole"
+        names = self.view_names(how)
+        removed_view, kept_view = names if removed_first else names[::-1]
+        return f"{removed_view} ~ {kept_view}"
 
     def _key(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         if self._judged_rows is not None:
             first, second = self._judged_rows[first], self._judged_rows[second]
         return np.minimum(first, second) * self._judged_count + np.maximum(first, second)
 
-    def _remember(self, first: np.ndarray, second: np.ndarray, orientation: np.ndarray, ruled_out: np.ndarray):
-        unturned = orientation == 0
+    def _remember(self, first: np.ndarray, second: np.ndarray, how: np.ndarray, ruled_out: np.ndarray):
+        unturned = how == 0
         keys = self._key(first[unturned], second[unturned])
         order = np.argsort(keys)
         self._judged_keys, self._judged_vetoed = keys[order], ruled_out[unturned][order]
         self._judged_rows = None
 
-    def _remembered(self, rows: np.ndarray, row: int, orientation: np.ndarray) -> np.ndarray:
-        """1 (vetoed), 0 (not) or -1 (not judged yet) for each pair (rows[i], row)."""
-        verdicts = np.full(len(rows), -1, dtype=np.int8)
+    def _remembered(self, first: np.ndarray, second: np.ndarray, how: np.ndarray) -> np.ndarray:
+        """1 (vetoed), 0 (not) or -1 (not judged yet) for each pair (first[i], second[i])
+        of whole pictures (`how` 0); -1 for pairs matched in other views."""
+        verdicts = np.full(len(first), -1, dtype=np.int8)
         if not len(self._judged_keys) and not self._judged_all:
             return verdicts
-        keys = self._key(rows, np.full(len(rows), row))
+        keys = self._key(first, second)
         at = np.minimum(np.searchsorted(self._judged_keys, keys), max(len(self._judged_keys) - 1, 0))
-        found = (self._judged_keys[at] == keys) if len(self._judged_keys) else np.zeros(len(rows), dtype=bool)
-        known = found & (orientation == 0)
+        found = (self._judged_keys[at] == keys) if len(self._judged_keys) else np.zeros(len(first), dtype=bool)
+        known = found & (how == 0)
         verdicts[known] = self._judged_vetoed[at[known]]
         if self._judged_all:
             # Not accepted, so vetoed, unless the two are one row of the judging matcher
             # (identical files, never judged against each other).
-            mapped = rows if self._judged_rows is None else self._judged_rows[rows]
-            same = mapped == (row if self._judged_rows is None else self._judged_rows[row])
-            verdicts[~found & (orientation == 0) & ~same] = 1
+            mapped = (first, second) if self._judged_rows is None else (self._judged_rows[first],
+                                                                        self._judged_rows[second])
+            verdicts[~found & (how == 0) & (mapped[0] != mapped[1])] = 1
         return verdicts
 
-    def _vetoed(self, first: np.ndarray, second: np.ndarray, orientation: np.ndarray) -> np.ndarray:
-        """True for pairs that colour or flatness rule out; `first` is compared turned
-        into `orientation` (the one its hash matched in). Many unturned pairs first go
-        through the compiled global check, which rules out most candidate pairs of a
-        large collection in place; the rest are gathered for all the checks."""
-        colour = self.hashed.colour
+    def _vetoed(self, first: np.ndarray, second: np.ndarray, how: np.ndarray) -> np.ndarray:
+        """True for pairs that colour or flatness rule out, each side compared in the view
+        its hash matched in (`how`). Many plain pairs first go through the compiled global
+        check, which rules out most candidate pairs of a large collection in place; the
+        rest are gathered for all the checks."""
         ruled_out = np.zeros(len(first), dtype=bool)
         checked = np.arange(len(first))
         compiled = len(first) >= _COMPILED_FROM or (len(first) >= _VETO_CHUNK and _COMPILED in sys.modules)
         if self.settings.colour_check and compiled:
             from dedup_cli.plan import coarse_kernel
 
-            unturned = np.flatnonzero(orientation == 0)
+            plain = np.flatnonzero(how == 0)
             in_colour, mean_luma = self._file_kinds()
-            errors = coarse_kernel.global_errors(colour, first[unturned], second[unturned], in_colour, mean_luma,
-                                                 limit=self.settings.colour_threshold)
-            ruled_out[unturned[errors > self.settings.colour_threshold]] = True
+            errors = coarse_kernel.global_errors(self.hashed.colour, first[plain], second[plain], in_colour,
+                                                 mean_luma, limit=self.settings.colour_threshold)
+            ruled_out[plain[errors > self.settings.colour_threshold]] = True
             checked = np.flatnonzero(~ruled_out)
+        first_view, second_view = self._sides(how)
         for start in range(0, len(checked), _GATHER_CHUNK):  # gathered a chunk at a time
             part = checked[start:start + _GATHER_CHUNK]
-            ruled_out[part] = vetoed(turn_grids(colour[first[part]], orientation[part]), colour[second[part]],
-                                     self.settings)
+            ruled_out[part] = vetoed(self._colours(first[part], first_view[part]),
+                                     self._colours(second[part], second_view[part]), self.settings)
         return ruled_out
 
     def _file_kinds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -665,7 +767,7 @@ class Matcher:
     def _find_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hashed, max_bits = self.hashed, self.settings.max_bits
         n_bits = hashed.settings.n_bits
-        if hashed.variants is None:
+        if hashed.variants is None and hashed.views is None:
             accepted = []
 
             def accept(first, second):
@@ -678,16 +780,36 @@ class Matcher:
             self._judged_vetoed = np.zeros(len(self._judged_keys), dtype=bool)
             self._judged_all = True
             return found
-        queries = self._orientations(np.arange(len(hashed.paths)))
-        owner, second, bits = cross_pairs(hashed.packed, n_bits, queries.reshape(-1, queries.shape[-1]),
-                                          max_bits, self.index_settings)
-        first, orientation = np.divmod(owner, queries.shape[1])
-        first, second, bits, orientation = _distinct_pairs(first, second, bits, orientation)
-        ruled_out = self._vetoed(first, second, orientation)
-        self._remember(first, second, orientation, ruled_out)
-        keep = ~ruled_out
+        queries = self._query_hashes(np.arange(len(hashed.paths)))
+        entries, entry_view = self._index_entries()
+        owner, entry, bits = cross_pairs(self._index_hashes(entries)[np.arange(len(entries)), entry_view], n_bits,
+                                         queries.reshape(-1, queries.shape[-1]), max_bits, self.index_settings)
+        first, query_view = np.divmod(owner, queries.shape[1])
+        second, how = entries[entry], query_view * self._index_views + entry_view[entry]
+        # Self-pairs out, and the plain pair once (it is found from both sides).
+        keep = np.flatnonzero((first != second) & ((how != 0) | (first < second)))
+        first, second, bits, how = first[keep], second[keep], bits[keep], how[keep]
         low, high = np.minimum(first, second), np.maximum(first, second)
-        return low[keep], high[keep], bits[keep]
+        order = np.lexsort((how, bits, high, low))
+        self._checked = []
+        starts, chosen = self._first_accepted(low[order] * len(hashed.paths) + high[order], first[order],
+                                              second[order], how[order])
+        if self._checked:
+            self._remember(*(np.concatenate(column) for column in zip(*self._checked)))
+        self._checked = []
+        pair = order[chosen[chosen >= 0]]
+        return low[pair], high[pair], bits[pair]
+
+    def _index_entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the index (file, index view): every whole picture, and the trimmed
+        picture of the files that had a border to trim."""
+        hashed = self.hashed
+        rows = np.arange(len(hashed.paths))
+        if hashed.views is None:
+            return rows, np.zeros(len(rows), dtype=np.int64)
+        trimmed = np.flatnonzero((hashed.views[:, 0] != hashed.packed).any(axis=1)
+                                 | (hashed.view_colour[:, 0] != hashed.colour).any(axis=1))
+        return np.concatenate([rows, trimmed]), np.repeat([0, 1], [len(rows), len(trimmed)])
 
     def matches(self, packed_orientations: np.ndarray, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows that are duplicates of an outside image given by its hash in each
@@ -767,15 +889,6 @@ _GRID_TURNS = (
     lambda g: g.transpose(0, 2, 1, 3),  # TRANSPOSE
     lambda g: np.rot90(g.transpose(0, 2, 1, 3), 2, axes=(1, 2)),  # TRANSVERSE
 )
-
-
-def _distinct_pairs(first, second, bits, orientation):
-    """Each unordered pair once (no self-pairs), with its smallest distance."""
-    low, high = np.minimum(first, second), np.maximum(first, second)
-    keep = np.flatnonzero(low != high)
-    order = keep[np.lexsort((bits[keep], high[keep], low[keep]))]
-    chosen = order[_run_starts(low[order], high[order])]
-    return first[chosen], second[chosen], bits[chosen], orientation[chosen]
 
 
 def _best_per_pair(queries, rows, bits, orientation):

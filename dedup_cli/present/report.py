@@ -63,6 +63,7 @@ def build_groups(plan, hashed, metric) -> list[dict]:
                 "nearest_keep": hashed.paths[removal.nearest_keep],
                 "bits": removal.bits,
                 "distance": round(float(metric.from_bits(removal.bits)), 6),
+                "view": removal.view,
             }
             for removal in group.remove
         ]
@@ -83,9 +84,9 @@ def write_delete_report(run_folder: Path, report: DeleteReport, hash_size: int, 
     )
     _write_csv(
         remove_csv,
-        ["path", "group", "nearest_keep", "distance", "bits", "size", "hash"],
+        ["path", "group", "nearest_keep", "distance", "bits", "size", "hash", "view"],
         (
-            [r["path"], g["id"], r["nearest_keep"], r["distance"], r["bits"], r["size"], r["hash"]]
+            [r["path"], g["id"], r["nearest_keep"], r["distance"], r["bits"], r["size"], r["hash"], r["view"]]
             for g in report.groups
             for r in g["remove"]
         ),
