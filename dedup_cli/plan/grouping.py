@@ -196,7 +196,10 @@ def _nearest_views(matcher, candidates: list[int], row: int):
     """Bits from each candidate to `row`, and a function giving the views that matched for
     a candidate's position (Matcher.views_label); a matcher without views (videos) gives
     only distances, and its pairs are of the whole pictures."""
-    if not hasattr(matcher, "accepted_views"):
+    if not hasattr(matcher, "accepted_views") or matcher.whole_pictures_only:
+        # Plain pictures (no views, no turns): every pair is of the whole pictures, and
+        # distances() answers from the verdicts pairs() reached (a warm run over 100,000
+        # files asks this 10,000 times).
         return matcher.distances(candidates, row), lambda position: "whole"
     distances, first, how = matcher.accepted_views(candidates, row)
     return distances, lambda position: matcher.views_label(int(how[position]), int(first[position]) == row)

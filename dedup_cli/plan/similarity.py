@@ -679,6 +679,11 @@ class Matcher:
         _, first, how = self.accepted_views([kept], removed)
         return self.views_label(int(how[0]), int(first[0]) == removed)
 
+    @property
+    def whole_pictures_only(self) -> bool:
+        """True when the files are matched as they are only (no views, no orientations)."""
+        return self.hashed.variants is None and self.hashed.views is None
+
     def views_label(self, how: int, removed_first: bool) -> str:
         """For the report: 'whole' for the plain pictures, else '<removed file's view> ~
         <kept file's view>'; `removed_first` when the removed file's query view matched."""
