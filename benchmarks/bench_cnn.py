@@ -3,7 +3,7 @@
     python benchmarks/bench_cnn.py [--generated bench-output/generated] [--emoji bench-output/emoji]
                                    [--flags ../shared/bench/flags] [--vectors 100000] [--skip PART ...]
 
-Run it under `flock /tmp/dedup-bench.lock` (no two benchmarks at once). Parts:
+Run no other benchmark at the same time. Parts:
   speed     images/s and peak RSS of embedding every file of --generated and N camera-like
             9 MP JPEGs, cold (no cache), 2 worker processes with one onnxruntime thread each,
             reduced-size JPEG decoding; and with full decoding, for comparison

@@ -10,7 +10,7 @@ static camera, two clips with one intro). Then runs `dedup evaluate --media vide
 on it cold (no cache) and warm (cache), and on --shared's own truth, and prints pair
 precision/recall, recall per kind of edit, wall time, x real time, peak RSS, and the
 decode-everything and keyframes-only floors of PyAV on the same files.
-Run it under `flock /tmp/dedup-bench.lock`.
+Run no other benchmark at the same time.
 """
 
 from __future__ import annotations
