@@ -80,7 +80,7 @@ bench-scale: setup-env
 	$(BIN)/python benchmarks/bench_scale.py
 
 bench-video: setup-env
-	flock /tmp/dedup-bench.lock $(BIN)/python benchmarks/bench_video.py --isometric --sweep 12 14 16 18 20 --hd 30
+	$(BIN)/python benchmarks/bench_video.py --sweep 12 14 16 18 20 --hd 30
 
 calibrate: setup-env
 	$(BIN)/python benchmarks/calibrate.py

@@ -1,6 +1,6 @@
 """Video near-duplicates: accuracy per kind of edit, speed and memory, next to the PyAV floors.
 
-    python benchmarks/bench_video.py [--work DIR] [--shared ../shared/bench/video] [--isometric]
+    python benchmarks/bench_video.py [--work DIR] [--shared ../shared/bench/video] [--no-mirror]
 
 Makes (once, into --work) a labelled set of edited copies with dedup_cli.video_benchmark:
 real clips from --shared and slideshows rendered from the bench photos, each re-encoded,
@@ -102,9 +102,9 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024
 
 
-def evaluate(folder: Path, cache: Path | None, isometric: bool, frame_bits: int | None = None) -> tuple[dict, float]:
-    options = CollectionOptions(folder, hash_settings=HashSettings(isometric=isometric), cache_path=cache,
-                                media="video", threshold=frame_bits)
+def evaluate(folder: Path, cache: Path | None, mirror: bool, frame_bits: int | None = None) -> tuple[dict, float]:
+    options = CollectionOptions(folder, hash_settings=HashSettings(), cache_path=cache, media="video",
+                                threshold=frame_bits, video_mirror=mirror)
     start = time.perf_counter()
     result = run_evaluate(options, folder / "truth.csv")
     return result, time.perf_counter() - start
@@ -158,7 +158,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dedup-video-bench")
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared/bench/video")
-    parser.add_argument("--isometric", action="store_true", help="also match mirrored copies (--isometric y)")
+    parser.add_argument("--no-mirror", dest="mirror", action="store_false",
+                        help="leave mirrored copies out, as `--isometric n` does (the default matches them)")
     parser.add_argument("--sweep", type=int, nargs="*", default=[],
                         help="frame thresholds (bits) to score too, from the warm cache (calibration)")
     parser.add_argument("--hd", type=float, default=0, metavar="SECONDS",
@@ -171,17 +172,17 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"generated set: {len(files)} videos, {video_seconds:.0f} s of video, in {folder}")
     cache = args.work / f"cache-{os.getpid()}.sqlite"
-    result, cold = evaluate(folder, cache, args.isometric)
-    report(f"generated set, cold (isometric {args.isometric})", result, cold, video_seconds)
+    result, cold = evaluate(folder, cache, args.mirror)
+    report(f"generated set, cold (mirrored matching {'on' if args.mirror else 'off'})", result, cold, video_seconds)
     print(f"peak RSS {peak_rss_mb():.0f} MB (this process or its largest worker)")
-    warm_options = CollectionOptions(folder, hash_settings=HashSettings(isometric=args.isometric),
+    warm_options = CollectionOptions(folder, video_mirror=args.mirror,
                                      cache_path=cache, media="video")
     start = time.perf_counter()
     warm = collect(warm_options).videos
     print(f"warm collect: {time.perf_counter() - start:.2f} s, {warm.from_cache} of {len(warm.prints)} "
           f"fingerprints from the cache ({len(warm.prints) - warm.from_cache} videos decoded)")
     for bits in args.sweep:
-        swept, _ = evaluate(folder, cache, args.isometric, bits)
+        swept, _ = evaluate(folder, cache, args.mirror, bits)
         kinds = ", ".join(f"{kind} {c['found']}/{c['files']}" for kind, c in swept["recall_by_kind"].items()
                           if c["found"] < c["files"])
         print(f"frame threshold {bits:>2}: pair precision {swept['pair_precision']:.4f}, recall "
@@ -196,7 +197,7 @@ def main() -> None:
           f"({video_seconds / keyframes:.0f}x)")
     if shared is not None:
         shared_seconds, _ = total_duration(shared)
-        result, seconds = evaluate(shared, None, args.isometric)
+        result, seconds = evaluate(shared, None, args.mirror)
         report(f"{shared} (its own truth.csv)", result, seconds, shared_seconds)
     if args.hd:
         hd_speed(args.work, bench_root, args.hd)

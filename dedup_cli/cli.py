@@ -88,8 +88,10 @@ def common_options(default_output: str | None):
                          "metric's unit: " + "; ".join(f"{k}: {v}" for k, v in METRIC_UNITS.items())
                          + ". Default: calibrated per hash algorithm and size. With --method cnn: the smallest "
                          f"cosine similarity (0-1) of duplicates, default {DEFAULT_COSINE:g}."),
-            click.option("--isometric", type=YES_NO, default=False, show_default=True,
-                         help="Also match rotated and mirrored copies (the 8 rotations/flips)."),
+            click.option("--isometric", type=YES_NO, default=None,
+                         help="Also match rotated and mirrored copies: images in the 8 rotations/flips "
+                         "(off unless y), videos mirrored left to right (on unless n: cheap for videos, "
+                         "and mirrored clips are common).  [default: images n, videos y]"),
             click.option("--views", type=YES_NO, default=False, show_default=True,
                          help="Also match padded, letterboxed and cropped copies: hash each picture "
                          "with its uniform borders trimmed and its centre at 85% and 70%."),
@@ -147,9 +149,11 @@ def collection_options(kwargs: dict):
     if method == "cnn" and threshold is not None and threshold > 1:
         raise click.BadParameter("with --method cnn the threshold is a cosine similarity, at most 1 "
                                  f"(default {DEFAULT_COSINE:g})", param_hint="--threshold")
+    isometric = kwargs.pop("isometric")
     return CollectionOptions(
         images_path=kwargs.pop("images_path"),
-        hash_settings=HashSettings(algorithm, hash_size, kwargs.pop("full_decode"), kwargs.pop("isometric"),
+        video_mirror=isometric is not False,
+        hash_settings=HashSettings(algorithm, hash_size, kwargs.pop("full_decode"), bool(isometric),
                                    colour=colour_check, views=kwargs.pop("views")),
         index_settings=IndexSettings(kwargs.pop("tree_type"), kwargs.pop("leaf_size"), metric),
         threshold=threshold,

@@ -59,10 +59,11 @@ class CollectionOptions:
     method: str = "hash"  # METHODS: perceptual hashes, or CNN embeddings (threshold: cosine)
     model_path: Path | None = None  # --method cnn: None is cnn_model.model_path()
     media: str = "all"  # MEDIA: which files are looked at
+    video_mirror: bool = True  # also pair videos mirrored left to right (--isometric, unless n)
 
     @property
     def video_settings(self) -> VideoSettings:
-        return VideoSettings(isometric=self.hash_settings.isometric)
+        return VideoSettings(isometric=self.video_mirror)
 
     @property
     def video_match(self) -> VideoMatchSettings:
@@ -295,6 +296,7 @@ def settings_dict(options: CollectionOptions) -> dict:
         "threshold": options.effective_threshold,
         "threshold_bits": options.max_bits,
         "isometric": options.hash_settings.isometric,
+        "video_mirror": options.video_mirror,
         "views": options.hash_settings.views,
         "colour_check": options.colour_check,
         "colour_threshold": options.colour_threshold,
@@ -391,7 +393,7 @@ def _add_videos(planned: PlannedCollection, videos: VideoCollection, options, po
     """Plan the videos and append their rows and groups to `planned`."""
     images = planned.hashed
     video_rows = as_hashed_files(videos, images.settings, max(images.packed.shape[1], 8))
-    pairs = video_pairs(videos.prints, options.video_match, options.hash_settings.isometric)
+    pairs = video_pairs(videos.prints, options.video_match, options.video_mirror)
     matcher = VideoMatcher(pairs, options.video_match)
     reference = reference_mask(video_rows.paths, reference_folders)
     plan = make_plan(video_rows, MatchSettings(options.video_match.max_bits), options.index_settings, policy,
@@ -597,7 +599,7 @@ def _search_video(options, query_path: Path, on_progress, on_total) -> SearchRes
     # A video only ever matches videos: the images are not hashed for it.
     collection = collect(replace(options, media="video"), on_progress=on_progress, on_total=on_total)
     prints = collection.videos.prints
-    pairs = query_pairs(query, prints, options.video_match, options.hash_settings.isometric)
+    pairs = query_pairs(query, prints, options.video_match, options.video_mirror)
     matches = _video_matches(options, prints, query_path, pairs)
     return SearchResult(str(query_path.absolute()), matches, collection, media="video")
 
@@ -637,7 +639,7 @@ def _search_folder(options, folder: Path, on_progress, on_total) -> SearchResult
     by_query = _image_queries(options, query_collection, collection) if queries.paths else {}
     prints = collection.videos.prints
     for query in query_collection.videos.prints:
-        pairs = query_pairs(query, prints, options.video_match, options.hash_settings.isometric)
+        pairs = query_pairs(query, prints, options.video_match, options.video_mirror)
         by_query[query.path] = _video_matches(options, prints, Path(query.path), pairs)
     return SearchResult(str(folder.absolute()), [], collection, queries=by_query,
                         unreadable=queries.failures + query_collection.videos.failures + query_collection.scan.skipped)

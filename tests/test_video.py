@@ -139,14 +139,17 @@ def test_different_moments_of_one_static_camera_do_not_pair(tmp_path):
     assert pairs == [(0, 2)]  # the re-encode of moment 0, not the other moment
 
 
-def test_mirrored_copy_pairs_only_with_isometric(tmp_path):
+def test_a_mirrored_copy_pairs_unless_isometric_is_n(tmp_path):
+    # Videos are matched mirrored by default (images are not): --isometric n turns it off.
     clip = scenes(4, 5.0)
     write_clip(tmp_path / "clip.mp4", clip)
     write_clip(tmp_path / "flipped.mp4", Clip(np.ascontiguousarray(clip.frames[:, :, ::-1]), FPS))
-    assert delete_report(tmp_path, tmp_path / "out", "--media", "video")["groups"] == []
-    report = delete_report(tmp_path, tmp_path / "out", "--media", "video", "--isometric", "y")
-    ((kept, removed),) = groups_by_name(report)
-    assert sorted([kept, *removed]) == ["clip.mp4", "flipped.mp4"]
+    assert delete_report(tmp_path, tmp_path / "out", "--media", "video", "--isometric", "n")["groups"] == []
+    for extra in ((), ("--isometric", "y")):
+        report = delete_report(tmp_path, tmp_path / "out", "--media", "video", *extra)
+        ((kept, removed),) = groups_by_name(report)
+        assert sorted([kept, *removed]) == ["clip.mp4", "flipped.mp4"]
+        assert report["settings"]["video_mirror"] is True
 
 
 def test_a_video_never_pairs_with_an_image_and_media_image_leaves_videos_alone(tmp_path):
@@ -277,7 +280,7 @@ def test_apply_decisions_never_remove_a_video_because_of_a_shorter_one(clips, tm
 def test_the_copy_without_bars_is_kept_over_its_letterboxed_copy_of_the_same_picture(tmp_path):
     # datasets/demo-videos: walk_letterbox.mp4 is walk.mp4 (240x136) in a 240x180 frame.
     report = delete_report(Path(__file__).resolve().parent.parent / "datasets" / "demo-videos", tmp_path / "out",
-                           "--media", "video")
+                           "--media", "video", "--isometric", "n")  # (the mirrored copy aside)
     assert groups_by_name(report) == [("walk.mp4", ["walk_letterbox.mp4", "walk_resize.mp4", "walk_subclip.m4v",
                                                     "walk_trim.mov"])]
 

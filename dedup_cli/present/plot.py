@@ -270,7 +270,7 @@ def _with_videos(collection, options):
 
     images = collection.hashed
     rows = as_hashed_files(videos, images.settings, max(images.packed.shape[1], 8))
-    matcher = VideoMatcher(video_pairs(videos.prints, options.video_match, options.hash_settings.isometric),
+    matcher = VideoMatcher(video_pairs(videos.prints, options.video_match, options.video_mirror),
                            options.video_match)
     groups = connected_groups(rows, MatchSettings(options.video_match.max_bits), options.index_settings, matcher)
     return join_hashed(images, rows), [group + len(images.paths) for group in groups]
