@@ -19,10 +19,13 @@ with one video mirrored, and the better of the two counts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dedup_cli.search import engine
+if TYPE_CHECKING:
+    from dedup_cli.search import engine
+
 
 DEFAULT_FRAME_BITS = 16  # frame hashes this close (inclusive) are a frame match (calibrated: bench_video.py --sweep)
 MIN_COVERAGE = 0.5  # share of the shorter video's frames that must line up
@@ -87,6 +90,8 @@ def frame_spans(prints) -> np.ndarray:
 def frame_matches(prints, frame_bits: int, mirrored: bool = False) -> engine.Pairs:
     """Frame pairs (rows of the frame table) of different videos within frame_bits; with
     `mirrored`, the first frame of each pair is taken mirrored."""
+    from dedup_cli.search import engine  # numba: loaded only when there are videos
+
     hashes, owners, _ = _frame_table(prints)
     packed = packed_rows(hashes)
     if mirrored:
@@ -123,6 +128,8 @@ def query_pairs(query, prints, settings: VideoMatchSettings = VideoMatchSettings
     """The videos of `prints` that are one video with `query` (a print from outside):
     only the query's frames are looked up (the engine's cross search), under the rule of
     video_pairs. In each pair, `first` is the index in `prints` and `second` is len(prints)."""
+    from dedup_cli.search import engine
+
     everything = [*prints, query]
     hashes, owners, times = _frame_table(everything)
     table = _Table(everything, owners, times)
