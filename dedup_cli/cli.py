@@ -5,6 +5,7 @@ The only module that imports click, prints, or chooses an exit code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -182,6 +183,38 @@ class InputRefused(click.ClickException):
     """Bad input files or an --output that exists: exit code 2, like a usage error."""
 
     exit_code = 2
+
+
+SCHEDULER_HELP = ("Run on a Dask cluster: the scheduler's address (tcp://host:port), or local / local:N for a "
+                  "LocalCluster of N worker processes on this machine. Needs pip install 'dedup-cli[dask]'; "
+                  "the workers must see the files at the same paths.")
+
+
+def scheduler_option(command):
+    return click.option("--scheduler", envvar="DEDUP_SCHEDULER", default=None, metavar="ADDRESS",
+                        help=SCHEDULER_HELP + " [env: DEDUP_SCHEDULER]")(command)
+
+
+@contextlib.contextmanager
+def dask_client(address: str | None):
+    """A Dask client of the scheduler at `address` (None when it is None); a missing
+    `distributed` and a bad local:N are usage errors (exit 2)."""
+    if not address:
+        yield None
+        return
+    from dedup_cli import distributed
+
+    try:
+        distributed.require()
+        local = distributed.local_workers(address)
+    except distributed.DaskMissing as exc:
+        raise InputRefused(str(exc)) from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scheduler") from exc
+    with distributed.connect(address) as client:
+        if local:
+            click.echo(f"Dask dashboard: {client.dashboard_link}", err=True)
+        yield client
 
 
 def handle_errors(command):
@@ -538,9 +571,12 @@ def undo(run):
 @click.option("--tree-type", type=click.Choice(TREE_TYPES), default="mih", show_default=True, help=TREE_TYPE_HELP)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV file to write (id_a,id_b,distance); never overwritten. Default: standard output.")
+@scheduler_option
 @handle_errors
-def match(hashes, against, threshold, tree_type, output):
-    """Every pair of precomputed hashes within --threshold bits, each pair once (no images read)."""
+def match(hashes, against, threshold, tree_type, output, scheduler):
+    """Every pair of precomputed hashes within --threshold bits, each pair once (no images read).
+    With --scheduler the pairs are found on a Dask cluster and come sorted by id_a's row,
+    then id_b's; they are the same pairs."""
     from dedup_cli.hashlist import HashListError, iter_matches, read_hash_lists, write_matches, write_matches_file
 
     if output is not None and output.exists():
@@ -549,14 +585,21 @@ def match(hashes, against, threshold, tree_type, output):
         first, second = read_hash_lists(hashes, against)
     except HashListError as exc:
         raise InputRefused(str(exc)) from exc
-    pairs = iter_matches(first, second, threshold, IndexSettings(tree_type))
-    if output is None:
-        count = write_matches(sys.stdout.buffer, pairs, first, second)
-    else:
-        try:
-            count = write_matches_file(output, pairs, first, second)
-        except FileExistsError as exc:
-            raise InputRefused(f"'{output}' exists and dedup never overwrites a file: choose another --output") from exc
+    with dask_client(scheduler) as client:
+        if client is None:
+            pairs = iter_matches(first, second, threshold, IndexSettings(tree_type))
+        else:
+            from dedup_cli.distributed import pair_search
+
+            pairs = iter_matches(first, second, threshold, IndexSettings(tree_type), search=pair_search(client))
+        if output is None:
+            count = write_matches(sys.stdout.buffer, pairs, first, second)
+        else:
+            try:
+                count = write_matches_file(output, pairs, first, second)
+            except FileExistsError as exc:
+                raise InputRefused(f"'{output}' exists and dedup never overwrites a file: "
+                                   "choose another --output") from exc
     hashed = f"{len(first)} hashes" + (f" against {len(second)}" if second is not None else "")
     click.echo(f"{count} pairs within {threshold} bits among {hashed}"
                + (f"; written to {output}" if output else ""), err=True)
