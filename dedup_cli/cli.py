@@ -28,6 +28,10 @@ TREE_TYPE_HELP = ("How pairs within the threshold are found; all three find exac
                   "KDTree (scikit-learn) or cKDTree (scipy): KD-trees over the distinct values of blocks "
                   "of up to 16 bits of the hash (30-70x slower than mih at 100k-1M hashes).")
 
+SCHEDULER_HELP = ("Run on a Dask cluster: the scheduler's address (tcp://host:port), or local / local:N for a "
+                  "LocalCluster of N worker processes on this machine. Needs pip install 'dedup-cli[dask]'; "
+                  "the workers must see the files at the same paths.")
+
 
 class StrictBool(click.ParamType):
     """y/n, yes/no, true/false, 1/0 (any letter case) and nothing else.
@@ -110,6 +114,9 @@ def common_options(default_output: str | None):
                          "equal imagehash's on the upright image)."),
             click.option("--progress/--no-progress", default=True, show_default=True,
                          help="Progress bar on stderr."),
+            click.option("--scheduler", envvar="DEDUP_SCHEDULER", default=None, metavar="ADDRESS",
+                         help=SCHEDULER_HELP + " Images are hashed there; the cache stays here. "
+                         "[env: DEDUP_SCHEDULER]"),
             click.option("--media", type=click.Choice(MEDIA), default="all", show_default=True,
                          help="Look at images, videos (MP4, MOV, M4V, MKV, WebM, AVI) or both; a video only "
                          "ever pairs with a video."),
@@ -136,6 +143,7 @@ def collection_options(kwargs: dict):
                                  "(identical hashes only)", param_hint="--threshold")
     parallel, workers = kwargs.pop("parallel"), kwargs.pop("workers")
     cache_path, no_cache = kwargs.pop("cache_path"), kwargs.pop("no_cache")
+    scheduler = check_scheduler(kwargs.pop("scheduler"))
     return CollectionOptions(
         images_path=kwargs.pop("images_path"),
         hash_settings=HashSettings(algorithm, hash_size, kwargs.pop("full_decode"), kwargs.pop("isometric"),
@@ -149,6 +157,7 @@ def collection_options(kwargs: dict):
         batch_size=kwargs.pop("batch_size"),
         cache_path=None if no_cache else (cache_path or default_cache_path()),
         media=kwargs.pop("media"),
+        scheduler=scheduler,
     )
 
 
@@ -185,14 +194,26 @@ class InputRefused(click.ClickException):
     exit_code = 2
 
 
-SCHEDULER_HELP = ("Run on a Dask cluster: the scheduler's address (tcp://host:port), or local / local:N for a "
-                  "LocalCluster of N worker processes on this machine. Needs pip install 'dedup-cli[dask]'; "
-                  "the workers must see the files at the same paths.")
-
 
 def scheduler_option(command):
     return click.option("--scheduler", envvar="DEDUP_SCHEDULER", default=None, metavar="ADDRESS",
                         help=SCHEDULER_HELP + " [env: DEDUP_SCHEDULER]")(command)
+
+
+def check_scheduler(address: str | None) -> str | None:
+    """`address` once Dask is importable and a local:N names a number (else exit 2)."""
+    if not address:
+        return None
+    from dedup_cli import distributed
+
+    try:
+        distributed.require()
+        distributed.local_workers(address)
+    except distributed.DaskMissing as exc:
+        raise InputRefused(str(exc)) from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scheduler") from exc
+    return address
 
 
 @contextlib.contextmanager
@@ -204,13 +225,7 @@ def dask_client(address: str | None):
         return
     from dedup_cli import distributed
 
-    try:
-        distributed.require()
-        local = distributed.local_workers(address)
-    except distributed.DaskMissing as exc:
-        raise InputRefused(str(exc)) from exc
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--scheduler") from exc
+    local = distributed.local_workers(check_scheduler(address))
     with distributed.connect(address) as client:
         if local:
             click.echo(f"Dask dashboard: {client.dashboard_link}", err=True)

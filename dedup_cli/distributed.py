@@ -227,8 +227,9 @@ class DaskPool:
 
     def map(self, function, iterable, chunksize: int = 1):
         batches = list(iterable)
-        keys = range(len(batches))
-        results = _run_in_order(self.client, keys, lambda key: self.client.submit(function, batches[key], pure=False),
+        keys = [(number,) for number in range(len(batches))]
+        results = _run_in_order(self.client, keys, lambda number: self.client.submit(function, batches[number],
+                                                                                    pure=False),
                                 in_flight=4 * worker_threads(self.client))
         return (result for _, result in results)
 

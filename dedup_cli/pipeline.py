@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class CollectionOptions:
     batch_size: int = 64
     cache_path: Path | None = None  # None: no cache
     media: str = "all"  # MEDIA: which files are looked at
+    scheduler: str | None = None  # a Dask scheduler's address (or local, local:N): images are hashed there
 
     @property
     def video_settings(self) -> VideoSettings:
@@ -144,14 +146,27 @@ def collect(options: CollectionOptions, exclude: tuple = (),
         on_total(len(scan.files) + len(scan.videos))
     cache = _open_cache(options.cache_path)
     try:
-        hashed = hash_collection(scan.files, options.hash_settings, options.workers,
-                                 options.batch_size, cache=cache, on_progress=on_progress)
+        with hashing_pool(options.scheduler) as pool:
+            hashed = hash_collection(scan.files, options.hash_settings, options.workers,
+                                     options.batch_size, cache=cache, on_progress=on_progress, pool=pool)
         videos = fingerprint_collection(scan.videos, options.video_settings, options.workers, cache, on_progress)
     finally:
         if cache is not None:
             notes.extend(cache.warnings)
             cache.close()
     return Collection(scan=scan, hashed=hashed, notes=notes, videos=videos)
+
+
+@contextmanager
+def hashing_pool(scheduler: str | None):
+    """A DaskPool on the cluster at `scheduler` (None without one: local processes)."""
+    if not scheduler:
+        yield None
+        return
+    from dedup_cli import distributed
+
+    with distributed.connect(scheduler) as client:
+        yield distributed.DaskPool(client)
 
 
 def _choose_media(scan: ScanResult, media: str) -> list[str]:
@@ -537,7 +552,9 @@ def _search_folder(options, folder: Path, on_progress, on_total) -> SearchResult
     _choose_media(scan, options.media)
     cache = _open_cache(options.cache_path)
     try:
-        queries = hash_collection(scan.files, options.hash_settings, options.workers, options.batch_size, cache=cache)
+        with hashing_pool(options.scheduler) as pool:
+            queries = hash_collection(scan.files, options.hash_settings, options.workers, options.batch_size,
+                                      cache=cache, pool=pool)
         video_queries = fingerprint_collection(scan.videos, options.video_settings, options.workers, cache)
     finally:
         if cache is not None:
