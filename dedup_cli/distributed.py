@@ -15,6 +15,7 @@ only when a scheduler is asked for.
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from dedup_cli.errors import DedupError
 
 ENVIRONMENT_VARIABLE = "DEDUP_SCHEDULER"
 INSTALL_HINT = "--scheduler needs Dask's distributed package: pip install 'dedup-cli[dask]'"
-BLOCK_ROWS = 1 << 18  # hashes per block at most: a task holds two blocks and their tables
+BLOCK_ROWS = 1 << 20  # hashes per block at most: a task holds two blocks and their tables (~250 MB at 1M)
 TASKS_PER_THREAD = 4  # at least this many block pairs per worker thread, so that all are busy
 CONNECT_SECONDS = 30
 
@@ -175,9 +176,13 @@ def pair_search(client):
 
 def _submit_block_pair(client, query_rows, packed, query_block, set_block, same, max_bits, tree_type, leaf_size):
     queries = None if same else np.ascontiguousarray(query_rows[slice(*query_block)])
-    # pure=False: a retry after a lost worker is Dask's, never a cached result of another run
-    return client.submit(block_pair_task, queries, np.ascontiguousarray(packed[slice(*set_block)]), max_bits,
-                         tree_type, leaf_size, pure=False)
+    with warnings.catch_warnings():
+        # The blocks travel inside the task on purpose (Dask warns above 10 MB): the
+        # scheduler keeps them, so a task lost with its worker can run again elsewhere,
+        # which scattered data lost with that worker would not allow.
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        return client.submit(block_pair_task, queries, np.ascontiguousarray(packed[slice(*set_block)]), max_bits,
+                             tree_type, leaf_size, pure=False)
 
 
 def _run_in_order(client, keys, submit, in_flight: int):
