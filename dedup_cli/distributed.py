@@ -223,20 +223,23 @@ def cross_pairs(client, packed: np.ndarray, queries: np.ndarray | None, max_bits
 
 
 class DaskPool:
-    """What hash_many needs of a pool (`map`, results in order), run as Dask tasks: at
-    most a few batches per worker thread are in flight, and a batch lost with its
-    worker is run again by Dask."""
+    """What hash_many needs of a pool (`map`, results in order, and `workers()`), run as
+    Dask tasks. Every batch is submitted at once, as ProcessPoolExecutor.map does: the
+    scheduler hands them out as workers free up (a batch is a list of paths, its result
+    a few KB a file), and a batch lost with its worker is run again by Dask."""
 
     def __init__(self, client):
         self.client = client
 
     def map(self, function, iterable, chunksize: int = 1):
-        batches = list(iterable)
-        keys = [(number,) for number in range(len(batches))]
-        results = _run_in_order(self.client, keys, lambda number: self.client.submit(function, batches[number],
-                                                                                    pure=False),
-                                in_flight=4 * worker_threads(self.client))
-        return (result for _, result in results)
+        futures = [self.client.submit(function, batch, pure=False) for batch in iterable]
+        return _results_in_order(futures)
 
     def workers(self) -> int:
         return worker_threads(self.client)
+
+
+def _results_in_order(futures):
+    for future in futures:
+        yield future.result()
+        future.release()
