@@ -181,3 +181,16 @@ def test_a_worker_killed_during_hashing_loses_nothing_and_caches_once(client, sm
     np.testing.assert_array_equal(remote.colour, local.colour)
     assert remote.failures == local.failures and remote.failures[0][0].endswith("broken.png")
     assert sorted(stored) == sorted(remote.paths)  # each readable file written once, by this process
+
+
+@pytest.mark.parametrize("command", [
+    ["search", "--query", "{demo}/edits/bridge_70.jpg", "--format", "json"],
+    ["evaluate", "--truth", "{demo}/truth.csv"],
+])
+def test_search_and_evaluate_on_the_cluster_print_what_they_print_locally(cluster, demo_copy, command):
+    arguments = [word.format(demo=demo_copy) for word in command] + ["--images-path", str(demo_copy), "--no-cache",
+                                                                      "--no-progress"]
+    local = CliRunner().invoke(main, arguments, catch_exceptions=False)
+    remote = CliRunner().invoke(main, arguments + ["--scheduler", cluster.scheduler_address], catch_exceptions=False)
+    assert local.exit_code == remote.exit_code == 0, remote.output
+    assert remote.stdout == local.stdout and local.stdout.strip()
