@@ -5,6 +5,7 @@ The only module that imports click, prints, or chooses an exit code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -29,6 +30,10 @@ TREE_TYPE_HELP = ("How pairs within the threshold are found; all three find exac
                   "mih: multi-index hashing, compiled, on every core (fastest: 1M hashes in seconds); "
                   "KDTree (scikit-learn) or cKDTree (scipy): KD-trees over the distinct values of blocks "
                   "of up to 16 bits of the hash (30-70x slower than mih at 100k-1M hashes).")
+
+SCHEDULER_HELP = ("Run on a Dask cluster: the scheduler's address (tcp://host:port), or local / local:N for a "
+                  "LocalCluster of N worker processes on this machine. Needs pip install 'dedup-cli[dask]'; "
+                  "the workers must see the files at the same paths.")
 
 
 class StrictBool(click.ParamType):
@@ -119,6 +124,9 @@ def common_options(default_output: str | None):
                          "equal imagehash's on the upright image)."),
             click.option("--progress/--no-progress", default=True, show_default=True,
                          help="Progress bar on stderr."),
+            click.option("--scheduler", envvar="DEDUP_SCHEDULER", default=None, metavar="ADDRESS",
+                         help=SCHEDULER_HELP + " Images are hashed there; the cache stays here. "
+                         "[env: DEDUP_SCHEDULER]"),
             click.option("--media", type=click.Choice(MEDIA), default="all", show_default=True,
                          help="Look at images, videos (MP4, MOV, M4V, MKV, WebM, AVI) or both; a video only "
                          "ever pairs with a video."),
@@ -150,6 +158,7 @@ def collection_options(kwargs: dict):
         raise click.BadParameter("with --method cnn the threshold is a cosine similarity, at most 1 "
                                  f"(default {DEFAULT_COSINE:g})", param_hint="--threshold")
     isometric = kwargs.pop("isometric")
+    scheduler = check_scheduler(kwargs.pop("scheduler"))
     return CollectionOptions(
         images_path=kwargs.pop("images_path"),
         video_mirror=isometric is not False,
@@ -165,6 +174,7 @@ def collection_options(kwargs: dict):
         cache_path=None if no_cache else (cache_path or default_cache_path()),
         method=method,
         media=kwargs.pop("media"),
+        scheduler=scheduler,
     )
 
 
@@ -202,6 +212,44 @@ class InputRefused(click.ClickException):
     """Bad input files or an --output that exists: exit code 2, like a usage error."""
 
     exit_code = 2
+
+
+
+def scheduler_option(command):
+    return click.option("--scheduler", envvar="DEDUP_SCHEDULER", default=None, metavar="ADDRESS",
+                        help=SCHEDULER_HELP + " [env: DEDUP_SCHEDULER]")(command)
+
+
+def check_scheduler(address: str | None) -> str | None:
+    """`address` once Dask is importable and a local:N names a number (else exit 2)."""
+    if not address:
+        return None
+    from dedup_cli import distributed
+
+    try:
+        distributed.require()
+        distributed.local_workers(address)
+    except distributed.DaskMissing as exc:
+        raise InputRefused(str(exc)) from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scheduler") from exc
+    return address
+
+
+@contextlib.contextmanager
+def dask_client(address: str | None):
+    """A Dask client of the scheduler at `address` (None when it is None); a missing
+    `distributed` and a bad local:N are usage errors (exit 2)."""
+    if not address:
+        yield None
+        return
+    from dedup_cli import distributed
+
+    local = distributed.local_workers(check_scheduler(address))
+    with distributed.connect(address) as client:
+        if local:
+            click.echo(f"Dask dashboard: {client.dashboard_link}", err=True)
+        yield client
 
 
 def handle_errors(command):
@@ -572,9 +620,12 @@ def undo(run):
 @click.option("--tree-type", type=click.Choice(TREE_TYPES), default="mih", show_default=True, help=TREE_TYPE_HELP)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV file to write (id_a,id_b,distance); never overwritten. Default: standard output.")
+@scheduler_option
 @handle_errors
-def match(hashes, against, threshold, tree_type, output):
-    """Every pair of precomputed hashes within --threshold bits, each pair once (no images read)."""
+def match(hashes, against, threshold, tree_type, output, scheduler):
+    """Every pair of precomputed hashes within --threshold bits, each pair once (no images read).
+    With --scheduler the pairs are found on a Dask cluster and come sorted by id_a's row,
+    then id_b's; they are the same pairs."""
     from dedup_cli.hashlist import HashListError, iter_matches, read_hash_lists, write_matches, write_matches_file
 
     if output is not None and output.exists():
@@ -583,14 +634,21 @@ def match(hashes, against, threshold, tree_type, output):
         first, second = read_hash_lists(hashes, against)
     except HashListError as exc:
         raise InputRefused(str(exc)) from exc
-    pairs = iter_matches(first, second, threshold, IndexSettings(tree_type))
-    if output is None:
-        count = write_matches(sys.stdout.buffer, pairs, first, second)
-    else:
-        try:
-            count = write_matches_file(output, pairs, first, second)
-        except FileExistsError as exc:
-            raise InputRefused(f"'{output}' exists and dedup never overwrites a file: choose another --output") from exc
+    with dask_client(scheduler) as client:
+        if client is None:
+            pairs = iter_matches(first, second, threshold, IndexSettings(tree_type))
+        else:
+            from dedup_cli.distributed import pair_search
+
+            pairs = iter_matches(first, second, threshold, IndexSettings(tree_type), search=pair_search(client))
+        if output is None:
+            count = write_matches(sys.stdout.buffer, pairs, first, second)
+        else:
+            try:
+                count = write_matches_file(output, pairs, first, second)
+            except FileExistsError as exc:
+                raise InputRefused(f"'{output}' exists and dedup never overwrites a file: "
+                                   "choose another --output") from exc
     hashed = f"{len(first)} hashes" + (f" against {len(second)}" if second is not None else "")
     click.echo(f"{count} pairs within {threshold} bits among {hashed}"
                + (f"; written to {output}" if output else ""), err=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -60,6 +61,7 @@ class CollectionOptions:
     model_path: Path | None = None  # --method cnn: None is cnn_model.model_path()
     media: str = "all"  # MEDIA: which files are looked at
     video_mirror: bool = True  # also pair videos mirrored left to right (--isometric, unless n)
+    scheduler: str | None = None  # a Dask scheduler's address (or local, local:N): images are hashed there
 
     @property
     def video_settings(self) -> VideoSettings:
@@ -181,8 +183,9 @@ def collect(options: CollectionOptions, exclude: tuple = (),
     model = open_model(options) if options.media != "video" else None
     cache = _open_cache(options.cache_path)
     try:
-        hashed = hash_collection(scan.files, options.hash_settings, options.workers,
-                                 options.batch_size, cache=cache, on_progress=on_progress)
+        with hashing_pool(options.scheduler) as pool:
+            hashed = hash_collection(scan.files, options.hash_settings, options.workers,
+                                     options.batch_size, cache=cache, on_progress=on_progress, pool=pool)
         videos = fingerprint_collection(scan.videos, options.video_settings, options.workers, cache, on_progress)
         collection = Collection(scan=scan, hashed=hashed, notes=notes, videos=videos)
         if model is not None:
@@ -221,6 +224,18 @@ def _embed(collection: Collection, model, options: CollectionOptions, cache, on_
         kept.from_cache = hashed.from_cache
         collection.hashed, embeddings = kept, embeddings[rows]
     collection.embeddings, collection.model_sha256 = embeddings, model.model_sha256
+
+
+@contextmanager
+def hashing_pool(scheduler: str | None):
+    """A DaskPool on the cluster at `scheduler` (None without one: local processes)."""
+    if not scheduler:
+        yield None
+        return
+    from dedup_cli import distributed
+
+    with distributed.connect(scheduler) as client:
+        yield distributed.DaskPool(client)
 
 
 def _choose_media(scan: ScanResult, media: str) -> list[str]:

@@ -306,16 +306,22 @@ def hash_many(
     workers: int = 1,
     batch_size: int = 64,
     on_progress: Callable[[int], None] | None = None,
+    pool=None,
 ) -> list[HashRecord]:
-    """Hash `paths` in batches over `workers` processes; results in the order of `paths`.
+    """Hash `paths` in batches over `workers` processes, or over `pool` (a pool with
+    `map` in order and `workers()`, such as distributed.DaskPool) when given; results in
+    the order of `paths`.
 
     Serial and parallel runs give the same records. `on_progress(n)` is called as each
     batch of n files completes.
     """
+    workers = pool.workers() if pool is not None else workers
     # Small jobs get smaller batches, so that every worker has a share of the files.
     batch_size = max(1, min(batch_size, -(-len(paths) // (8 * max(1, workers)))))
     batches = [(list(paths[i : i + batch_size]), settings) for i in range(0, len(paths), batch_size)]
     records: list[HashRecord] = []
+    if pool is not None:
+        return gather_batches(pool.map(_hash_batch, batches), records, on_progress)
     if workers <= 1 or len(batches) <= 1:
         results: Iterable[list[HashRecord]] = map(_hash_batch, batches)
         return gather_batches(results, records, on_progress)
@@ -384,14 +390,17 @@ def hash_collection(
     batch_size: int = 64,
     cache=None,
     on_progress: Callable[[int], None] | None = None,
+    pool=None,
 ) -> HashedFiles:
-    """Hash every file (from `cache` when size and mtime match) into a HashedFiles."""
+    """Hash every file (from `cache` when size and mtime match) into a HashedFiles; the
+    files not cached are hashed over `pool` when given (see hash_many). Only this process
+    writes the cache."""
     stats, failures = stat_files(str(p) for p in paths)
     cached = cache.lookup(stats, settings) if cache is not None else {}
     if on_progress and cached:
         on_progress(len(cached))
     to_hash = [stat.path for stat in stats if stat.path not in cached]
-    fresh = {r.path: r for r in hash_many(to_hash, settings, workers, batch_size, on_progress)}
+    fresh = {r.path: r for r in hash_many(to_hash, settings, workers, batch_size, on_progress, pool)}
     if cache is not None:  # failures are not kept: a fixed permission changes neither size nor mtime
         cache.store([(stat, fresh[stat.path]) for stat in stats
                      if stat.path in fresh and fresh[stat.path].packed_bits is not None], settings)

@@ -86,11 +86,12 @@ def hamming(packed_a: np.ndarray, packed_b: np.ndarray) -> np.ndarray:
 
 
 def iter_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_bits: int,
-               settings: IndexSettings) -> Iterator:
+               settings: IndexSettings, threads: int | None = None) -> Iterator:
     """Every (query row, row) of packed hashes at most `max_bits` bits apart, exactly once,
     as chunks of (first, second, distances) int32 arrays in no particular order; queries
     None pairs the rows of `packed` among themselves (first < second). `n_bits` is the
-    hash length (the packed rows may end in zero padding)."""
+    hash length (the packed rows may end in zero padding). `threads`: the mih engine's
+    threads (None: every CPU)."""
     if n_bits > 8 * packed.shape[1]:
         raise ValueError(f"{n_bits}-bit hashes cannot be packed in {packed.shape[1]} bytes")
     if settings.tree_type not in TREE_TYPES:
@@ -101,9 +102,9 @@ def iter_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_
         from dedup_cli.search import engine
 
         if queries is None:
-            yield from engine.iter_pairs_within(packed, max_bits)
+            yield from engine.iter_pairs_within(packed, max_bits, workers=threads)
         else:
-            yield from engine.iter_cross_pairs(queries, packed, max_bits)
+            yield from engine.iter_cross_pairs(queries, packed, max_bits, workers=threads)
     else:
         from dedup_cli.search.block_trees import iter_tree_pairs
 

@@ -1,0 +1,149 @@
+"""dedup on a Dask LocalCluster against the same work done locally, in one run:
+
+    flock /tmp/dedup-bench.lock .venv/bin/python benchmarks/bench_dask.py
+    flock /tmp/dedup-bench.lock .venv/bin/python benchmarks/bench_dask.py --pictures 0 --hashes 1000000 10000000
+
+1. Hashing --pictures small JPEGs (benchmarks/bench_memory.py make_pictures, kept in
+   bench-output/pictures/nCOUNT and reused): hash_many over 2 local processes, then over a
+   LocalCluster of 2 single-threaded worker processes (started and warmed up beforehand,
+   as a standing cluster would be); the overhead is Dask's time over the local time, minus 1.
+   The records must be equal.
+2. The exact pair search on --hashes random 64-bit hashes (a tenth of them near copies of
+   others) at --bits on a fresh 2-worker LocalCluster: wall time, the pairs, each worker's
+   peak RSS, and exactness on --sample rows, each compared by brute force with every hash.
+   Up to --local-up-to hashes the local engine runs too and its pairs must be the same.
+
+Needs the extra dask (pip install 'dedup-cli[dask]'). The machine is shared: run it under
+the benchmark lock, and read timings taken under load as pessimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+from bench_memory import make_pictures
+from common import REPO
+
+sys.path.insert(0, str(REPO))
+
+from dedup_cli import distributed as dedup_distributed  # noqa: E402
+from dedup_cli.fingerprint import hashing  # noqa: E402
+from dedup_cli.search import engine  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (run on each worker through client.run)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def start_cluster(workers: int):
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           host="127.0.0.1")
+    return cluster, Client(cluster)
+
+
+def bench_hashing(count: int, workers: int) -> None:
+    folder = REPO / "bench-output" / "pictures" / f"n{count}"
+    if not (folder / f"{(count - 1) // 1000:03d}" / f"{count - 1:06d}.jpg").exists():
+        make_pictures(folder, count)
+    paths = sorted(str(path) for path in folder.rglob("*.jpg"))
+    settings = hashing.HashSettings()
+    start = time.perf_counter()
+    local = hashing.hash_many(paths, settings, workers=workers)
+    local_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    cluster, client = start_cluster(workers)
+    client.run(hashing.hash_file, paths[0], settings)  # imports on every worker, as on a standing cluster
+    startup = time.perf_counter() - start
+    try:
+        start = time.perf_counter()
+        remote = hashing.hash_many(paths, settings, pool=dedup_distributed.DaskPool(client))
+        dask_seconds = time.perf_counter() - start
+    finally:
+        client.close()
+        cluster.close()
+    same = [(r.path, r.packed_bits, r.colour, r.error) for r in local] == \
+           [(r.path, r.packed_bits, r.colour, r.error) for r in remote]
+    print(f"hashing {len(paths)} JPEGs on {workers} processes: local {local_seconds:.1f} s "
+          f"({len(paths) / local_seconds:.0f}/s), Dask {dask_seconds:.1f} s ({len(paths) / dask_seconds:.0f}/s), "
+          f"overhead {100 * (dask_seconds / local_seconds - 1):+.1f}% (cluster start and warm-up {startup:.1f} s "
+          f"not counted); records identical: {same}")
+
+
+def synthetic_hashes(count: int, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    packed = rng.integers(0, 256, size=(count, 8), dtype=np.uint8)
+    copies = rng.choice(count, size=count // 10, replace=False)
+    flips = np.zeros((len(copies), 64), dtype=np.uint8)
+    for _ in range(6):  # up to 6 random bit positions flipped (some may coincide)
+        flips[np.arange(len(copies)), rng.integers(0, 64, size=len(copies))] = 1
+    packed[copies] = packed[rng.integers(0, count, size=len(copies))] ^ np.packbits(flips, axis=1)
+    return packed
+
+
+def sampled_rows_exact(packed: np.ndarray, first, second, max_bits: int, samples: int) -> bool:
+    """The pairs of `samples` random rows are exactly those brute force finds for them."""
+    rng = np.random.default_rng(1)
+    words = packed.view(np.uint64).ravel()
+    for row in rng.choice(len(packed), size=samples, replace=False).tolist():
+        distances = np.bitwise_count(words ^ words[row])
+        expected = set(np.flatnonzero(distances <= max_bits).tolist()) - {row}
+        found = set(second[first == row].tolist()) | set(first[second == row].tolist())
+        if found != expected:
+            return False
+    return True
+
+
+def bench_match(count: int, max_bits: int, workers: int, samples: int, local_up_to: int) -> None:
+    packed = synthetic_hashes(count)
+    cluster, client = start_cluster(workers)
+    try:
+        start = time.perf_counter()
+        first, second, distances = dedup_distributed.cross_pairs(client, packed, None, max_bits)
+        seconds = time.perf_counter() - start
+        worker_mb = sorted(client.run(peak_rss_mb).values())
+        blocks = len(dedup_distributed.block_bounds(count, dedup_distributed.worker_threads(client)))
+    finally:
+        client.close()
+        cluster.close()
+    line = (f"match {count} 64-bit hashes at {max_bits} bits on {workers} Dask workers ({blocks} blocks, "
+            f"{blocks * (blocks + 1) // 2} tasks): {seconds:.1f} s, {len(first)} pairs, peak RSS per worker "
+            f"{', '.join(f'{mb:.0f}' for mb in worker_mb)} MB, client {peak_rss_mb():.0f} MB; "
+            f"exact on {samples} sampled rows: {sampled_rows_exact(packed, first, second, max_bits, samples)}")
+    if count <= local_up_to:
+        start = time.perf_counter()
+        local = engine.pairs_within(packed, max_bits, workers=workers)
+        local_seconds = time.perf_counter() - start
+        same = all(np.array_equal(a, b) for a, b in zip(local, (first, second, distances), strict=True))
+        line += f"; local engine {local_seconds:.1f} s on {workers} threads, identical: {same}"
+    print(line, flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pictures", type=int, default=10_000, help="JPEGs to hash (0: skip)")
+    parser.add_argument("--hashes", type=int, nargs="*", default=[1_000_000], help="hash counts for match")
+    parser.add_argument("--bits", type=int, default=10, help="match threshold in bits")
+    parser.add_argument("--workers", type=int, default=2, help="local processes and Dask workers")
+    parser.add_argument("--sample", type=int, default=200, help="rows checked by brute force")
+    parser.add_argument("--local-up-to", type=int, default=2_000_000, help="also run the local engine up to this")
+    args = parser.parse_args()
+    print(f"load average before: {', '.join(f'{value:.2f}' for value in os.getloadavg())} on "
+          f"{hashing.default_workers()} CPUs", flush=True)
+    if args.pictures:
+        bench_hashing(args.pictures, args.workers)
+    for count in args.hashes:
+        bench_match(count, args.bits, args.workers, args.sample, args.local_up_to)
+    print(f"load average after: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

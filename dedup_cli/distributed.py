@@ -1,0 +1,245 @@
+"""Dask: the same exact pair engine and the same hashing, scheduled on a cluster.
+
+Only the scheduling is new. The pair search cuts the rows into blocks and runs the local
+engine on every block pair (i <= j: block i with itself, or block i as queries against
+block j), so each pair within the threshold is found by exactly one task; the client
+merges the tasks of one block row, sorted by (first, second), before the next, as the
+local pairs_within and cross_pairs are. Hashing sends batches of paths to the workers,
+which read the files at the same paths (shared storage) and send back HashRecords; the
+client alone writes the cache. Every task is a pure function of its arguments, which
+travel with the task, so Dask may run it again on another worker when one dies.
+
+`distributed` is an optional dependency (the extra `dask`): it is imported only here,
+only when a scheduler is asked for.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from dedup_cli.errors import DedupError
+
+ENVIRONMENT_VARIABLE = "DEDUP_SCHEDULER"
+INSTALL_HINT = "--scheduler needs Dask's distributed package: pip install 'dedup-cli[dask]'"
+BLOCK_ROWS = 1 << 20  # hashes per block at most: a task holds two blocks and their tables (~250 MB at 1M)
+TASKS_PER_THREAD = 4  # at least this many block pairs per worker thread, so that all are busy
+CONNECT_SECONDS = 30
+
+
+class DaskMissing(DedupError):
+    """--scheduler was given but `distributed` cannot be imported."""
+
+
+class SchedulerUnreachable(DedupError):
+    """No Dask scheduler answered at the address given."""
+
+
+def require():
+    """The `distributed` module; DaskMissing (saying what to install) without it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise DaskMissing(INSTALL_HINT) from exc
+    return distributed
+
+
+def local_workers(address: str) -> int | None:
+    """N of `local:N` (or the CPUs for `local`), or None for a scheduler address."""
+    if address == "local":
+        from dedup_cli.fingerprint.hashing import default_workers
+
+        return default_workers()
+    if address.startswith("local:"):
+        count = address.removeprefix("local:")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"'{address}': local:N needs a number of workers N >= 1")
+        return int(count)
+    return None
+
+
+@contextmanager
+def connect(address: str):
+    """A Client of the scheduler at `address` (tcp://host:port, or a scheduler file), or of
+    a new LocalCluster of one single-threaded worker process per CPU for `local` (N for
+    `local:N`) on this machine only, closed on exit."""
+    distributed = require()
+    workers = local_workers(address)
+    if workers is not None:
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address=":0") as cluster:
+            with distributed.Client(cluster) as client:
+                yield client
+        return
+    try:
+        client = distributed.Client(address, timeout=CONNECT_SECONDS)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SchedulerUnreachable(f"no Dask scheduler answered at '{address}': {exc}") from exc
+    with client:
+        yield client
+
+
+def worker_threads(client) -> int:
+    """Threads over all the cluster's workers (at least 1)."""
+    return max(1, sum(client.nthreads().values()))
+
+
+# ---------------------------------------------------------------------------------------
+# The exact pair search
+
+
+def block_bounds(n_rows: int, threads: int, block_rows: int = BLOCK_ROWS) -> list[tuple[int, int]]:
+    """Row ranges of the blocks: at most block_rows each, and enough of them for about
+    TASKS_PER_THREAD block pairs per thread (blocks of equal size, the last shorter)."""
+    if n_rows == 0:
+        return []
+    blocks = max(-(-n_rows // block_rows), 1)
+    while blocks * (blocks + 1) // 2 < TASKS_PER_THREAD * threads and blocks < n_rows:
+        blocks += 1
+    size = -(-n_rows // blocks)
+    return [(start, min(start + size, n_rows)) for start in range(0, n_rows, size)]
+
+
+def block_pair_task(queries: np.ndarray | None, packed: np.ndarray, max_bits: int, tree_type: str,
+                    leaf_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One task: the pairs of `packed` among themselves (queries None) or of `queries`
+    against `packed`, as block-local int32 rows and uint8 distances sorted by (first,
+    second). Runs on a worker; the engine's threads share the worker's CPUs with the
+    worker's other tasks."""
+    from dedup_cli.search.index import IndexSettings, iter_pairs
+
+    chunks = list(iter_pairs(packed, 8 * packed.shape[1], queries, max_bits, IndexSettings(tree_type, leaf_size),
+                             threads=_threads_per_task()))
+    if not chunks:
+        empty = np.zeros(0, dtype=np.int32)
+        return empty, empty, np.zeros(0, dtype=np.uint8)
+    first, second, distances = (np.concatenate(column) for column in zip(*chunks))
+    order = np.lexsort((second, first))
+    return (first[order].astype(np.int32), second[order].astype(np.int32),
+            distances[order].astype(np.uint8 if max_bits < 256 else np.int32))
+
+
+def _threads_per_task() -> int | None:
+    """The CPUs of this machine over the worker's task threads (None: not on a worker)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    from dedup_cli.fingerprint.hashing import default_workers
+
+    return max(1, default_workers() // max(1, worker.state.nthreads))
+
+
+def iter_pairs(client, packed: np.ndarray, queries: np.ndarray | None, max_bits: int, tree_type: str = "mih",
+               leaf_size: int = 40, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[np.ndarray, ...]]:
+    """The pairs of index.iter_pairs(packed, n_bits, queries, max_bits), computed on the
+    cluster of `client`: chunks of int64 (first, second, distances), in order of first,
+    then second (queries None: first < second, both rows of `packed`). At most a few
+    tasks per worker thread are in flight, and the client holds the pairs of one block
+    row of queries at a time."""
+    own = queries is None
+    query_rows = packed if own else queries
+    threads = worker_threads(client)
+    query_blocks = block_bounds(len(query_rows), threads, block_rows)
+    set_blocks = query_blocks if own else block_bounds(len(packed), threads, block_rows)
+    tasks = [(row, column) for row in range(len(query_blocks)) for column in range(len(set_blocks))
+             if not own or column >= row]
+    results = _run_in_order(client, tasks, lambda row, column: _submit_block_pair(
+        client, query_rows, packed, query_blocks[row], set_blocks[column], own and row == column, max_bits,
+        tree_type, leaf_size), in_flight=2 * threads + 2)
+    pending, current = [], 0
+    for (row, column), (first, second, distances) in results:
+        if row != current:
+            yield _merged(pending)
+            pending, current = [], row
+        pending.append((first.astype(np.int64) + query_blocks[row][0], second.astype(np.int64) + set_blocks[column][0],
+                        distances.astype(np.int64)))
+    if pending:
+        yield _merged(pending)
+
+
+def pair_search(client):
+    """index.iter_pairs's signature, run on `client`'s cluster (for hashlist.iter_matches).
+    The pairs come sorted by (first, second); locally they come in the engine's order."""
+
+    def search(packed, n_bits, queries, max_bits, settings):
+        return iter_pairs(client, packed, queries, max_bits, settings.tree_type, settings.leaf_size)
+
+    return search
+
+
+def _submit_block_pair(client, query_rows, packed, query_block, set_block, same, max_bits, tree_type, leaf_size):
+    queries = None if same else np.ascontiguousarray(query_rows[slice(*query_block)])
+    with warnings.catch_warnings():
+        # The blocks travel inside the task on purpose (Dask warns above 10 MB): the
+        # scheduler keeps them, so a task lost with its worker can run again elsewhere,
+        # which scattered data lost with that worker would not allow.
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        return client.submit(block_pair_task, queries, np.ascontiguousarray(packed[slice(*set_block)]), max_bits,
+                             tree_type, leaf_size, pure=False)
+
+
+def _run_in_order(client, keys, submit, in_flight: int):
+    """(key, result) of submit(*key) for each key, in the order of `keys`, with at most
+    `in_flight` tasks submitted and not yet read."""
+    waiting, running = deque(keys), deque()
+    while waiting or running:
+        while waiting and len(running) < in_flight:
+            key = waiting.popleft()
+            running.append((key, submit(*key)))
+        key, future = running.popleft()
+        yield key, future.result()
+        future.release()
+
+
+def _merged(parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One block row's pairs (first rows within one block), sorted by first, then second."""
+    first, second, distances = (np.concatenate(column) for column in zip(*parts))
+    order = np.lexsort((second, first))
+    return first[order], second[order], distances[order]
+
+
+def cross_pairs(client, packed: np.ndarray, queries: np.ndarray | None, max_bits: int, tree_type: str = "mih",
+                leaf_size: int = 40, accept=None, block_rows: int = BLOCK_ROWS):
+    """index.cross_pairs on the cluster: the same arrays (int64, sorted by query row,
+    then stored row), the chunks filtered by `accept` as they arrive."""
+    parts = [(np.zeros(0, dtype=np.int64),) * 3]
+    for first, second, distances in iter_pairs(client, packed, queries, max_bits, tree_type, leaf_size, block_rows):
+        if accept is not None:
+            keep = accept(first, second)
+            first, second, distances = first[keep], second[keep], distances[keep]
+        parts.append((first, second, distances))
+    return tuple(np.concatenate(column) for column in zip(*parts))
+
+
+# ---------------------------------------------------------------------------------------
+# Hashing
+
+
+class DaskPool:
+    """What hash_many needs of a pool (`map`, results in order, and `workers()`), run as
+    Dask tasks. Every batch is submitted at once, as ProcessPoolExecutor.map does: the
+    scheduler hands them out as workers free up (a batch is a list of paths, its result
+    a few KB a file), and a batch lost with its worker is run again by Dask."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def map(self, function, iterable, chunksize: int = 1):
+        futures = [self.client.submit(function, batch, pure=False) for batch in iterable]
+        return _results_in_order(futures)
+
+    def workers(self) -> int:
+        return worker_threads(self.client)
+
+
+def _results_in_order(futures):
+    for future in futures:
+        yield future.result()
+        future.release()

@@ -1,0 +1,196 @@
+"""--scheduler: the exact pair search and the hashing on a 2-worker Dask LocalCluster (on
+localhost) give what a local run gives; a worker killed mid-run costs nothing but time."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dedup_cli import distributed as dedup_distributed
+from dedup_cli.cli import main
+from dedup_cli.fingerprint import hashing
+from dedup_cli.fingerprint.cache import HashCache
+from dedup_cli.search.index import IndexSettings, cross_pairs, pairs_within
+
+
+def test_without_distributed_scheduler_says_what_to_install(tmp_path, monkeypatch):
+    hashes = tmp_path / "hashes.csv"
+    hashes.write_text("id,hash\na,0000000000000000\n")
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    result = CliRunner().invoke(main, ["match", "--hashes", str(hashes), "--threshold", "1", "--scheduler", "local"])
+    assert result.exit_code == 2
+    assert "pip install 'dedup-cli[dask]'" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed", reason="the extra dask is not installed")
+    cloudpickle = pytest.importorskip("cloudpickle")
+    # The workers run this module's task wrappers: sent by value, as the workers cannot import tests.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as local:
+        yield local
+
+
+@pytest.fixture
+def client(cluster):
+    from distributed import Client
+
+    with Client(cluster) as connected:
+        yield connected
+
+
+def synthetic_hashes(count: int, seed: int = 3) -> np.ndarray:
+    """Random 64-bit hashes, a tenth of them near copies (1 to 8 bits flipped) of others."""
+    rng = np.random.default_rng(seed)
+    packed = rng.integers(0, 256, size=(count, 8), dtype=np.uint8)
+    copies = rng.choice(count, size=count // 10, replace=False)
+    sources = rng.integers(0, count, size=len(copies))
+    bits = np.unpackbits(packed[sources], axis=1)
+    for row, flips in enumerate(rng.integers(1, 9, size=len(copies))):
+        bits[row, rng.choice(64, size=flips, replace=False)] ^= 1
+    packed[copies] = np.packbits(bits, axis=1)
+    return packed
+
+
+def write_list(path: Path, packed: np.ndarray, prefix: str) -> Path:
+    path.write_text("id,hash\n" + "".join(f"{prefix}{row},{bytes(value).hex()}\n" for row, value in enumerate(packed)))
+    return path
+
+
+def match_lines(*args) -> list[str]:
+    result = CliRunner().invoke(main, ["match", *[str(a) for a in args]], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout.splitlines()
+
+
+def test_block_pairs_are_the_local_pairs_in_the_same_order(client):
+    packed = synthetic_hashes(3000)
+    settings = IndexSettings()
+    first, second, bits = dedup_distributed.cross_pairs(client, packed, None, 9, block_rows=500)
+    expected = pairs_within(packed, 64, 9, settings)
+    assert len(expected[0]) > 200
+    for got, wanted in zip((first, second, bits), expected, strict=True):
+        np.testing.assert_array_equal(got, wanted)
+    queries = synthetic_hashes(700, seed=4)
+    got = dedup_distributed.cross_pairs(client, packed, queries, 12, block_rows=256)
+    for got_column, wanted in zip(got, cross_pairs(packed, 64, queries, 12, settings), strict=True):
+        np.testing.assert_array_equal(got_column, wanted)
+
+
+@pytest.mark.slow
+def test_match_on_the_cluster_finds_the_local_pairs(cluster, tmp_path):
+    packed = synthetic_hashes(20_000)
+    hashes = write_list(tmp_path / "hashes.csv", packed[:14_000], "a")
+    against = write_list(tmp_path / "against.csv", packed[14_000:], "b")
+    address = cluster.scheduler_address
+    local = match_lines("--hashes", hashes, "--threshold", 10)
+    remote = match_lines("--hashes", hashes, "--threshold", 10, "--scheduler", address)
+    assert len(local) > 500 and remote[0] == local[0] == "id_a,id_b,distance"
+    assert sorted(remote) == sorted(local)
+    local = match_lines("--hashes", hashes, "--against", against, "--threshold", 10)
+    remote = match_lines("--hashes", hashes, "--against", against, "--threshold", 10, "--scheduler", address)
+    assert len(local) > 100 and sorted(remote) == sorted(local)
+
+
+def test_scheduler_from_the_environment(cluster, tmp_path, monkeypatch):
+    hashes = write_list(tmp_path / "hashes.csv", synthetic_hashes(2000), "a")
+    monkeypatch.setenv("DEDUP_SCHEDULER", cluster.scheduler_address)
+    remote = match_lines("--hashes", hashes, "--threshold", 8)
+    monkeypatch.delenv("DEDUP_SCHEDULER")
+    assert sorted(remote) == sorted(match_lines("--hashes", hashes, "--threshold", 8))
+
+
+def plan_of(run_output: Path) -> dict:
+    (report,) = run_output.glob("*/report.json")
+    data = json.loads(report.read_text())
+    return {key: data[key] for key in ("summary", "groups", "unreadable", "skipped")}
+
+
+@pytest.mark.slow
+def test_delete_plan_on_the_cluster_is_the_local_plan(cluster, demo_copy, tmp_path):
+    (demo_copy / "broken.jpg").write_bytes(b"\xff\xd8\xff not a picture")
+    runs = {}
+    for name, extra in (("local", []), ("dask", ["--scheduler", cluster.scheduler_address])):
+        result = CliRunner().invoke(main, ["delete", "--images-path", str(demo_copy), "--output-path",
+                                           str(tmp_path / name), "--no-cache", "--no-progress", "--review", "n",
+                                           *extra], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        runs[name] = result
+    def printed(name):  # all but the report's path
+        return [line for line in runs[name].output.splitlines() if not line.startswith("Report:")]
+
+    assert printed("dask") == printed("local")
+    assert f"Cannot read '{demo_copy / 'broken.jpg'}'" in runs["dask"].output
+    local, remote = plan_of(tmp_path / "local"), plan_of(tmp_path / "dask")
+    assert local["groups"] and remote == local
+
+
+def die_the_first_time(marker: Path, task, *args):
+    """Run `task`, except in the first call of all (the one that makes `marker`), which
+    kills its own worker process as a crash would."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return task(*args)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_the_pair_search_loses_nothing(client, tmp_path, monkeypatch):
+    packed = synthetic_hashes(4000)
+    monkeypatch.setattr(dedup_distributed, "block_pair_task", functools.partial(
+        die_the_first_time, tmp_path / "killed", dedup_distributed.block_pair_task))
+    got = dedup_distributed.cross_pairs(client, packed, None, 10, block_rows=1000)
+    assert (tmp_path / "killed").exists()
+    for got_column, wanted in zip(got, pairs_within(packed, 64, 10, IndexSettings()), strict=True):
+        np.testing.assert_array_equal(got_column, wanted)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_hashing_loses_nothing_and_caches_once(client, small_library, tmp_path, monkeypatch):
+    (small_library / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    paths = sorted(str(path) for path in small_library.rglob("*") if path.is_file())
+    settings = hashing.HashSettings()
+    local = hashing.hash_collection(paths, settings)
+    stored = []
+    original_store = HashCache.store
+    monkeypatch.setattr(HashCache, "store", lambda cache, entries, settings: (
+        stored.extend(stat.path for stat, _ in entries), original_store(cache, entries, settings))[-1])
+    monkeypatch.setattr(hashing, "_hash_batch", functools.partial(
+        die_the_first_time, tmp_path / "killed", hashing._hash_batch))
+    cache = HashCache(tmp_path / "cache.sqlite")
+    try:
+        remote = hashing.hash_collection(paths, settings, batch_size=2, cache=cache,
+                                         pool=dedup_distributed.DaskPool(client))
+    finally:
+        cache.close()
+    assert (tmp_path / "killed").exists()
+    assert remote.paths == local.paths and len(remote.paths) == len(paths) - 1
+    np.testing.assert_array_equal(remote.packed, local.packed)
+    np.testing.assert_array_equal(remote.colour, local.colour)
+    assert remote.failures == local.failures and remote.failures[0][0].endswith("broken.png")
+    assert sorted(stored) == sorted(remote.paths)  # each readable file written once, by this process
+
+
+@pytest.mark.parametrize("command", [
+    ["search", "--query", "{demo}/edits/bridge_70.jpg", "--format", "json"],
+    ["evaluate", "--truth", "{demo}/truth.csv"],
+])
+def test_search_and_evaluate_on_the_cluster_print_what_they_print_locally(cluster, demo_copy, command):
+    arguments = [word.format(demo=demo_copy) for word in command] + ["--images-path", str(demo_copy), "--no-cache",
+                                                                      "--no-progress"]
+    local = CliRunner().invoke(main, arguments, catch_exceptions=False)
+    remote = CliRunner().invoke(main, arguments + ["--scheduler", cluster.scheduler_address], catch_exceptions=False)
+    assert local.exit_code == remote.exit_code == 0, remote.output
+    assert remote.stdout == local.stdout and local.stdout.strip()
