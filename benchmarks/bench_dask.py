@@ -1,7 +1,7 @@
 """dedup on a Dask LocalCluster against the same work done locally, in one run:
 
-    flock /tmp/dedup-bench.lock .venv/bin/python benchmarks/bench_dask.py
-    flock /tmp/dedup-bench.lock .venv/bin/python benchmarks/bench_dask.py --pictures 0 --hashes 1000000 10000000
+    python benchmarks/bench_dask.py
+    python benchmarks/bench_dask.py --pictures 0 --hashes 1000000 10000000
 
 1. Hashing --pictures small JPEGs (benchmarks/bench_memory.py make_pictures, kept in
    bench-output/pictures/nCOUNT and reused): hash_many over 2 local processes, then over a
