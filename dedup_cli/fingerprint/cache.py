@@ -153,7 +153,8 @@ class HashCache:
             connection.execute(_SCHEMA)
             connection.execute(_EMBEDDING_SCHEMA)
             connection.execute(_VIDEO_SCHEMA)
-            connection.execute("SELECT count(*) FROM hashes_v4 LIMIT 1").fetchone()
+            # One row read (count(*) would scan the whole table: 0.1 s a run at 100,000 files).
+            connection.execute("SELECT 1 FROM hashes_v4 LIMIT 1").fetchone()
         except sqlite3.DatabaseError:
             connection.close()
             raise
