@@ -556,6 +556,11 @@ class Matcher:
         # ones are kept: any other such pair of two distinct rows was vetoed. (A large
         # collection has millions of candidate pairs and only thousands of duplicates.)
         self._judged_all = False
+        # With _judged_all and _judged_rows: per row of the judging matcher, the verdict on
+        # two of this matcher's files that it stands for (identical in all the checks
+        # read), 1/0, or -1 where it stands for one file; all worked out at once when first
+        # needed (a library with 1,000 such copies asked one pair at a time otherwise).
+        self._twin_vetoed: np.ndarray | None = None
         self._file_facts: tuple[np.ndarray, np.ndarray] | None = None  # _file_kinds, once
         self._checked: list = []  # (first, second, how, vetoed) of each round _find_pairs checked
 
@@ -565,6 +570,7 @@ class Matcher:
         self._judged_keys, self._judged_vetoed = other._judged_keys, other._judged_vetoed
         self._judged_rows, self._judged_count = rows, len(other.hashed.paths)
         self._judged_all = other._judged_all
+        self._twin_vetoed = None
 
     # Views of a pair. Each file is looked up by its query views: the whole picture (code
     # 0), its 7 other orientations (--isometric, codes 1-7) and views.VIEW_NAMES (--views,
@@ -722,7 +728,24 @@ class Matcher:
             mapped = (first, second) if self._judged_rows is None else (self._judged_rows[first],
                                                                         self._judged_rows[second])
             verdicts[~found & (how == 0) & (mapped[0] != mapped[1])] = 1
+            twins = np.flatnonzero((how == 0) & (mapped[0] == mapped[1]) & (first != second))
+            if len(twins) and self._judged_rows is not None:
+                verdicts[twins] = self._twins()[mapped[0][twins]]
         return verdicts
+
+    def _twins(self) -> np.ndarray:
+        """_twin_vetoed, worked out on first use: each judging row that stands for two
+        files or more, checked against itself (the files it stands for are identical in
+        everything the checks read, so this is their verdict)."""
+        if self._twin_vetoed is None:
+            judged_rows, self._twin_vetoed = self._judged_rows, np.full(self._judged_count, -1, dtype=np.int8)
+            order = np.argsort(judged_rows, kind="stable")
+            repeated = np.flatnonzero(judged_rows[order][1:] == judged_rows[order][:-1])
+            rows = np.unique(order[repeated])  # a file of each judging row that stands for more
+            rows = rows[np.unique(judged_rows[rows], return_index=True)[1]]
+            if len(rows):
+                self._twin_vetoed[judged_rows[rows]] = self._vetoed(rows, rows, np.zeros(len(rows), dtype=np.int64))
+        return self._twin_vetoed
 
     def _vetoed(self, first: np.ndarray, second: np.ndarray, how: np.ndarray) -> np.ndarray:
         """True for pairs that colour or flatness rule out, each side compared in the view
@@ -730,6 +753,8 @@ class Matcher:
         check, which rules out most candidate pairs of a large collection in place; the
         rest are gathered for all the checks."""
         ruled_out = np.zeros(len(first), dtype=bool)
+        if not len(first):  # the planner asks often with every pair remembered
+            return ruled_out
         checked = np.arange(len(first))
         compiled = len(first) >= _COMPILED_FROM or (len(first) >= _VETO_CHUNK and _COMPILED in sys.modules)
         if self.settings.colour_check and compiled:
