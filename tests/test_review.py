@@ -222,3 +222,34 @@ def test_a_name_that_is_not_utf8_gets_a_working_link_and_its_own_path_back(small
     odd = files[str(small_library / name)]  # the page holds the same \udcXX path as report.json
     target = os.path.join(os.fsencode(folder), unquote_to_bytes(odd["src"]))
     assert os.path.samefile(target, small_library / name)
+
+
+def facts(path, colour=True, depth=8, lossless=False, frames=1, **sizes):
+    return entry(path, **sizes) | {"colour": colour, "depth": depth, "lossless": lossless, "frames": frames}
+
+
+@pytest.mark.parametrize(("keeper", "other", "reason"), [
+    (facts("/a.jpg"), facts("/b.jpg", colour=False), "same pixels, then the better copy: colour over grey"),
+    (facts("/a.png", depth=16), facts("/b.png", depth=6), "the better copy: 16-bit over a palette"),
+    (facts("/a.webp", lossless=True), facts("/b.webp"), "the better copy: a lossless format over a lossy one"),
+    (facts("/a.png", lossless=True), facts("/b.jpg"), "the better copy: PNG is lossless, JPEG is not"),
+    (facts("/a.gif", frames=12), facts("/b.gif"), "the better copy: more animation frames: 12 against 1"),
+    # equal facts: the next criterion decided, and the reason says so without hedging
+    (facts("/a.jpg", size=99), facts("/b.jpg", size=10),
+     "same pixels and colour, bit depth, format and frames, then the larger file"),
+])
+def test_keep_reason_reads_the_better_copy_facts_of_the_report(keeper, other, reason):
+    assert reason in keep_reason(keeper, other, SETTINGS)
+
+
+def test_report_files_carry_the_facts_the_keep_order_reads(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    picture = photo(3)
+    picture.save(images / "colour.png")
+    picture.convert("L").save(images / "grey.png")
+    report = json.loads((dry_run(images, tmp_path / "out") / "report.json").read_text())
+    (group,) = report["groups"]
+    (kept,), (removed,) = group["keep"], group["remove"]
+    assert Path(kept["path"]).name == "colour.png" and kept["colour"] is True and removed["colour"] is False
+    assert kept["lossless"] is True and kept["depth"] == 8 and kept["frames"] == 1

@@ -43,8 +43,16 @@ class DeleteReport:
 
 
 def build_groups(plan, hashed, metric) -> list[dict]:
-    """The plan as plain data: each group with its kept file(s) and justified removals."""
+    """The plan as plain data: each group with its kept file(s) and justified removals.
+    Each file carries the facts the keep order's "better copy" reads (colour, bits per
+    channel, a lossless format, animation frames), so a reader can say what decided."""
+    from dedup_cli.plan.grouping import in_colour
+
+    rows = sorted({row for group in plan.groups for row in (*group.keep, *(r.row for r in group.remove))})
+    colour = dict(zip(rows, in_colour(hashed, rows).tolist())) if rows else {}  # noqa: B905
+
     def describe(row):
+        _, depth, lossless, frames = (int(value) for value in hashed.facts[row])
         return {
             "path": hashed.paths[row],
             "width": int(hashed.width[row]),
@@ -53,6 +61,10 @@ def build_groups(plan, hashed, metric) -> list[dict]:
             "mtime_ns": int(hashed.mtime_ns[row]),
             "digest": hashed.digest_hex(row),
             "hash": hashed.hex(row),
+            "colour": bool(colour[row]),
+            "depth": depth,
+            "lossless": bool(lossless),
+            "frames": frames,
         }
 
     groups = []

@@ -425,6 +425,35 @@ def _better_copy(keeper: dict, other: dict) -> str:
            "frames: the report does not say which)"
 
 
+FACTS_DISAGREE = ("kept file chosen by the plan (the facts in the report disagree: files changed since, "
+                  "or it was edited)")
+DEPTH_NAMES = {16: "16-bit", 8: "8-bit", 7: "CMYK", 6: "a palette", 1: "1-bit"}
+
+
+def _better_by_facts(keeper: dict, other: dict) -> tuple[int, str] | None:
+    """(1, why) when the report's facts make `keeper` the better copy, (0, "") when they
+    tie, (-1, "") when they favour `other`; None for a report without them. The order is
+    grouping.keep_order's: colour over grey, more bits per channel, lossless, more frames."""
+    names = ("colour", "depth", "lossless", "frames")
+    if not all(name in keeper and name in other for name in names):
+        return None
+    for name in names:
+        mine, theirs = int(keeper[name]), int(other[name])
+        if mine == theirs:
+            continue
+        if mine < theirs:
+            return -1, ""
+        if name == "colour":
+            return 1, "colour over grey"
+        if name == "depth":
+            return 1, f"{DEPTH_NAMES.get(mine, f'{mine}-bit')} over {DEPTH_NAMES.get(theirs, f'{theirs}-bit')}"
+        if name == "lossless":
+            formats = _lossless_over_lossy(keeper, other)
+            return 1, formats or "a lossless format over a lossy one"
+        return 1, f"more animation frames: {mine} against {theirs}"
+    return 0, ""
+
+
 TIE_NAMES = {"pixels": "pixels", "size": "file size", "older": "date", "newer": "date", "path": "path"}
 
 
@@ -442,9 +471,18 @@ def keep_reason(keeper: dict, other: dict, settings: dict) -> str:
     passed_better = False
     for criterion in POLICY_CRITERIA.get(settings.get("keep_policy", "resolution"), ("path",)):
         if criterion == "better":
-            passed_better = True
-            if _lossless_over_lossy(keeper, other):
-                return _with_ties(ties, _better_copy(keeper, other))
+            known = _better_by_facts(keeper, other)
+            if known is None:  # a report without the facts: inferred, as below
+                passed_better = True
+                if _lossless_over_lossy(keeper, other):
+                    return _with_ties(ties, _better_copy(keeper, other))
+                continue
+            verdict, why = known
+            if verdict > 0:
+                return _with_ties(ties, f"the better copy: {why}")
+            if verdict < 0:
+                return FACTS_DISAGREE
+            ties.append("colour, bit depth, format and frames")
             continue
         verdict = _compare(criterion, keeper, other)
         if verdict == 0:
@@ -456,7 +494,7 @@ def keep_reason(keeper: dict, other: dict, settings: dict) -> str:
                                     f"equal, {won}" if passed_better else won)
         if passed_better:
             return _with_ties(ties, _better_copy(keeper, other))
-        return "kept file chosen by the plan (the facts in the report disagree: files changed since, or it was edited)"
+        return FACTS_DISAGREE
     return _with_ties(ties, _better_copy(keeper, other) if passed_better else "first in the plan")
 
 
