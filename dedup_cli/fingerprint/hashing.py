@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL.Image import Transpose
 
+from dedup_cli.cpus import available_cpus
 from dedup_cli.errors import UnreadableImage
 from dedup_cli.fingerprint.signature import SIGNATURE_BYTES, colour_signature
 from dedup_cli.fingerprint.views import VIEW_NAMES, view_boxes
@@ -233,10 +234,7 @@ def join_hashed(first: HashedFiles, second: HashedFiles) -> HashedFiles:
 
 def default_workers() -> int:
     """Worker processes: the CPUs this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cpus()
 
 
 def hash_image(image, settings: HashSettings) -> bytes:

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
+from dedup_cli.cpus import available_cpus
 from dedup_cli.fingerprint.signature import GRID_SIDES
 
 _SIDE = GRID_SIDES[0]
@@ -118,12 +119,11 @@ def global_errors(colour: np.ndarray, first: np.ndarray, second: np.ndarray, in_
     infinity, and one at or below it as any value at or below it (whichever direction of
     the fit settles it first)."""
     from dedup_cli.plan import similarity
-    from dedup_cli.search.engine import _cpu_count
 
     colour = np.ascontiguousarray(colour, dtype=np.uint8)
     first, second = (np.ascontiguousarray(side, dtype=np.int64) for side in (first, second))
     errors = np.empty(len(first), dtype=np.float32)
-    threads = max(1, min(threads or _cpu_count(), len(first) // _MIN_PAIRS_PER_THREAD))
+    threads = max(1, min(threads or available_cpus(), len(first) // _MIN_PAIRS_PER_THREAD))
     bounds = np.linspace(0, len(first), threads + 1).astype(np.int64)
     arguments = (np.float32(similarity.CLIPPED_LUMA), *map(float, similarity.SCALE_RANGE),
                  float(similarity.OFFSET_SLACK), float(limit))

@@ -15,11 +15,11 @@ Pure numpy on arrays; scikit-learn and scipy are imported only when a tree is bu
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import numpy as np
 
+from dedup_cli.cpus import available_cpus
 from dedup_cli.search.engine import Block, MultiIndex, Pairs, block_values, hash_words
 
 VALUES_PER_QUERY = 4096  # distinct query values sent to the tree at once
@@ -56,7 +56,7 @@ def iter_tree_pairs(packed: np.ndarray, queries: np.ndarray | None, max_bits: in
     search = _BlockSearch(hash_words(packed), hash_words(queries), own, max_bits, index)
     for number, block in enumerate(index.blocks):
         if block.radius >= 0:
-            yield from search.block_pairs(number, block, tree_type, leaf_size, workers or _cpu_count())
+            yield from search.block_pairs(number, block, tree_type, leaf_size, workers or available_cpus())
 
 
 def tree_split(n_bits: int, max_bits: int, n_rows: int, n_queries: int) -> MultiIndex:
@@ -74,11 +74,6 @@ def tree_split(n_bits: int, max_bits: int, n_rows: int, n_queries: int) -> Multi
     return min(MultiIndex.splits(n_bits, max_bits), key=cost)
 
 
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class _Values:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
+
+from dedup_cli.cpus import available_cpus
 
 MAX_BLOCK_BITS = 16  # a block's lookup table has 2**width + 1 entries (256 KB at 16 bits)
 COPY_BUDGET_BYTES = 512 * 2**20  # per-block sorted copies of the hashes are made within this
@@ -248,7 +249,7 @@ def _iter_pairs(queries, packed, max_bits, own, strategy, workers, chunk_rows, c
         runner = _BruteRunner(query_words, set_words, own, max_bits)
     else:
         runner = _TableIndex(strategy, set_words).runner(query_words, own, max_bits)
-    workers = workers or _cpu_count()
+    workers = workers or available_cpus()
     tasks = len(runner.units) * len(queries)
     chunk_rows = chunk_rows or max(64, min(16384, -(-tasks // (16 * workers))))
     yield from _stream(runner, len(queries), workers, chunk_rows, chunk_pairs)
@@ -262,11 +263,6 @@ def _first_limit(words: np.ndarray, max_bits: int) -> int:
     return max_bits if words.shape[1] == 1 or _first_word_within(max_bits) < EARLY_EXIT_SHARE else 64
 
 
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _stream(runner, n_queries: int, workers: int, chunk_rows: int, chunk_pairs: int) -> Iterator[Pairs]:
