@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from dedup_cli.media.scan import OUTPUT_MARKER
@@ -44,9 +45,18 @@ def write_json(path: Path, data: dict, replace: bool = False) -> None:
         with open(path, "x", encoding="utf-8") as handle:
             _dump(data, handle)
         return
+    with replacing(path) as handle:
+        _dump(data, handle)
+
+
+@contextmanager
+def replacing(path: Path):
+    """A text handle whose content replaces `path` atomically when the block ends (written
+    to `path`.partial, synced, then renamed): a reader or a kill sees the old file or the
+    new one, never half of one. Writes to disk."""
     partial = path.with_name(path.name + ".partial")
     with open(partial, "w", encoding="utf-8") as handle:
-        _dump(data, handle)
+        yield handle
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(partial, path)

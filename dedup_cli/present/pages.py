@@ -40,10 +40,10 @@ def render(template_name: str, data) -> str:
 def save_page(path: Path, text: str) -> None:
     """Write `text` to `path` (writes to disk) through a temporary name, so a reader or a
     kill never sees half a page; replaces `path` if it exists (callers decide whether it may)."""
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as handle:
+    from dedup_cli.runs import replacing
+
+    with replacing(Path(path)) as handle:
         handle.write(text)
-    os.replace(partial, path)
 
 
 def file_uri(path: str | os.PathLike) -> str:
