@@ -16,6 +16,7 @@ import click
 from dedup_cli import __version__
 from dedup_cli.errors import DedupError, ModelError
 from dedup_cli.media.scan import MEDIA
+from dedup_cli.plan.cnn_match import DEFAULT_COSINE
 from dedup_cli.plan.grouping import KEEP_POLICIES
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_CELLS, LOCAL_FACTOR
 from dedup_cli.present.review import human_size as human_bytes
@@ -23,8 +24,6 @@ from dedup_cli.search.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, Ind
 
 HASH_ALGORITHMS = ("average_hash", "dhash", "phash", "whash")
 METHODS = ("hash", "cnn")
-# cnn_match.DEFAULT_COSINE, spelled out here so that --help imports no numpy.
-DEFAULT_COSINE = 0.80
 MAX_LISTED_FAILURES = 20
 TREE_TYPE_HELP = ("How pairs within the threshold are found; all three find exactly the same pairs. "
                   "mih: multi-index hashing, compiled, on every core (fastest: 1M hashes in seconds); "
@@ -124,9 +123,7 @@ def common_options(default_output: str | None):
                          "equal imagehash's on the upright image)."),
             click.option("--progress/--no-progress", default=True, show_default=True,
                          help="Progress bar on stderr."),
-            click.option("--scheduler", envvar="DEDUP_SCHEDULER", default=None, metavar="ADDRESS",
-                         help=SCHEDULER_HELP + " Images are hashed there; the cache stays here. "
-                         "[env: DEDUP_SCHEDULER]"),
+            scheduler_option(" Images are hashed there; the cache stays here."),
             click.option("--media", type=click.Choice(MEDIA), default="all", show_default=True,
                          help="Look at images, videos (MP4, MOV, M4V, MKV, WebM, AVI) or both; a video only "
                          "ever pairs with a video."),
@@ -215,9 +212,10 @@ class InputRefused(click.ClickException):
 
 
 
-def scheduler_option(command):
+def scheduler_option(extra: str = ""):
+    """--scheduler (or DEDUP_SCHEDULER), with `extra` help for the command."""
     return click.option("--scheduler", envvar="DEDUP_SCHEDULER", default=None, metavar="ADDRESS",
-                        help=SCHEDULER_HELP + " [env: DEDUP_SCHEDULER]")(command)
+                        help=SCHEDULER_HELP + extra + " [env: DEDUP_SCHEDULER]")
 
 
 def check_scheduler(address: str | None) -> str | None:
@@ -620,7 +618,7 @@ def undo(run):
 @click.option("--tree-type", type=click.Choice(TREE_TYPES), default="mih", show_default=True, help=TREE_TYPE_HELP)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV file to write (id_a,id_b,distance); never overwritten. Default: standard output.")
-@scheduler_option
+@scheduler_option()
 @handle_errors
 def match(hashes, against, threshold, tree_type, output, scheduler):
     """Every pair of precomputed hashes within --threshold bits, each pair once (no images read).

@@ -51,9 +51,9 @@ def require():
 def local_workers(address: str) -> int | None:
     """N of `local:N` (or the CPUs for `local`), or None for a scheduler address."""
     if address == "local":
-        from dedup_cli.fingerprint.hashing import default_workers
+        from dedup_cli.cpus import available_cpus
 
-        return default_workers()
+        return available_cpus()
     if address.startswith("local:"):
         count = address.removeprefix("local:")
         if not count.isdigit() or int(count) < 1:
@@ -117,10 +117,8 @@ def block_pair_task(queries: np.ndarray | None, packed: np.ndarray, max_bits: in
     if not chunks:
         empty = np.zeros(0, dtype=np.int32)
         return empty, empty, np.zeros(0, dtype=np.uint8)
-    first, second, distances = (np.concatenate(column) for column in zip(*chunks))
-    order = np.lexsort((second, first))
-    return (first[order].astype(np.int32), second[order].astype(np.int32),
-            distances[order].astype(np.uint8 if max_bits < 256 else np.int32))
+    first, second, distances = _merged(chunks)
+    return first.astype(np.int32), second.astype(np.int32), distances.astype(np.uint8 if max_bits < 256 else np.int32)
 
 
 def _threads_per_task() -> int | None:
@@ -131,9 +129,9 @@ def _threads_per_task() -> int | None:
         worker = get_worker()
     except (ImportError, ValueError):
         return None
-    from dedup_cli.fingerprint.hashing import default_workers
+    from dedup_cli.cpus import available_cpus
 
-    return max(1, default_workers() // max(1, worker.state.nthreads))
+    return max(1, available_cpus() // max(1, worker.state.nthreads))
 
 
 def iter_pairs(client, packed: np.ndarray, queries: np.ndarray | None, max_bits: int, tree_type: str = "mih",

@@ -365,9 +365,10 @@ def _plan_and_act(options, delete, on_progress, on_total) -> DeleteResult:
         outcomes = actions.carry_out(steps, keeps, Path(options.images_path).absolute(), run_folder,
                                      delete.action_settings)
     delete_report = _delete_report(options, delete, collection, planned, outcomes)
-    files = report.write_delete_report(run_folder, delete_report, _size_label(options), options.effective_threshold)
+    files, written = report.write_delete_report(run_folder, delete_report, _size_label(options),
+                                                options.effective_threshold)
     if delete.review:
-        files.update(_review_page(run_folder, collection.notes))
+        files.update(_review_page(run_folder, written, collection.notes))
     return DeleteResult(collection, plan, delete_report, run_folder, files, hashed)
 
 
@@ -430,14 +431,14 @@ def _add_videos(planned: PlannedCollection, videos: VideoCollection, options, po
                          np.concatenate([planned.links[1], second + offset]))
 
 
-def _review_page(run_folder: Path, notes: list[str]) -> dict:
-    """Write review.html from the report just written, so the page and report.json agree
-    on every fact; {"review": path}, or {} with a note when it cannot be written (a page
+def _review_page(run_folder: Path, report_data: dict, notes: list[str]) -> dict:
+    """Write review.html from the data of the report.json just written, so the page and
+    report.json agree on every fact; {"review": path}, or {} with a note when it cannot be written (a page
     is a convenience, never a reason to fail a run)."""
     from dedup_cli.present.review import write_review_page
 
     try:
-        page = write_review_page(run_folder, runs.read_report(run_folder / "report.json"))
+        page = write_review_page(run_folder, report_data)
     except OSError as exc:
         notes.append(f"Cannot write review.html in '{run_folder}': {exc} (try `dedup review {run_folder}`)")
         return {}

@@ -94,10 +94,15 @@ def cache_key(path: str) -> str:
     return path
 
 
+def dedup_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/dedup, or ~/.cache/dedup: the hash cache and the CNN model."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dedup"
+
+
 def default_cache_path() -> Path:
     """$XDG_CACHE_HOME/dedup/hashes.sqlite, or ~/.cache/dedup/hashes.sqlite."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dedup" / "hashes.sqlite"
+    return dedup_cache_dir() / "hashes.sqlite"
 
 
 class HashCache:

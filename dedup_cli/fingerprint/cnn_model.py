@@ -35,8 +35,9 @@ RUNTIME_INSTALL = "pip install 'dedup-cli[cnn]'"
 
 def model_dir() -> Path:
     """$XDG_CACHE_HOME/dedup/models, or ~/.cache/dedup/models."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dedup" / "models"
+    from dedup_cli.fingerprint.cache import dedup_cache_dir
+
+    return dedup_cache_dir() / "models"
 
 
 def model_path() -> Path:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,10 +95,6 @@ def frame_hashes(pixels: np.ndarray) -> np.ndarray:
     low = np.einsum("ij,njk,lk->nil", _DCT, pixels.astype(np.float64), _DCT).reshape(len(pixels), -1)
     bits = low > np.median(low, axis=1, keepdims=True)
     return (bits.astype(np.uint64) * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint64)
-
-
-def popcount(values: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(values).astype(np.int64)
 
 
 def content_box(thumbs: np.ndarray) -> tuple[int, int, int, int]:
@@ -203,7 +198,7 @@ def fingerprint_collection(paths: Sequence[str | os.PathLike], settings: VideoSe
                            cache=None, on_progress: Callable[[int], None] | None = None) -> VideoCollection:
     """Fingerprint every video (from `cache` when size and mtime match), one video per task
     over `workers` processes (a video is seconds of work, so batches of one balance best)."""
-    from dedup_cli.fingerprint.hashing import die_with_parent, gather_batches, stat_files
+    from dedup_cli.fingerprint.hashing import gather_batches, stat_files, worker_pool
 
     stats, failures = stat_files(str(p) for p in paths)
     cached = cache.lookup_videos(stats, settings) if cache is not None else {}
@@ -211,12 +206,8 @@ def fingerprint_collection(paths: Sequence[str | os.PathLike], settings: VideoSe
         on_progress(len(cached))
     to_do = [stat.path for stat in stats if stat.path not in cached]
     batches = [([path], settings) for path in to_do]
-    if workers <= 1 or len(batches) <= 1:
-        records = gather_batches(map(_fingerprint_batch, batches), [], on_progress)
-    else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(batches)), initializer=die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
-            records = gather_batches(pool.map(_fingerprint_batch, batches), [], on_progress)
+    with worker_pool(min(workers, len(batches)) if len(batches) > 1 else 1) as pool:
+        records = gather_batches(pool.map(_fingerprint_batch, batches), [], on_progress)
     fresh: dict[str, VideoPrint] = {record.path: record for record in records}
     if cache is not None:
         cache.store_videos([(stat, fresh[stat.path]) for stat in stats

@@ -90,6 +90,7 @@ class EmbeddingMatcher:
 
     def __init__(self, hashed, embeddings: np.ndarray, settings: MatchSettings):
         self.hashed = hashed
+        self.sizes = np.column_stack([hashed.width, hashed.height])  # (files, 2), for the colour checks
         self.embeddings = embeddings
         self.settings = settings
         self.rejected = 2 * COSINE_SCALE + 1  # beyond any cosine distance
@@ -99,10 +100,6 @@ class EmbeddingMatcher:
     def min_similarity(self) -> float:
         # Half a unit below the threshold's cosine, so that rounding to units decides.
         return 1.0 - (self.settings.max_bits + 0.5) / COSINE_SCALE
-
-    @property
-    def sizes(self) -> np.ndarray:
-        return np.column_stack([self.hashed.width, self.hashed.height])
 
     def _vetoed(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         colour, sizes = self.hashed.colour, self.sizes

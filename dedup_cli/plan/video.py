@@ -248,9 +248,6 @@ class VideoMatcher:
         get `rejected`."""
         return np.array([self._bits.get((min(r, row), max(r, row)), self.rejected) for r in rows], dtype=np.int64)
 
-    def partners(self, row: int) -> set[int]:
-        return {p.second if p.first == row else p.first for p in self.video_pairs if row in (p.first, p.second)}
-
 
 def video_keep_order(prints):
     """A keep order (grouping.keep_order's signature) for videos: the longer video first

@@ -83,12 +83,14 @@ def build_groups(plan, hashed, metric) -> list[dict]:
     return groups
 
 
-def write_delete_report(run_folder: Path, report: DeleteReport, hash_size: int, threshold: float) -> dict:
+def write_delete_report(run_folder: Path, report: DeleteReport, size_label: int | str, threshold: float
+                        ) -> tuple[dict, dict]:
     """Write the keep/remove CSVs and report.json into `run_folder` (report.json replaces
-    the one a real run writes before it acts); returns their paths."""
+    the one a real run writes before it acts); returns their paths and the data of
+    report.json (for the review page, which so need not read the file back)."""
     label = threshold_label(threshold)
-    keep_csv = run_folder / f"duplicates_keep_{hash_size}_dist_{label}.csv"
-    remove_csv = run_folder / f"duplicates_remove_{hash_size}_dist_{label}.csv"
+    keep_csv = run_folder / f"duplicates_keep_{size_label}_dist_{label}.csv"
+    remove_csv = run_folder / f"duplicates_remove_{size_label}_dist_{label}.csv"
     _write_csv(
         keep_csv,
         ["path", "group", "width", "height", "size", "hash"],
@@ -104,8 +106,9 @@ def write_delete_report(run_folder: Path, report: DeleteReport, hash_size: int, 
         ),
     )
     report_json = run_folder / "report.json"
-    write_json(report_json, report.to_json(), replace=report_json.exists())
-    return {"keep_csv": str(keep_csv), "remove_csv": str(remove_csv), "report": str(report_json)}
+    data = report.to_json()
+    write_json(report_json, data, replace=report_json.exists())
+    return {"keep_csv": str(keep_csv), "remove_csv": str(remove_csv), "report": str(report_json)}, data
 
 
 def write_search_matches(output_path, result) -> str:
