@@ -37,6 +37,10 @@ def check_output(command: str, output: str) -> None:
             assert "Threshold: 3 euclidean (9 bits of 64)" in output
         if "cnn" in words:
             assert "Threshold: cosine similarity >= 0.8 (CNN embeddings" in output
+        if "--views" in words:  # the run hashed the views, and each removal says which matched
+            report = json.loads(Path(re.search(r"Report: (\S+)", output).group(1)).read_text())
+            assert report["settings"]["views"] is True
+            assert all("view" in r for g in report["groups"] for r in g["remove"])
     elif words[1] == "search" and "json" in words:
         matches = json.loads(output)["matches"]
         assert 1 <= len(matches) <= int(words[words.index("--nearest-neighbors") + 1])
@@ -46,6 +50,8 @@ def check_output(command: str, output: str) -> None:
         assert {Path(r["query"]).name: Path(r["path"]).name for r in rows}["bridge_70.jpg"] == "bridge.jpg"
     elif words[1] == "search":
         assert "bridge_70.jpg" in output
+        if "cnn" in words:  # distances in 1 - cosine, not bits
+            assert re.search(r"^\s*0\.\d{4}\s", output, re.M)
     elif words[1] == "show":
         assert Path(re.search(r"t-SNE coordinates: (\S+)", output).group(1)).is_file()
         assert Path(re.search(r"interactive map: (\S+)", output).group(1)).is_file()
@@ -57,6 +63,8 @@ def check_output(command: str, output: str) -> None:
         assert json.loads(output)["linked_recall"] == 1.0
     else:
         assert "linked pairs: precision 1.0000, recall 1.0000" in output
+        if "cnn" in words:
+            assert "CNN embeddings, threshold cosine similarity >= 0.8" in output
 
 
 def check_video_output(words: list[str], output: str) -> None:

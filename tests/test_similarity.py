@@ -418,8 +418,18 @@ def test_a_matcher_reaches_the_same_verdicts_with_the_compiled_check(monkeypatch
     first, second = (side.astype(np.int64) for side in np.triu_indices(len(hashed.paths), k=1))
     unturned = np.zeros(len(first), dtype=np.int64)
     settings = MatchSettings(max_bits=64)
+    from dedup_cli.plan import coarse_kernel
+
+    calls = []
+    original = coarse_kernel.global_errors
+    monkeypatch.setattr(coarse_kernel, "global_errors", lambda *args, **kw: calls.append(1) or original(*args, **kw))
+    # numpy only (the compiled check also serves small chunks once it is loaded: not here)
+    monkeypatch.setattr(similarity, "_COMPILED_FROM", 10**12)
+    monkeypatch.setattr(similarity, "_COMPILED", "not.loaded")
     plain = Matcher(hashed, settings)._vetoed(first, second, unturned)
+    assert not calls
     monkeypatch.setattr(similarity, "_COMPILED_FROM", 0)
     compiled = Matcher(hashed, settings)._vetoed(first, second, unturned)
+    assert calls
     assert plain.any() and not plain.all()
     assert np.array_equal(compiled, plain)
