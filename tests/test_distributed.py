@@ -74,6 +74,26 @@ def match_lines(*args) -> list[str]:
     return result.stdout.splitlines()
 
 
+@pytest.fixture
+def sent(monkeypatch) -> dict:
+    """How many pair searches and hashing maps went to the cluster (so a test of the
+    same output as a local run also shows that the run was not local)."""
+    counts = {"pairs": 0, "hashing": 0}
+    search, pool_map = dedup_distributed.iter_pairs, dedup_distributed.DaskPool.map
+
+    def counted_search(*args, **kwargs):
+        counts["pairs"] += 1
+        return search(*args, **kwargs)
+
+    def counted_map(self, *args, **kwargs):
+        counts["hashing"] += 1
+        return pool_map(self, *args, **kwargs)
+
+    monkeypatch.setattr(dedup_distributed, "iter_pairs", counted_search)
+    monkeypatch.setattr(dedup_distributed.DaskPool, "map", counted_map)
+    return counts
+
+
 def test_block_pairs_are_the_local_pairs_in_the_same_order(client):
     packed = synthetic_hashes(3000)
     settings = IndexSettings()
@@ -89,13 +109,14 @@ def test_block_pairs_are_the_local_pairs_in_the_same_order(client):
 
 
 @pytest.mark.slow
-def test_match_on_the_cluster_finds_the_local_pairs(cluster, tmp_path):
+def test_match_on_the_cluster_finds_the_local_pairs(cluster, tmp_path, sent):
     packed = synthetic_hashes(20_000)
     hashes = write_list(tmp_path / "hashes.csv", packed[:14_000], "a")
     against = write_list(tmp_path / "against.csv", packed[14_000:], "b")
     address = cluster.scheduler_address
     local = match_lines("--hashes", hashes, "--threshold", 10)
     remote = match_lines("--hashes", hashes, "--threshold", 10, "--scheduler", address)
+    assert sent["pairs"] == 1
     assert len(local) > 500 and remote[0] == local[0] == "id_a,id_b,distance"
     assert sorted(remote) == sorted(local)
     local = match_lines("--hashes", hashes, "--against", against, "--threshold", 10)
@@ -103,10 +124,11 @@ def test_match_on_the_cluster_finds_the_local_pairs(cluster, tmp_path):
     assert len(local) > 100 and sorted(remote) == sorted(local)
 
 
-def test_scheduler_from_the_environment(cluster, tmp_path, monkeypatch):
+def test_scheduler_from_the_environment(cluster, tmp_path, monkeypatch, sent):
     hashes = write_list(tmp_path / "hashes.csv", synthetic_hashes(2000), "a")
     monkeypatch.setenv("DEDUP_SCHEDULER", cluster.scheduler_address)
     remote = match_lines("--hashes", hashes, "--threshold", 8)
+    assert sent["pairs"] == 1
     monkeypatch.delenv("DEDUP_SCHEDULER")
     assert sorted(remote) == sorted(match_lines("--hashes", hashes, "--threshold", 8))
 
@@ -118,7 +140,7 @@ def plan_of(run_output: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_delete_plan_on_the_cluster_is_the_local_plan(cluster, demo_copy, tmp_path):
+def test_delete_plan_on_the_cluster_is_the_local_plan(cluster, demo_copy, tmp_path, sent):
     (demo_copy / "broken.jpg").write_bytes(b"\xff\xd8\xff not a picture")
     runs = {}
     for name, extra in (("local", []), ("dask", ["--scheduler", cluster.scheduler_address])):
@@ -127,6 +149,8 @@ def test_delete_plan_on_the_cluster_is_the_local_plan(cluster, demo_copy, tmp_pa
                                            *extra], catch_exceptions=False)
         assert result.exit_code == 0, result.output
         runs[name] = result
+        assert sent["hashing"] == (name == "dask")  # the images were hashed on the cluster
+
     def printed(name):  # all but the report's path
         return [line for line in runs[name].output.splitlines() if not line.startswith("Report:")]
 
@@ -187,10 +211,12 @@ def test_a_worker_killed_during_hashing_loses_nothing_and_caches_once(client, sm
     ["search", "--query", "{demo}/edits/bridge_70.jpg", "--format", "json"],
     ["evaluate", "--truth", "{demo}/truth.csv"],
 ])
-def test_search_and_evaluate_on_the_cluster_print_what_they_print_locally(cluster, demo_copy, command):
+def test_search_and_evaluate_on_the_cluster_print_what_they_print_locally(cluster, demo_copy, command, sent):
     arguments = [word.format(demo=demo_copy) for word in command] + ["--images-path", str(demo_copy), "--no-cache",
                                                                       "--no-progress"]
     local = CliRunner().invoke(main, arguments, catch_exceptions=False)
+    assert not sent["hashing"]
     remote = CliRunner().invoke(main, arguments + ["--scheduler", cluster.scheduler_address], catch_exceptions=False)
+    assert sent["hashing"] >= 1
     assert local.exit_code == remote.exit_code == 0, remote.output
     assert remote.stdout == local.stdout and local.stdout.strip()
