@@ -28,7 +28,6 @@ from dedup_cli.fingerprint.hashing import (
 from dedup_cli.fingerprint.video import (
     VideoCollection,
     VideoSettings,
-    as_hashed_files,
     fingerprint_collection,
     fingerprint_video,
 )
@@ -37,7 +36,8 @@ from dedup_cli.media.video import AV_MISSING, av_available, is_video_name
 from dedup_cli.plan.cnn_match import DEFAULT_COSINE, CosineUnits, EmbeddingMatcher, max_units
 from dedup_cli.plan.grouping import Group, Plan, Removal, make_plan
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
-from dedup_cli.plan.video import VideoMatcher, VideoMatchSettings, query_pairs, video_keep_order, video_pairs
+from dedup_cli.plan.video import VideoMatchSettings, query_pairs, video_keep_order
+from dedup_cli.plan.video import video_rows as plan_video_rows
 from dedup_cli.present import report
 from dedup_cli.search.index import IndexSettings
 from dedup_cli.search.thresholds import default_threshold_bits
@@ -150,11 +150,6 @@ class Collection:
         if self.embeddings is not None:
             return EmbeddingMatcher(self.hashed, self.embeddings, options.match_settings)
         return Matcher(self.hashed, options.match_settings, options.index_settings)
-
-    @property
-    def features(self) -> np.ndarray:
-        """One float row per image, for maps: the embedding or the hash bits."""
-        return self.hashed.bits if self.embeddings is None else self.embeddings.astype(np.float32)
 
 
 def collect(options: CollectionOptions, exclude: tuple = (),
@@ -408,9 +403,7 @@ def plan_collection(collection: Collection, options: CollectionOptions, policy: 
 def _add_videos(planned: PlannedCollection, videos: VideoCollection, options, policy, reference_folders) -> None:
     """Plan the videos and append their rows and groups to `planned`."""
     images = planned.hashed
-    video_rows = as_hashed_files(videos, images.settings, max(images.packed.shape[1], 8))
-    pairs = video_pairs(videos.prints, options.video_match, options.video_mirror)
-    matcher = VideoMatcher(pairs, options.video_match)
+    video_rows, pairs, matcher = plan_video_rows(videos, images, options.video_match, options.video_mirror)
     reference = reference_mask(video_rows.paths, reference_folders)
     plan = make_plan(video_rows, MatchSettings(options.video_match.max_bits), options.index_settings, policy,
                      matcher, reference=reference, order=video_keep_order(videos.prints))

@@ -72,7 +72,8 @@ def sample_frames(path: str | os.PathLike) -> SampledFrames:
         import av
     except ImportError as exc:
         raise VideoError(AV_MISSING) from exc
-    if os.path.getsize(path) == 0:
+    size = os.path.getsize(path)
+    if size == 0:
         raise VideoError("empty file (0 bytes)")
     try:
         container = av.open(str(path), metadata_errors="ignore")
@@ -80,7 +81,7 @@ def sample_frames(path: str | os.PathLike) -> SampledFrames:
         raise VideoError(f"not a video FFmpeg can read ({_reason(exc)})") from exc
     with container:
         stream = _main_stream(container)
-        info = _info(container, stream, os.path.getsize(path))
+        info = _info(container, stream, size)
         times, thumbs, chroma = _decode(container, stream, av)
     if not times:
         raise VideoError("no frame could be decoded")

@@ -275,3 +275,14 @@ def video_keep_order(prints):
         return sorted(rows, key=key)
 
     return order
+
+
+def video_rows(videos, images, settings: VideoMatchSettings, mirror: bool):
+    """The videos of a collection as rows to follow `images`' (a HashedFiles; a video is
+    placed by its middle kept frame's hash), their pairs under the video rule, and the
+    matcher that plans them: what delete and show both start from."""
+    from dedup_cli.fingerprint.video import as_hashed_files
+
+    rows = as_hashed_files(videos, images.settings, max(images.packed.shape[1], 8))
+    pairs = video_pairs(videos.prints, settings, mirror)
+    return rows, pairs, VideoMatcher(pairs, settings)

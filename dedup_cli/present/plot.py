@@ -263,15 +263,12 @@ def _with_videos(collection, options):
     if not videos.prints:
         return collection.hashed, []
     from dedup_cli.fingerprint.hashing import join_hashed
-    from dedup_cli.fingerprint.video import as_hashed_files
     from dedup_cli.plan.grouping import connected_groups
     from dedup_cli.plan.similarity import MatchSettings
-    from dedup_cli.plan.video import VideoMatcher, video_pairs
+    from dedup_cli.plan.video import video_rows
 
     images = collection.hashed
-    rows = as_hashed_files(videos, images.settings, max(images.packed.shape[1], 8))
-    matcher = VideoMatcher(video_pairs(videos.prints, options.video_match, options.video_mirror),
-                           options.video_match)
+    rows, _, matcher = video_rows(videos, images, options.video_match, options.video_mirror)
     groups = connected_groups(rows, MatchSettings(options.video_match.max_bits), options.index_settings, matcher)
     return join_hashed(images, rows), [group + len(images.paths) for group in groups]
 
@@ -283,7 +280,7 @@ def map_features(collection, hashed) -> np.ndarray:
     embedding columns are for the videos): a video never pairs with an image anyway."""
     if collection.embeddings is None:
         return hashed.bits
-    images = collection.features
+    images = collection.embeddings.astype(np.float32)
     videos = hashed.bits[len(images):].astype(np.float32)
     if not len(videos):
         return images

@@ -459,8 +459,9 @@ TIE_NAMES = {"pixels": "pixels", "size": "file size", "older": "date", "newer": 
 
 def keep_reason(keeper: dict, other: dict, settings: dict) -> str:
     """Why `keeper` was kept rather than `other` (both report entries), from the facts the
-    report holds: the first criterion of the run's keep policy on which they differ. The
-    report has no colour, bit depth or format facts, so "the better copy" is inferred: it
+    report holds: the first criterion of the run's keep policy on which they differ. "The
+    better copy" is read from each file's colour, depth, lossless and frames facts; a
+    report written before they were recorded has none, and then it is inferred: it
     decided when the kept file loses on the next criterion the report does show, it may
     have decided when it wins there (both are said), and a lossless over a lossy format
     by name is taken as what it decided."""
