@@ -89,12 +89,11 @@ def test_cross_pairs_equal_brute_force_sorted_nearest_first(case, query_count, b
 
 def test_float16_rows_give_the_pairs_of_their_float32_values():
     vectors = make_vectors(5, 300, 1280, clustered=True).astype(np.float16)
-    widened = unit(vectors.astype(np.float32))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cosine, "ROTATE_PAIRS", 0)
         found = pairs_above(vectors, 0.8)
     check(found, vectors.astype(np.float32), vectors.astype(np.float32), 0.8, own=True)
-    assert len(found.first) > 100 and len(widened)
+    assert len(found.first) > 100
 
 
 def test_the_bound_skips_work_on_random_vectors_and_less_on_concentrated_ones():

@@ -219,8 +219,11 @@ def test_search_with_a_video_query_lists_its_copies_nearest_first(clips, tmp_pat
     result = run("search", "--images-path", clips, "--query", clips / "subclip.mov", "--format", "json",
                  "--no-progress")
     assert result.exit_code == 0, result.output
-    found = [Path(m["path"]).name for m in json.loads(result.stdout)["matches"]]
+    matches = json.loads(result.stdout)["matches"]
+    found = [Path(m["path"]).name for m in matches]
     assert sorted(found) == ["letterboxed.mkv", "original.mp4"]
+    distances = [m["distance"] for m in matches]
+    assert distances == sorted(distances)  # nearest first
 
 
 def test_show_draws_videos_as_their_middle_frame(clips, tmp_path):
