@@ -50,8 +50,11 @@ LOCAL_CELLS = 8
 LOCAL_FACTOR = 3.75
 # The one-edit check (pairs in colour only): after the closest single brightness or
 # contrast edit, each cell's RGB error beyond what its own detail explains, averaged over
-# the inner cells, may be at most EDIT_FACTOR times the colour threshold (3 at the default).
+# the inner cells by their fit weights (smooth, unclipped cells count most) with the
+# worst EDIT_TRIM of that weight left out, may be at most EDIT_FACTOR times the colour
+# threshold (3 at the default).
 EDIT_FACTOR = 0.25
+EDIT_TRIM = 0.25
 RGB_CLIPPED = (8.0, float(CLIPPED_LUMA))  # channel means at or beyond these may be clipped: only bounds
 PIVOTS = 5  # contrast pivots tried, evenly from black to the brighter picture's mean grey
 SMOOTH_SPREAD = 4.0  # cells whose detail spreads this much count half as much in the fit (8: a fifth)
@@ -344,7 +347,16 @@ def _edit_errors(x_rgb, y_rgb, pivot, fit_weight, spread, lower_bounded, upper_b
     clipped at the other end or y is clipped (its true value lies beyond, and so does the
     prediction): `lower_bounded` and `upper_bounded` say which sides count. Each cell's
     error is reduced by its spread, so misaligned detail does not count; the rest is
-    averaged over the cells. The fit weights smooth cells most."""
+    averaged over the cells by the fit weights (a cell's largest: a channel clipped in a
+    cell leaves the others to show the edit), less the worst cells, which hold EDIT_TRIM
+    of the weight.
+
+    The fit weights smooth cells most, and so does the average: a cell clipped to white
+    or black says nothing of an edit, nor much a cell of texture, so a recoloured object
+    on a white ground (an emoji in another skin tone, a shirt in another colour) is judged
+    by the object, not diluted by the ground as a plain mean over all cells was. The
+    trimmed quarter is for overlays: a half-opaque band or a logo changes a smooth part
+    of a copy in a way no edit explains, and covers less than that."""
     shifted_x, shifted_y = x_rgb - pivot, y_rgb - pivot
     weighted_y = fit_weight * shifted_y
     scale = np.einsum("ijkl,ijkl->ij", weighted_y, shifted_x) / np.maximum(
@@ -361,7 +373,20 @@ def _edit_errors(x_rgb, y_rgb, pivot, fit_weight, spread, lower_bounded, upper_b
     np.maximum(unexplained, 0.0, out=unexplained)
     cell_errors = np.einsum("ijkl,ijkl->ijl", unexplained, unexplained)
     cell_errors /= 3.0
-    return np.einsum("ijl->ij", np.sqrt(cell_errors, out=cell_errors)) / cell_errors.shape[-1]
+    np.sqrt(cell_errors, out=cell_errors)
+    return _trimmed_mean(cell_errors, np.broadcast_to(fit_weight.max(axis=2), cell_errors.shape))
+
+
+def _trimmed_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The weighted mean of `values` along the last axis over the smallest values that
+    first hold 1 - EDIT_TRIM of the weight (the one that crosses that line included): the
+    largest, holding about EDIT_TRIM of it, are left out. 0 where no cell has weight:
+    nothing shows an edit there."""
+    order = np.argsort(values, axis=-1)
+    values, weights = np.take_along_axis(values, order, -1), np.take_along_axis(weights, order, -1)
+    before = np.cumsum(weights, axis=-1) - weights
+    counted = np.where(before < (1.0 - EDIT_TRIM) * (before[..., -1:] + weights[..., -1:]), weights, 0.0)
+    return np.einsum("...l,...l->...", values, counted) / np.maximum(counted.sum(axis=-1), 1e-9)
 
 
 def chroma(grid: np.ndarray) -> np.ndarray:
