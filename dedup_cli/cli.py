@@ -536,6 +536,10 @@ def render_evaluation(result: dict) -> None:
         click.echo("copies found, by kind of edit (a file counts when grouped with one of its own):")
     for kind, counts in result["recall_by_kind"].items():
         click.echo(f"  found {counts['recall']:.3f} ({counts['found']}/{counts['files']})  {kind}")
+    if result["negatives_by_kind"]:
+        click.echo("pictures alone in their truth group, by kind (wrongly paired with another file, wrongly removed):")
+    for kind, counts in result["negatives_by_kind"].items():
+        click.echo(f"  paired {counts['paired']}/{counts['files']}, removed {counts['removed']}  {kind}")
 
 
 @main.command()

@@ -93,6 +93,7 @@ def score(plan, hashed, truth: dict[str, str], kinds: dict[str, str], links=None
         "removal_recall": _ratio(len(good_removals), redundant),
         "groups_losing_every_member": lost,
         "recall_by_kind": _recall_by_kind(plan, hashed, truth, kinds),
+        "negatives_by_kind": _negatives_by_kind(plan, hashed, truth, kinds),
         "false_pair_examples": sorted(predicted_pairs - true_pairs)[:20],
     }
 
@@ -113,6 +114,25 @@ def _recall_by_kind(plan, hashed, truth, kinds) -> dict[str, dict]:
             found[kinds[path]] += same > 1
     return {kind: {"files": totals[kind], "found": found[kind], "recall": _ratio(found[kind], totals[kind])}
             for kind in sorted(totals)}
+
+
+def _negatives_by_kind(plan, hashed, truth, kinds) -> dict[str, dict]:
+    """Per kind of file that is alone in its truth group (a hard negative: a colour
+    variant, another flag): how many share a predicted group with any other file, and how
+    many the plan removes. Such a kind has no copies to find, so it counts mistakes."""
+    group_of_row = {row: number for number, group in enumerate(plan.groups) for row in group.rows}
+    truth_members = Counter(truth[p] for p in hashed.paths if p in truth)
+    removed_rows = {removal.row for removal in plan.removals}
+    totals, paired, removed = Counter(), Counter(), Counter()
+    for row, path in enumerate(hashed.paths):
+        if path not in kinds or truth_members[truth[path]] != 1:
+            continue
+        kind = kinds[path]
+        totals[kind] += 1
+        number = group_of_row.get(row)
+        paired[kind] += number is not None and len(plan.groups[number].rows) > 1
+        removed[kind] += row in removed_rows
+    return {kind: {"files": totals[kind], "paired": paired[kind], "removed": removed[kind]} for kind in sorted(totals)}
 
 
 def run_evaluate(options, truth_path, keep_policy: str = "resolution", on_progress=None, on_total=None) -> dict:

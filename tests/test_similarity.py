@@ -16,11 +16,13 @@ from dedup_cli.media.scan import scan_images
 from dedup_cli.plan.similarity import (
     DEFAULT_COLOUR_THRESHOLD,
     EDIT_FACTOR,
+    HUE_SHARE,
     LOCAL_FACTOR,
     MatchSettings,
     colour_distance,
     edit_distance,
     flat_mismatch,
+    hue_turned_share,
     local_distance,
     vetoed,
 )
@@ -224,6 +226,29 @@ def test_an_object_in_another_skin_tone_is_another_picture(tmp_path):
     assert ruled_out[~same_tone & ~faded].all()
     # ... while the JPEG, brighter and lower-contrast copies of each tone stay together.
     assert not ruled_out[same_tone].any()
+
+
+def test_a_region_in_another_hue_is_another_picture(tmp_path):
+    # Regression (benchmark.py's other_hue on the bench photos: 11 of 31 variants paired):
+    # a textured, half-saturated photo whose main coloured region turns a third of the
+    # way round the colour wheel passed the global fit, which averages the region with
+    # the rest. Its cells' hues turned; no copy's do.
+    rng = np.random.default_rng(8)
+    base = np.asarray(Image.blend(photo(8, size=(400, 300)), Image.new("RGB", (400, 300), (128, 128, 128)), 0.5),
+                      dtype=np.float32)
+    grain = rng.normal(0, 25, size=(75, 100, 1)).repeat(4, 0).repeat(4, 1)
+    picture = Image.fromarray(np.clip(base + grain, 0, 255).astype(np.uint8))
+    pictures = {"original.png": picture, "other_hue.png": TRANSFORMS["other_hue"].edit(picture),
+                "brightness.jpg": TRANSFORMS["brightness"].edit(picture),
+                "contrast.jpg": TRANSFORMS["contrast"].edit(picture)}
+    for name, image in pictures.items():
+        image.save(tmp_path / name)
+    hashed = hash_collection([str(tmp_path / name) for name in pictures], HashSettings())
+    originals, others = hashed.colour[[0, 0, 0]], hashed.colour[[1, 2, 3]]
+    assert (hamming(hashed.packed[[0, 0, 0]], hashed.packed[[1, 2, 3]]) <= 14).all()
+    shares = hue_turned_share(originals, others)
+    assert shares[0] > HUE_SHARE and (shares[1:] < 0.2 * HUE_SHARE).all()
+    assert vetoed(originals, others, MatchSettings(max_bits=14)).tolist() == [True, False, False]
 
 
 def test_one_edit_explains_a_smooth_colour_clipped_by_brightness(tmp_path):
