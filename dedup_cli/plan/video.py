@@ -11,14 +11,16 @@ votes gathers at least `min_coverage` of the shorter video's frames: a trimmed c
 sub-clip, another frame rate or encode all line up at one offset, while clips of one
 static scene at different moments have their
 nearest frames scattered over the other clip, and two clips that share only an intro
-cover only the intro's share of the shorter one. Speed is taken as 1 (frame-rate changes
+cover only the intro's share of the shorter one. Offsets agree within OFFSET_TOLERANCE,
+or a fifth of the shorter video when that is less (short animations: played backwards,
+the frames of a 2 s GIF all lie within 1 s of the middle). Speed is taken as 1 (frame-rate changes
 keep it; a slowed-down copy is not looked for). With --isometric each pair is also tried
 with one video mirrored, and the better of the two counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 DEFAULT_FRAME_BITS = 16  # frame hashes this close (inclusive) are a frame match (calibrated: bench_video.py --sweep)
 MIN_COVERAGE = 0.5  # share of the shorter video's frames that must line up
 OFFSET_TOLERANCE = 1.0  # seconds: votes this close to the winning offset count for it
+TOLERANCE_SHARE = 0.2  # ... and at most this share of the shorter video's duration
 DISTINCT_BITS = 3  # a frame's nearest match must beat matches at other offsets by this much
 MIN_SPAN, MAX_SPAN = 0.1, 2.5  # seconds a kept frame may stand for in the coverage
 
@@ -41,6 +44,14 @@ class VideoMatchSettings:
     frame_bits: int = DEFAULT_FRAME_BITS
     min_coverage: float = MIN_COVERAGE
     offset_tolerance: float = OFFSET_TOLERANCE
+
+    def for_length(self, seconds: float) -> VideoMatchSettings:
+        """The settings for a pair whose shorter video lasts `seconds`: the offset
+        tolerance at most TOLERANCE_SHARE of it (never under MIN_SPAN). A tolerance
+        as long as the clip lets any order of its frames line up: a 2 s animation played
+        backwards would pass for a copy. Videos of 5 s and more keep the full tolerance."""
+        tolerance = min(self.offset_tolerance, max(MIN_SPAN, TOLERANCE_SHARE * seconds))
+        return self if tolerance == self.offset_tolerance else replace(self, offset_tolerance=tolerance)
 
     @property
     def max_bits(self) -> int:
@@ -178,7 +189,8 @@ def _judge(matches: engine.Pairs, table: _Table, settings):
         shorter = owners[short_frame[start]]
         frames = short_frame[start:stop]
         verdict = lined_up(frames, times[frames], times[long_frame[start:stop]], distances[start:stop],
-                           table.spans[frames], float(table.covered[shorter]), settings)
+                           table.spans[frames], float(table.covered[shorter]),
+                           settings.for_length(float(durations[shorter])))
         yield int(low[start]), int(high[start]), verdict
 
 
