@@ -1,6 +1,7 @@
 """Video near-duplicates: accuracy per kind of edit, speed and memory, next to the PyAV floors.
 
     python benchmarks/bench_video.py [--work DIR] [--shared ../shared/bench/video] [--no-mirror]
+    python benchmarks/bench_video.py --animations   (the sources as animated GIF and WebP)
 
 Makes (once, into --work) a labelled set of edited copies with dedup_cli.video_benchmark:
 real clips from --shared and slideshows rendered from the bench photos, each re-encoded,
@@ -53,18 +54,40 @@ def make_set(work: Path, shared: Path | None, bench_root: Path) -> Path:
     pictures = photos(bench_root)
     if len(pictures) < 15:
         sys.exit(f"need the bench photos under {bench_root / 'wallpapers'}")
-    sources = {}
-    if shared is not None:
-        for name in ("v1.m4v", "v2.m4v", "extra_channel_attached_pic.mp4"):
-            if (shared / name).exists():
-                sources[f"real_{Path(name).stem[:10]}"] = video_benchmark.read_clip(shared / name, width=640)
-    for number in range(5):  # photos 0-9 for the sources, 10-14 for the hard negatives
-        chosen = pictures[2 * number:2 * number + 2]
-        sources[f"slides{number}"] = video_benchmark.render_slideshow(chosen, seconds_each=4.5, seed=number)
-    rows = video_benchmark.make_edited_set(sources, folder, on_file=lambda f: print(f"  made {f}", file=sys.stderr))
+    rows = video_benchmark.make_edited_set(sources(shared, pictures), folder,
+                                           on_file=lambda f: print(f"  made {f}", file=sys.stderr))
     rows += video_benchmark.make_hard_negatives(pictures[10:15], folder)
     video_benchmark.write_truth(folder, rows)
     return folder
+
+
+def sources(shared: Path | None, pictures: list[str]) -> dict:
+    """The source clips: the real ones of --shared, and slideshows of photos 0-9 (10-14
+    are for the hard negatives)."""
+    clips = {}
+    if shared is not None:
+        for name in ("v1.m4v", "v2.m4v", "extra_channel_attached_pic.mp4"):
+            if (shared / name).exists():
+                clips[f"real_{Path(name).stem[:10]}"] = video_benchmark.read_clip(shared / name, width=640)
+    for number in range(5):
+        chosen = pictures[2 * number:2 * number + 2]
+        clips[f"slides{number}"] = video_benchmark.render_slideshow(chosen, seconds_each=4.5, seed=number)
+    return clips
+
+
+def animation_set(work: Path, shared: Path | None, bench_root: Path) -> None:
+    """The same sources shared as animated GIF and WebP (work/animated, made once):
+    scored per kind, with each source's excerpt played backwards as a hard negative."""
+    folder = work / "animated"
+    if not (folder / "truth.csv").exists():
+        rows = video_benchmark.make_animation_set(sources(shared, photos(bench_root)), folder,
+                                                  on_file=lambda f: print(f"  made {f} animations", file=sys.stderr))
+        video_benchmark.write_truth(folder, rows)
+    print(f"\nanimated set: {sum(1 for _ in folder.glob('*.gif')) + sum(1 for _ in folder.glob('*.webp'))} "
+          f"GIF/WebP files and {sum(1 for _ in folder.glob('*.mp4'))} source videos, in {folder}")
+    result, seconds = evaluate(folder, None, mirror=True)
+    report("animated GIF/WebP copies of the sources, cold (mirrored matching on)", result, seconds, 0)
+    print(f"wall {seconds:.2f} s")
 
 
 def total_duration(folder: Path) -> tuple[float, list[str]]:
@@ -164,9 +187,15 @@ def main() -> None:
                         help="frame thresholds (bits) to score too, from the warm cache (calibration)")
     parser.add_argument("--hd", type=float, default=0, metavar="SECONDS",
                         help="also time one 1920x1080 clip of this length (rendered once into --work)")
+    parser.add_argument("--animations", action="store_true",
+                        help="only score the sources shared as animated GIF and WebP (made once into --work)")
     args = parser.parse_args()
     shared = args.shared if (args.shared / "truth.csv").exists() else None
     bench_root = args.shared.parent
+    if args.animations:
+        print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        animation_set(args.work, shared, bench_root)
+        return
     folder = make_set(args.work, shared, bench_root)
     video_seconds, files = total_duration(folder)
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

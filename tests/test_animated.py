@@ -222,3 +222,22 @@ def test_a_cut_off_webp_animation_is_refused_with_the_reason(tmp_path):
     (tmp_path / "empty.webp").write_bytes(b"")
     with pytest.raises(media.VideoError, match="empty file"):
         animation.sample_animation(tmp_path / "empty.webp")
+
+
+def test_one_frame_in_common_is_no_line_up_even_when_it_stands_for_half_a_short_clip():
+    """Regression (bench_video.py --animations): the excerpt of a slideshow played
+    backwards is its two near-still shots in swapped order; one kept frame of the first
+    shot, standing for 1.75 s of a 3 s clip, matched the other's second shot alone."""
+    from dedup_cli.plan.video import VideoMatchSettings, lined_up
+
+    frames = np.array([0, 1, 1, 1, 2, 2, 2])
+    short_times = np.array([0.0, 1.75, 1.75, 1.75, 2.75, 2.75, 2.75])
+    long_times = np.array([1.5, 1.25, 0.75, 0.0, 0.0, 0.75, 1.25])
+    distances = np.array([6, 2, 6, 12, 2, 6, 12])
+    spans = np.array([1.75, 1.0, 1.0, 1.0, 0.25, 0.25, 0.25])
+    settings = VideoMatchSettings().for_length(3.0)
+    assert settings.offset_tolerance == pytest.approx(0.6)
+    assert lined_up(frames, short_times, long_times, distances, spans, 3.0, settings, short_count=3) is None
+    # A clip of one kept frame is all in that frame: it still pairs by it.
+    assert lined_up(frames[:1], short_times[:1], long_times[:1], distances[:1], np.array([3.0]), 3.0, settings,
+                    short_count=1) == (6, 1.0, 1.5)

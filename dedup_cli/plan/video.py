@@ -190,15 +190,16 @@ def _judge(matches: engine.Pairs, table: _Table, settings):
         frames = short_frame[start:stop]
         verdict = lined_up(frames, times[frames], times[long_frame[start:stop]], distances[start:stop],
                            table.spans[frames], float(table.covered[shorter]),
-                           settings.for_length(float(durations[shorter])))
+                           settings.for_length(float(durations[shorter])), int(frame_counts[shorter]))
         yield int(low[start]), int(high[start]), verdict
 
 
 def lined_up(short_frames, short_times, long_times, distances, spans, short_total: float,
-             settings: VideoMatchSettings):
+             settings: VideoMatchSettings, short_count: int = 2):
     """(bits, coverage, offset) when the frame matches of one pair of videos line up at
     one offset for at least min_coverage of the shorter video's seconds (`short_total`,
-    the sum of its frames' `spans`), else None. The matches come sorted by short frame,
+    the sum of its frames' `spans`), in at least two of its frames unless it has only
+    one (`short_count` kept frames), else None. The matches come sorted by short frame,
     then distance."""
     if short_total <= 0:
         return None
@@ -226,6 +227,11 @@ def lined_up(short_frames, short_times, long_times, distances, spans, short_tota
     votes = cumulative[ends] - cumulative[np.arange(len(offsets))]
     start = int(np.argmax(votes))
     window = slice(start, int(ends[start]))
+    lined = len(np.unique(frames[window]))
+    if lined < 2 and short_count > 1:
+        # One frame is a picture in common, not a line-up: in a short clip of few kept
+        # frames it can stand for half the clip (two shots in swapped order would pass).
+        return None
     # One frame of the longer video standing in for many of the shorter one is a still
     # picture that looks like several moments, not a line-up: each counts once.
     one_to_one = min(1.0, len(np.unique(targets[window])) / len(np.unique(frames[window])))
