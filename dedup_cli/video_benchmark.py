@@ -250,11 +250,8 @@ def make_animation_set(sources: dict[str, Clip], folder: str | os.PathLike,
     the same frames in the opposite order are another animation). Writes files; returns
     the (file, group, kind) rows of the truth."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows = make_edited_set(sources, folder, edits=())  # the sources themselves
     for name, clip in sources.items():
-        write_clip(folder / f"{name}.mp4", clip)
-        rows.append((f"{name}.mp4", name, "original"))
         for kind, (suffix, quality, change) in ANIMATION_EDITS.items():
             write_animation(folder / f"{name}_{kind}{suffix}", change(clip), quality)
             rows.append((f"{name}_{kind}{suffix}", name, kind))

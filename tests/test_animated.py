@@ -9,11 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import photo, tree_digest
+from conftest import delete_report, groups_by_name, photo, run, tree_digest
 from PIL import Image, ImageDraw
 
-from dedup_cli.cli import main
 from dedup_cli.fingerprint import video as fingerprint
 from dedup_cli.media import animation
 from dedup_cli.media import video as media
@@ -42,22 +40,6 @@ def moving_shapes(seed: int, count: int = 20) -> list[Image.Image]:
 def save(path: Path, frames: list[Image.Image], duration=100, **options) -> Path:
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration, loop=0, **options)
     return path
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def delete_report(images: Path, output: Path, *extra) -> dict:
-    result = run("delete", "--images-path", images, "--output-path", output, "--no-progress", *extra)
-    assert result.exit_code == 0, result.output
-    folder = max(p for p in output.iterdir() if p.is_dir())
-    return json.loads((folder / "report.json").read_text())
-
-
-def groups_by_name(report: dict) -> list[tuple[str, list[str]]]:
-    return sorted((Path(g["keep"][0]["path"]).name, sorted(Path(r["path"]).name for r in g["remove"]))
-                  for g in report["groups"])
 
 
 @pytest.fixture
