@@ -223,3 +223,11 @@ def test_one_frame_in_common_is_no_line_up_even_when_it_stands_for_half_a_short_
     # A clip of one kept frame is all in that frame: it still pairs by it.
     assert lined_up(frames[:1], short_times[:1], long_times[:1], distances[:1], np.array([3.0]), 3.0, settings,
                     short_count=1) == (6, 1.0, 1.5)
+
+
+def test_animations_need_no_pyav(animations, tmp_path, monkeypatch):
+    import dedup_cli.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "av_available", lambda: False)
+    report = delete_report(animations, tmp_path / "out", "--media", "video")
+    assert groups_by_name(report) == [("clip.gif", ["clip.webp", "clip_small.gif"])]
