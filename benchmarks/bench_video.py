@@ -1,6 +1,7 @@
 """Video near-duplicates: accuracy per kind of edit, speed and memory, next to the PyAV floors.
 
     python benchmarks/bench_video.py [--work DIR] [--shared ../shared/bench/video] [--no-mirror]
+    python benchmarks/bench_video.py --animations   (the sources as animated GIF and WebP)
 
 Makes (once, into --work) a labelled set of edited copies with dedup_cli.video_benchmark:
 real clips from --shared and slideshows rendered from the bench photos, each re-encoded,
@@ -53,18 +54,94 @@ def make_set(work: Path, shared: Path | None, bench_root: Path) -> Path:
     pictures = photos(bench_root)
     if len(pictures) < 15:
         sys.exit(f"need the bench photos under {bench_root / 'wallpapers'}")
-    sources = {}
-    if shared is not None:
-        for name in ("v1.m4v", "v2.m4v", "extra_channel_attached_pic.mp4"):
-            if (shared / name).exists():
-                sources[f"real_{Path(name).stem[:10]}"] = video_benchmark.read_clip(shared / name, width=640)
-    for number in range(5):  # photos 0-9 for the sources, 10-14 for the hard negatives
-        chosen = pictures[2 * number:2 * number + 2]
-        sources[f"slides{number}"] = video_benchmark.render_slideshow(chosen, seconds_each=4.5, seed=number)
-    rows = video_benchmark.make_edited_set(sources, folder, on_file=lambda f: print(f"  made {f}", file=sys.stderr))
+    rows = video_benchmark.make_edited_set(sources(shared, pictures), folder,
+                                           on_file=lambda f: print(f"  made {f}", file=sys.stderr))
     rows += video_benchmark.make_hard_negatives(pictures[10:15], folder)
     video_benchmark.write_truth(folder, rows)
     return folder
+
+
+def sources(shared: Path | None, pictures: list[str]) -> dict:
+    """The source clips: the real ones of --shared, and slideshows of photos 0-9 (10-14
+    are for the hard negatives)."""
+    clips = {}
+    if shared is not None:
+        for name in ("v1.m4v", "v2.m4v", "extra_channel_attached_pic.mp4"):
+            if (shared / name).exists():
+                clips[f"real_{Path(name).stem[:10]}"] = video_benchmark.read_clip(shared / name, width=640)
+    for number in range(5):
+        chosen = pictures[2 * number:2 * number + 2]
+        clips[f"slides{number}"] = video_benchmark.render_slideshow(chosen, seconds_each=4.5, seed=number)
+    return clips
+
+
+def animation_set(work: Path, shared: Path | None, bench_root: Path) -> None:
+    """The same sources shared as animated GIF and WebP (work/animated, made once):
+    scored per kind, with each source's excerpt played backwards as a hard negative."""
+    folder = work / "animated"
+    if not (folder / "truth.csv").exists():
+        rows = video_benchmark.make_animation_set(sources(shared, photos(bench_root)), folder,
+                                                  on_file=lambda f: print(f"  made {f} animations", file=sys.stderr))
+        video_benchmark.write_truth(folder, rows)
+    print(f"\nanimated set: {sum(1 for _ in folder.glob('*.gif')) + sum(1 for _ in folder.glob('*.webp'))} "
+          f"GIF/WebP files and {sum(1 for _ in folder.glob('*.mp4'))} source videos, in {folder}")
+    result, seconds = evaluate(folder, None, mirror=True)
+    report("animated GIF/WebP copies of the sources, cold (mirrored matching on)", result, seconds, 0)
+    print(f"wall {seconds:.2f} s (the source videos included)")
+    animation_speed(sorted([*folder.glob("*.gif"), *folder.glob("*.webp")]))
+    probe_cost(work / "probe")
+
+
+def probe_cost(folder: Path) -> None:
+    """What telling animated GIF/WebP from stills adds to a scan: 2,000 still WebP, 500
+    still GIF and 200 animations (made once into `folder`), scanned with and without the
+    check (best of 5: the disk cache is warm after the first)."""
+    import numpy as np
+    from PIL import Image
+
+    from dedup_cli.media import scan
+
+    if not (folder / "done").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        for number in range(2700):
+            frames = [Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+                      for _ in range(10 if number >= 2500 else 1)]
+            suffix = ".webp" if number < 2000 or number % 2 else ".gif"
+            frames[0].save(folder / f"{number}{suffix}", save_all=True, append_images=frames[1:], duration=100)
+        (folder / "done").touch()
+    probe = scan.is_animated
+    for label, check in (("with the check", probe), ("without it (every GIF/WebP an image)", lambda path: False)):
+        scan.is_animated = check
+        best = min(_timed(lambda: scan.scan_images(folder)) for _ in range(5))
+        found = scan.scan_images(folder)
+        print(f"scan of {len(found.files) + len(found.videos)} GIF/WebP files {label}: {best * 1000:.0f} ms "
+              f"({len(found.videos)} animations)")
+    scan.is_animated = probe
+
+
+def _timed(work) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def animation_speed(files: list[Path]) -> None:
+    """Pillow decoding is the cost of an animation's fingerprint: seconds of animation
+    fingerprinted per second, one process, per format."""
+    from dedup_cli.fingerprint.video import VideoSettings, fingerprint_video
+
+    for suffix in (".gif", ".webp"):
+        chosen = [path for path in files if path.suffix == suffix]
+        start = time.perf_counter()
+        records = [fingerprint_video(str(path), VideoSettings(isometric=True)) for path in chosen]
+        took = time.perf_counter() - start
+        length = sum(record.info.duration for record in records)
+        frames = sum(round(record.info.duration * record.info.fps) for record in records)
+        size = sum(path.stat().st_size for path in chosen) / 1e6
+        print(f"{suffix[1:].upper()}: {len(chosen)} files, {length:.0f} s, {frames} frames, {size:.1f} MB: "
+              f"fingerprinted in {took:.2f} s, one process ({length / took:.0f}x real time, "
+              f"{frames / took:.0f} frames/s)")
 
 
 def total_duration(folder: Path) -> tuple[float, list[str]]:
@@ -164,9 +241,15 @@ def main() -> None:
                         help="frame thresholds (bits) to score too, from the warm cache (calibration)")
     parser.add_argument("--hd", type=float, default=0, metavar="SECONDS",
                         help="also time one 1920x1080 clip of this length (rendered once into --work)")
+    parser.add_argument("--animations", action="store_true",
+                        help="only score the sources shared as animated GIF and WebP (made once into --work)")
     args = parser.parse_args()
     shared = args.shared if (args.shared / "truth.csv").exists() else None
     bench_root = args.shared.parent
+    if args.animations:
+        print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        animation_set(args.work, shared, bench_root)
+        return
     folder = make_set(args.work, shared, bench_root)
     video_seconds, files = total_duration(folder)
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -125,8 +125,8 @@ def common_options(default_output: str | None):
                          help="Progress bar on stderr."),
             scheduler_option(" Images are hashed there; the cache stays here."),
             click.option("--media", type=click.Choice(MEDIA), default="all", show_default=True,
-                         help="Look at images, videos (MP4, MOV, M4V, MKV, WebM, AVI) or both; a video only "
-                         "ever pairs with a video."),
+                         help="Look at images, videos (MP4, MOV, M4V, MKV, WebM, AVI, and GIF or WebP with "
+                         "more than one frame) or both; a video only ever pairs with a video."),
         ]
         for option in reversed(options):
             command = option(command)

@@ -31,6 +31,7 @@ from dedup_cli.fingerprint.video import (
     fingerprint_collection,
     fingerprint_video,
 )
+from dedup_cli.media.animation import is_animated, is_animation_name
 from dedup_cli.media.scan import MEDIA, OUTPUT_MARKER, ScanResult, scan_images
 from dedup_cli.media.video import AV_MISSING, av_available, is_video_name
 from dedup_cli.plan.cnn_match import DEFAULT_COSINE, CosineUnits, EmbeddingMatcher, max_units
@@ -242,14 +243,18 @@ def _choose_media(scan: ScanResult, media: str) -> list[str]:
     if media == "video":
         scan.files = []
     if media == "image" and scan.videos:
-        notes.append(f"{len(scan.videos)} videos not looked at (--media video or all to include them)")
+        animated = sum(1 for path in scan.videos if is_animation_name(path))
+        of_them = f" ({animated} of them animated GIF/WebP)" if animated else ""
+        notes.append(f"{len(scan.videos)} videos{of_them} not looked at (--media video or all to include them)")
         scan.videos = []
-    if scan.videos and not av_available():
+    # Animated GIF and WebP are decoded by Pillow: only the other videos need PyAV.
+    needs_av = [path for path in scan.videos if not is_animation_name(path)]
+    if needs_av and not av_available():
         if media == "video":
             raise InputError(f"--media video needs PyAV: {AV_MISSING}")
-        notes.append(f"{len(scan.videos)} videos not looked at: {AV_MISSING}")
-        scan.skipped.extend((str(path), AV_MISSING) for path in scan.videos)
-        scan.videos = []
+        notes.append(f"{len(needs_av)} videos not looked at: {AV_MISSING}")
+        scan.skipped.extend((str(path), AV_MISSING) for path in needs_av)
+        scan.videos = [path for path in scan.videos if is_animation_name(path)]
     return notes
 
 
@@ -564,7 +569,7 @@ def run_search(options: CollectionOptions, query_path: Path, on_progress=None, o
     query_path = Path(query_path)
     if query_path.is_dir():
         return _search_folder(options, query_path, on_progress, on_total)
-    if is_video_name(query_path.name):
+    if is_video_name(query_path.name) or (is_animation_name(query_path.name) and is_animated(query_path)):
         return _search_video(options, query_path, on_progress, on_total)
     record = hash_file(str(query_path), options.hash_settings)
     if record.packed_bits is None:
@@ -599,8 +604,9 @@ def _search_video(options, query_path: Path, on_progress, on_total) -> SearchRes
     """The videos under images_path that are one video with the query video, nearest
     (median frame distance) first, then by how much of the shorter one lines up."""
     if options.media == "image":
-        raise InputError(f"'{query_path}' is a video and --media image leaves videos out; use --media video or all")
-    if not av_available():
+        what = "an animated GIF/WebP (a short video)" if is_animation_name(query_path) else "a video"
+        raise InputError(f"'{query_path}' is {what} and --media image leaves videos out; use --media video or all")
+    if not is_animation_name(query_path) and not av_available():
         raise InputError(f"A video query needs PyAV: {AV_MISSING}")
     query = fingerprint_video(str(query_path), options.video_settings)
     if query.error:

@@ -210,6 +210,59 @@ def make_hard_negatives(photos: list[str], folder: str | os.PathLike, seed: int 
     return rows
 
 
+# kind -> (file suffix, WebP quality, how the frames change): what sharing a clip as an
+# animation does (half size, half frame rate, Pillow's palette or lossy WebP), and a 3 s
+# excerpt as GIFs are usually cut. Files of these kinds pair with their source video.
+ANIMATION_EDITS: dict[str, tuple[str, int, Callable[[Clip], Clip]]] = {
+    "gif": (".gif", 0, lambda c: _as_shared(c)),
+    "webp": (".webp", 70, lambda c: _as_shared(c)),
+    "gif_excerpt": (".gif", 0, lambda c: _as_shared(_excerpt(c))),
+}
+EXCERPT_SECONDS, EXCERPT_START = 3.0, 0.35
+
+
+def _as_shared(clip: Clip) -> Clip:
+    """Half size, every other frame: what a clip shared as an animation usually is."""
+    half = _map_frames(clip, lambda i: i.resize((i.width // 2, i.height // 2)))
+    return Clip(half.frames[::2], clip.fps / 2)
+
+
+def _excerpt(clip: Clip) -> Clip:
+    start = int(len(clip.frames) * EXCERPT_START)
+    return Clip(clip.frames[start:start + int(EXCERPT_SECONDS * clip.fps)], clip.fps)
+
+
+def write_animation(path: str | os.PathLike, clip: Clip, quality: int = 0) -> None:
+    """`clip` as an animated GIF or WebP (the file name says which) through Pillow. Frame
+    durations are whole hundredths (all a GIF stores), rounded from the frame times so
+    that the animation keeps the clip's length. Writes a file."""
+    ends = np.round(np.arange(1, len(clip.frames) + 1) * 100 / clip.fps).astype(int) * 10
+    durations = np.diff(np.r_[0, ends]).tolist()
+    images = [Image.fromarray(frame) for frame in clip.frames]
+    options = {"quality": quality} if str(path).lower().endswith(".webp") else {}
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0, **options)
+
+
+def make_animation_set(sources: dict[str, Clip], folder: str | os.PathLike,
+                       on_file: Callable[[str], None] | None = None) -> list[tuple[str, str, str]]:
+    """Each source as `name.mp4`, its ANIMATION_EDITS as `name_<kind>.gif|webp`, and as a
+    hard negative its excerpt played backwards (`name_reversed.gif`, a group of its own:
+    the same frames in the opposite order are another animation). Writes files; returns
+    the (file, group, kind) rows of the truth."""
+    folder = Path(folder)
+    rows = make_edited_set(sources, folder, edits=())  # the sources themselves
+    for name, clip in sources.items():
+        for kind, (suffix, quality, change) in ANIMATION_EDITS.items():
+            write_animation(folder / f"{name}_{kind}{suffix}", change(clip), quality)
+            rows.append((f"{name}_{kind}{suffix}", name, kind))
+        excerpt = _as_shared(_excerpt(clip))
+        write_animation(folder / f"{name}_reversed.gif", Clip(excerpt.frames[::-1], excerpt.fps))
+        rows.append((f"{name}_reversed.gif", f"{name}-reversed", "reversed"))
+        if on_file:
+            on_file(name)
+    return rows
+
+
 def write_truth(folder: str | os.PathLike, rows: list[tuple[str, str, str]]) -> Path:
     """truth.csv (file, group, note) in `folder`. Writes a file."""
     path = Path(folder) / "truth.csv"

@@ -148,3 +148,28 @@ def chromium(tmp_path):
         yield driver
     finally:
         driver.quit()
+
+
+def run(*args):
+    """The dedup command line on `args` (exceptions propagate, so a traceback is a failure)."""
+    from click.testing import CliRunner
+
+    from dedup_cli.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def delete_report(images: Path, output: Path, *extra) -> dict:
+    """report.json of a successful `dedup delete` on `images` (the newest run folder in `output`)."""
+    import json
+
+    result = run("delete", "--images-path", images, "--output-path", output, "--no-progress", *extra)
+    assert result.exit_code == 0, result.output
+    folder = max(p for p in output.iterdir() if p.is_dir())
+    return json.loads((folder / "report.json").read_text())
+
+
+def groups_by_name(report: dict) -> list[tuple[str, list[str]]]:
+    """A report's groups as (kept file name, sorted removed file names), sorted."""
+    return sorted((Path(g["keep"][0]["path"]).name, sorted(Path(r["path"]).name for r in g["remove"]))
+                  for g in report["groups"])

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import BENCH, photo, tree_digest
+from conftest import BENCH, delete_report, groups_by_name, photo, run, tree_digest
 from PIL import Image
 
 pytest.importorskip("av")
 
-from dedup_cli.cli import main  # noqa: E402
 from dedup_cli.fingerprint import video as fingerprint  # noqa: E402
 from dedup_cli.media import video as media  # noqa: E402
 from dedup_cli.plan.video import video_pairs  # noqa: E402
@@ -35,22 +33,6 @@ def scenes(seed: int, seconds: float, scene_seconds: float = 1.0) -> Clip:
         shift = int((step % per_scene) * SIZE[0] / (2 * per_scene))
         frames.append(np.asarray(scene)[: SIZE[1], shift : shift + SIZE[0]])
     return Clip(np.stack(frames), FPS)
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def delete_report(images: Path, output: Path, *extra) -> dict:
-    result = run("delete", "--images-path", images, "--output-path", output, "--no-progress", *extra)
-    assert result.exit_code == 0, result.output
-    folder = max(p for p in output.iterdir() if p.is_dir())
-    return json.loads((folder / "report.json").read_text())
-
-
-def groups_by_name(report: dict) -> list[tuple[str, list[str]]]:
-    return sorted((Path(g["keep"][0]["path"]).name, sorted(Path(r["path"]).name for r in g["remove"]))
-                  for g in report["groups"])
 
 
 @pytest.fixture

@@ -225,7 +225,7 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     are translucent.
     """
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        img = _flatten(img)
+        img = flatten_transparency(img)
     if img.mode.startswith("I;16"):
         img = img.point(lambda value: value / 257).convert("L")
     if img.mode in ("I", "F"):
@@ -237,7 +237,7 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     return img.convert(mode)
 
 
-def _flatten(img: Image.Image) -> Image.Image:
+def flatten_transparency(img: Image.Image) -> Image.Image:
     """Composite a transparent image onto white, or onto black when on white nothing would
     show (a white logo kept only in the alpha channel, as dark themes ship them)."""
     rgba = img.convert("RGBA")

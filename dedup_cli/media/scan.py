@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dedup_cli.media.animation import ANIMATED_EXTENSIONS, is_animated
 from dedup_cli.media.video import VIDEO_EXTENSIONS
 
 IMAGE_EXTENSIONS = frozenset(
@@ -31,7 +32,7 @@ OUTPUT_MARKER = ".dedup-output"
 @dataclass
 class ScanResult:
     """Image files found under `root` (sorted absolute paths), video files (`videos`,
-    sorted too) and what was passed over."""
+    sorted too: animated GIF and WebP files among them) and what was passed over."""
 
     root: Path
     files: list[Path] = field(default_factory=list)
@@ -40,7 +41,8 @@ class ScanResult:
 
 
 def scan_images(root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] = ()) -> ScanResult:
-    """Find image files under `root`, recursively, without following symbolic links.
+    """Find image and video files under `root`, recursively, without following symbolic
+    links. A GIF or WebP is a video when it has more than one frame (its header is read).
 
     Hidden files and folders (name starting with '.') are ignored; folders in `exclude`
     and folders carrying OUTPUT_MARKER (dedup's own output) are skipped and reported.
@@ -98,7 +100,13 @@ def _sort_file(entry: os.DirEntry, result: ScanResult) -> None:
         if entry.is_symlink():
             result.skipped.append((entry.path, "symbolic link (not followed)"))
         else:
-            (result.files if extension in IMAGE_EXTENSIONS else result.videos).append(Path(entry.path))
+            (result.videos if _is_video(entry.path, extension) else result.files).append(Path(entry.path))
+
+
+def _is_video(path: str, extension: str) -> bool:
+    """A video file, or a GIF or WebP with more than one frame (a short video: one header
+    read, no frame decoded)."""
+    return extension in VIDEO_EXTENSIONS or (extension in ANIMATED_EXTENSIONS and is_animated(path))
 
 
 def _skip_dir_reason(path: Path, name: str, excluded: set[Path], symlink: bool) -> str | None:

@@ -11,14 +11,16 @@ votes gathers at least `min_coverage` of the shorter video's frames: a trimmed c
 sub-clip, another frame rate or encode all line up at one offset, while clips of one
 static scene at different moments have their
 nearest frames scattered over the other clip, and two clips that share only an intro
-cover only the intro's share of the shorter one. Speed is taken as 1 (frame-rate changes
+cover only the intro's share of the shorter one. Offsets agree within OFFSET_TOLERANCE,
+or a fifth of the shorter video when that is less (short animations: played backwards,
+the frames of a 2 s GIF all lie within 1 s of the middle). Speed is taken as 1 (frame-rate changes
 keep it; a slowed-down copy is not looked for). With --isometric each pair is also tried
 with one video mirrored, and the better of the two counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 DEFAULT_FRAME_BITS = 16  # frame hashes this close (inclusive) are a frame match (calibrated: bench_video.py --sweep)
 MIN_COVERAGE = 0.5  # share of the shorter video's frames that must line up
 OFFSET_TOLERANCE = 1.0  # seconds: votes this close to the winning offset count for it
+TOLERANCE_SHARE = 0.2  # ... and at most this share of the shorter video's duration
 DISTINCT_BITS = 3  # a frame's nearest match must beat matches at other offsets by this much
 MIN_SPAN, MAX_SPAN = 0.1, 2.5  # seconds a kept frame may stand for in the coverage
 
@@ -41,6 +44,14 @@ class VideoMatchSettings:
     frame_bits: int = DEFAULT_FRAME_BITS
     min_coverage: float = MIN_COVERAGE
     offset_tolerance: float = OFFSET_TOLERANCE
+
+    def for_length(self, seconds: float) -> VideoMatchSettings:
+        """The settings for a pair whose shorter video lasts `seconds`: the offset
+        tolerance at most TOLERANCE_SHARE of it (never under MIN_SPAN). A tolerance
+        as long as the clip lets any order of its frames line up: a 2 s animation played
+        backwards would pass for a copy. Videos of 5 s and more keep the full tolerance."""
+        tolerance = min(self.offset_tolerance, max(MIN_SPAN, TOLERANCE_SHARE * seconds))
+        return self if tolerance == self.offset_tolerance else replace(self, offset_tolerance=tolerance)
 
     @property
     def max_bits(self) -> int:
@@ -178,15 +189,17 @@ def _judge(matches: engine.Pairs, table: _Table, settings):
         shorter = owners[short_frame[start]]
         frames = short_frame[start:stop]
         verdict = lined_up(frames, times[frames], times[long_frame[start:stop]], distances[start:stop],
-                           table.spans[frames], float(table.covered[shorter]), settings)
+                           table.spans[frames], float(table.covered[shorter]),
+                           settings.for_length(float(durations[shorter])), int(frame_counts[shorter]))
         yield int(low[start]), int(high[start]), verdict
 
 
 def lined_up(short_frames, short_times, long_times, distances, spans, short_total: float,
-             settings: VideoMatchSettings):
+             settings: VideoMatchSettings, short_count: int = 2):
     """(bits, coverage, offset) when the frame matches of one pair of videos line up at
     one offset for at least min_coverage of the shorter video's seconds (`short_total`,
-    the sum of its frames' `spans`), else None. The matches come sorted by short frame,
+    the sum of its frames' `spans`), in at least two of its frames unless it has only
+    one (`short_count` kept frames), else None. The matches come sorted by short frame,
     then distance."""
     if short_total <= 0:
         return None
@@ -214,6 +227,11 @@ def lined_up(short_frames, short_times, long_times, distances, spans, short_tota
     votes = cumulative[ends] - cumulative[np.arange(len(offsets))]
     start = int(np.argmax(votes))
     window = slice(start, int(ends[start]))
+    lined = len(np.unique(frames[window]))
+    if lined < 2 and short_count > 1:
+        # One frame is a picture in common, not a line-up: in a short clip of few kept
+        # frames it can stand for half the clip (two shots in swapped order would pass).
+        return None
     # One frame of the longer video standing in for many of the shorter one is a still
     # picture that looks like several moments, not a line-up: each counts once.
     one_to_one = min(1.0, len(np.unique(targets[window])) / len(np.unique(frames[window])))
