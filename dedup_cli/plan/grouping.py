@@ -179,17 +179,35 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None, orde
     keep: list[int] = []
     removals: list[Removal] = []
     frames = hashed.frames
-    for row in order(rows, hashed, policy, reference):
+    walk = list(order(rows, hashed, policy, reference))
+    batched = (len(walk) <= WALK_MATRIX_LIMIT and hasattr(matcher, "walk_distances")
+               and matcher.whole_pictures_only)
+    matrix = matcher.walk_distances(walk) if batched else None
+    step = {row: position for position, row in enumerate(walk)}
+    for row in walk:
         protected = reference is not None and bool(reference[row])
         candidates = [kept for kept in keep if frames[kept] >= frames[row]]
         if candidates and not protected:
-            distances, views = _nearest_views(matcher, candidates, row)
+            if matrix is None:
+                distances, views = _nearest_views(matcher, candidates, row)
+            else:
+                distances, views = matrix[[step[kept] for kept in candidates], step[row]], _WHOLE
             nearest = int(np.argmin(distances))
             if distances[nearest] <= matcher.settings.max_bits:
                 removals.append(Removal(row, candidates[nearest], int(distances[nearest]), views(nearest)))
                 continue
         keep.append(row)
     return Group(keep=tuple(keep), remove=tuple(removals))
+
+
+# Groups of plain pictures up to this many files are walked from one matrix of their
+# distances (Matcher.walk_distances: 8 bytes a pair, 32 MB at the limit); larger ones ask
+# file by file.
+WALK_MATRIX_LIMIT = 2048
+
+
+def _WHOLE(position: int) -> str:
+    return "whole"
 
 
 def _nearest_views(matcher, candidates: list[int], row: int):
