@@ -150,7 +150,7 @@ class Collection:
         embeddings (cnn_match). Videos have their own rule (plan_collection)."""
         if self.embeddings is not None:
             return EmbeddingMatcher(self.hashed, self.embeddings, options.match_settings)
-        return Matcher(self.hashed, options.match_settings, options.index_settings)
+        return Matcher(self.hashed, options.match_settings, options.index_settings, _pair_cache(options.cache_path))
 
 
 def collect(options: CollectionOptions, exclude: tuple = (),
@@ -286,6 +286,16 @@ def check_output_path(images_path, output_path) -> None:
     if output_path is not None and _inside(images_path, output_path):
         raise InputError(f"--output-path '{output_path}' is the images folder or a folder above it; "
                          "choose a folder elsewhere (or a new subfolder, which dedup will never scan)")
+
+
+def _pair_cache(cache_path):
+    """Where duplicate pairs are kept between runs: a folder beside the hash cache (its name
+    and .pairs), and only with it."""
+    if cache_path is None:
+        return None
+    from dedup_cli.fingerprint.cache import PairCache
+
+    return PairCache(Path(cache_path).with_name(Path(cache_path).name + ".pairs"))
 
 
 def _open_cache(cache_path):

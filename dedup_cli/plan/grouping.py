@@ -126,7 +126,8 @@ def connected_groups(hashed, settings: MatchSettings, index_settings: IndexSetti
         matcher = matcher or Matcher(hashed, settings, index_settings)
         first, second, _ = matcher.pairs()
     else:
-        unique_matcher = Matcher(hashed.subset(representatives), settings, index_settings)
+        unique_matcher = Matcher(hashed.subset(representatives), settings, index_settings,
+                                 pair_cache=getattr(matcher, "pair_cache", None))
         first, second, _ = unique_matcher.pairs()
         if matcher is not None:
             matcher.reuse_verdicts(unique_matcher, inverse)

@@ -28,9 +28,12 @@ tell these verdicts from a plain evaluation's.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import sys
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -551,9 +554,6 @@ class _Pairs:
             return verdicts
         threshold = settings.colour_threshold
         verdicts[self.global_error() > threshold] = _VETOED
-        in_colour = np.flatnonzero((verdicts == _KEPT) & self.with_chroma)
-        if len(in_colour):
-            verdicts[in_colour[self.turned_hue_share(in_colour) > HUE_SHARE]] = _VETOED
         # The finer checks cost more: they run only on the pairs still open, unless these
         # are nearly all (taking them apart would cost more than checking a few more).
         still_open = np.flatnonzero(verdicts == _KEPT)
@@ -567,7 +567,14 @@ class _Pairs:
         in_colour = np.flatnonzero(~local_above & checked.with_chroma[rows])
         edit_above = checked._edit_above(settings, _EDIT_FITS[:1], rows[in_colour])
         verdicts[still_open[in_colour[edit_above]]] = _EDIT_OPEN
+        # Last, on the pairs every other check kept, with the detail grids the local check took.
+        kept = in_colour[~edit_above]
+        verdicts[still_open[kept[checked._hue_turned(rows[kept])]]] = _VETOED
         return verdicts
+
+    def _hue_turned(self, rows: np.ndarray) -> np.ndarray:
+        """Whether the pairs at `rows` (in colour) fail the hue check."""
+        return self.turned_hue_share(rows) > HUE_SHARE if len(rows) else np.zeros(0, dtype=bool)
 
     def finish_local(self, settings: MatchSettings) -> np.ndarray:
         """The verdicts of pairs left LOCAL_OPEN: the other alignments, then the one-edit check."""
@@ -576,11 +583,15 @@ class _Pairs:
         in_colour = np.flatnonzero(~local_above & self.with_chroma)
         edit_above = np.zeros(self.count, dtype=bool)
         edit_above[in_colour] = self._edit_above(settings, _EDIT_FITS, in_colour)
+        kept = in_colour[~edit_above[in_colour]]
+        edit_above[kept] = self._hue_turned(kept)
         return np.where(local_above | edit_above, _VETOED, _KEPT).astype(np.int8)
 
     def finish_edit(self, settings: MatchSettings) -> np.ndarray:
         """The verdicts of pairs left EDIT_OPEN: the other fits of the one-edit check."""
         edit_above = self._edit_above(settings, _EDIT_FITS[1:], np.arange(self.count))
+        kept = np.flatnonzero(~edit_above)
+        edit_above[kept] = self._hue_turned(kept)  # EDIT_OPEN pairs are all in colour
         return np.where(edit_above, _VETOED, _KEPT).astype(np.int8)
 
     def _edit_above(self, settings: MatchSettings, fits: list, rows: np.ndarray) -> np.ndarray:
@@ -591,6 +602,19 @@ class _Pairs:
         return self.edit_error(limit, fits, rows)[rows] > limit
 
 
+@functools.cache
+def _checks_code() -> bytes:
+    """The source of the modules that decide which pairs are duplicates (read, not
+    imported: the engine loads numba): a change to any of them makes stored pairs stale."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in _CHECKS_MODULES:
+        digest.update((package / name).read_bytes())
+    return digest.digest()
+
+
+_CHECKS_MODULES = ("plan/similarity.py", "plan/coarse_kernel.py", "search/index.py", "search/engine.py",
+                   "search/block_trees.py", "fingerprint/signature.py")
 _VETOED, _KEPT, _LOCAL_OPEN, _EDIT_OPEN = 1, 0, -1, -2
 _DENSE_SHARE = 0.95
 
@@ -598,10 +622,13 @@ _DENSE_SHARE = 0.95
 class Matcher:
     """Distances between the files of one HashedFiles under one MatchSettings."""
 
-    def __init__(self, hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings()):
+    def __init__(self, hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings(),
+                 pair_cache=None):
         self.hashed = hashed
         self.settings = settings
         self.index_settings = index_settings
+        # Where pairs() of plain pictures are kept between runs (cache.PairCache), or None.
+        self.pair_cache = pair_cache
         self.rejected = hashed.settings.n_bits + 1  # the distance of a vetoed pair
         self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # The verdicts pairs() reached on unturned pairs, by key low * n + high (sorted):
@@ -864,6 +891,16 @@ class Matcher:
             self._file_facts = in_colour, luma.sum(axis=1, dtype=np.int32).astype(np.float32) / luma.shape[1]
         return self._file_facts
 
+    def _pairs_digest(self) -> str:
+        """What the pairs of plain pictures follow from: the code of the checks and the
+        search, the settings, and every file's hash and colour signature in row order."""
+        digest = hashlib.sha256(_checks_code())
+        digest.update(repr((self.settings, self.index_settings, self.hashed.settings,
+                            self.hashed.packed.shape, self.hashed.colour.shape)).encode())
+        for values in (self.hashed.packed, self.hashed.colour):
+            digest.update(np.ascontiguousarray(values).data)
+        return digest.hexdigest()
+
     @property
     def found_pairs(self) -> bool:
         return self._pairs is not None
@@ -879,15 +916,18 @@ class Matcher:
         hashed, max_bits = self.hashed, self.settings.max_bits
         n_bits = hashed.settings.n_bits
         if hashed.variants is None and hashed.views is None:
-            accepted = []
-
-            def accept(first, second):
-                kept = ~self._vetoed(first, second, np.zeros(len(first), dtype=np.int64))
-                accepted.append(self._key(first[kept], second[kept]))
-                return kept
-
-            found = pairs_within(hashed.packed, n_bits, max_bits, self.index_settings, accept=accept)
-            self._judged_keys = np.sort(np.concatenate(accepted)) if accepted else np.zeros(0, dtype=np.int64)
+            digest = self._pairs_digest() if self.pair_cache is not None else None
+            stored = self.pair_cache.load(digest) if digest else None
+            if stored is not None:
+                found = (stored[0], stored[1], stored[2])
+            else:
+                found = pairs_within(hashed.packed, n_bits, max_bits, self.index_settings,
+                                     accept=lambda first, second: ~self._vetoed(
+                                         first, second, np.zeros(len(first), dtype=np.int64)))
+                if digest:
+                    self.pair_cache.save(digest, *found)
+            # Every pair within max_bits was judged, and these are the ones accepted.
+            self._judged_keys = np.sort(self._key(found[0], found[1]))
             self._judged_vetoed = np.zeros(len(self._judged_keys), dtype=bool)
             self._judged_all = True
             return found
