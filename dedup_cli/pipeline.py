@@ -37,7 +37,7 @@ from dedup_cli.media.video import AV_MISSING, av_available, is_video_name
 from dedup_cli.plan.cnn_match import DEFAULT_COSINE, CosineUnits, EmbeddingMatcher, max_units
 from dedup_cli.plan.grouping import Group, Plan, Removal, make_plan
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
-from dedup_cli.plan.video import VideoMatchSettings, query_pairs, video_keep_order
+from dedup_cli.plan.video import VideoMatchSettings, query_pairs, query_pairs_many, video_keep_order
 from dedup_cli.plan.video import video_rows as plan_video_rows
 from dedup_cli.present import report
 from dedup_cli.search.index import IndexSettings
@@ -663,8 +663,9 @@ def _search_folder(options, folder: Path, on_progress, on_total) -> SearchResult
     collection = collect(options, on_progress=on_progress, on_total=on_total)
     by_query = _image_queries(options, query_collection, collection) if queries.paths else {}
     prints = collection.videos.prints
-    for query in query_collection.videos.prints:
-        pairs = query_pairs(query, prints, options.video_match, options.video_mirror)
+    video_queries = query_collection.videos.prints
+    for query, pairs in zip(video_queries, query_pairs_many(video_queries, prints, options.video_match,  # noqa: B905
+                                                             options.video_mirror)):
         by_query[query.path] = _video_matches(options, prints, Path(query.path), pairs)
     return SearchResult(str(folder.absolute()), [], collection, queries=by_query,
                         unreadable=queries.failures + query_collection.videos.failures + query_collection.scan.skipped)
