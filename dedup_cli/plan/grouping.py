@@ -181,18 +181,16 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None, orde
     removals: list[Removal] = []
     frames = hashed.frames
     walk = list(order(rows, hashed, policy, reference))
-    batched = (len(walk) <= WALK_MATRIX_LIMIT and hasattr(matcher, "walk_distances")
-               and matcher.whole_pictures_only)
-    matrix = matcher.walk_distances(walk) if batched else None
+    walked = _walk_matrices(matcher, walk)
     step = {row: position for position, row in enumerate(walk)}
     for row in walk:
         protected = reference is not None and bool(reference[row])
         candidates = [kept for kept in keep if frames[kept] >= frames[row]]
         if candidates and not protected:
-            if matrix is None:
+            if walked is None:
                 distances, views = _nearest_views(matcher, candidates, row)
             else:
-                distances, views = matrix[[step[kept] for kept in candidates], step[row]], _WHOLE
+                distances, views = walked(matcher, [step[kept] for kept in candidates], step[row], row)
             nearest = int(np.argmin(distances))
             if distances[nearest] <= matcher.settings.max_bits:
                 removals.append(Removal(row, candidates[nearest], int(distances[nearest]), views(nearest)))
@@ -201,13 +199,35 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None, orde
     return Group(keep=tuple(keep), remove=tuple(removals))
 
 
-# Groups of plain pictures up to this many files are walked from one matrix of their
-# distances (Matcher.walk_distances: 8 bytes a pair, 32 MB at the limit); larger ones ask
-# file by file.
+# Groups up to this many files are walked from matrices of their distances (plain
+# pictures: Matcher.walk_distances, 8 bytes a pair, 32 MB at the limit), or with views or
+# turns (Matcher.walk_views) up to WALK_VIEW_PAIRS pairs of views in all; larger groups
+# ask file by file.
 WALK_MATRIX_LIMIT = 2048
+WALK_VIEW_PAIRS = 4_000_000
 
 
-def _WHOLE(position: int) -> str:
+def _walk_matrices(matcher, walk: list[int]):
+    """A function (matcher, kept positions, row position, row) -> (distances, views) that
+    answers from matrices made for the whole walk at once, or None to ask file by file."""
+    if len(walk) > WALK_MATRIX_LIMIT or not hasattr(matcher, "walk_distances"):
+        return None
+    if matcher.whole_pictures_only:
+        distances = matcher.walk_distances(walk)
+        return lambda _, kept, at, row: (distances[kept, at], _whole)
+    views = matcher._query_hashes([walk[0]]).shape[1] * matcher._index_hashes([walk[0]]).shape[1]
+    if len(walk) * (len(walk) - 1) // 2 * 2 * views > WALK_VIEW_PAIRS:
+        return None
+    bits, first, how = matcher.walk_views(walk)
+
+    def answer(matcher, kept, at, row):
+        found_first, found_how = first[kept, at], how[kept, at]
+        return bits[kept, at], lambda position: matcher.views_label(int(found_how[position]),
+                                                                    int(found_first[position]) == row)
+    return answer
+
+
+def _whole(position: int) -> str:
     return "whole"
 
 

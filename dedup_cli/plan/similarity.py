@@ -788,6 +788,42 @@ class Matcher:
         matrix[later[accepted], earlier[accepted]] = bits[accepted]
         return matrix
 
+    def walk_views(self, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """accepted_views between every two of `rows` at once, for a walk through them in
+        this order: entry [i, j] for i < j is what accepted_views([rows[i]], rows[j])
+        gives (bits, first, how), the same candidate pairs of views tried in the same
+        order; [j, i] holds the same (the matrices serve either side). For files with
+        views or turns, as walk_distances is for plain pictures."""
+        rows = np.asarray(rows, dtype=np.int64)
+        count = len(rows)
+        bits_matrix = np.full((count, count), self.rejected, dtype=np.int64)
+        first_matrix = np.zeros((count, count), dtype=np.int64)
+        how_matrix = np.zeros((count, count), dtype=np.int64)
+        earlier, later = np.triu_indices(count, k=1)
+        if not len(earlier):
+            return bits_matrix, first_matrix, how_matrix
+        queries, index = self._query_hashes(rows), self._index_hashes(rows)
+        # Per pair (earlier file a, later file b): a's query views against b's index views,
+        # then b's against a's, as _candidates(rows=[a], row=b) lays them out.
+        forward = hamming(queries[earlier][:, :, None, :], index[later][:, None, :, :])
+        backward = hamming(queries[later][:, :, None, :], index[earlier][:, None, :, :])
+        views = forward.shape[1] * forward.shape[2]
+        bits = np.stack([forward.reshape(len(earlier), views), backward.reshape(len(earlier), views)], axis=1)
+        bits[:, 1, 0] = self.settings.max_bits + 1  # the plain pair once, not from both sides
+        position, backwards, how = np.nonzero(bits <= self.settings.max_bits)
+        bits = bits[position, backwards, how]
+        first = np.where(backwards == 1, rows[later[position]], rows[earlier[position]])
+        second = np.where(backwards == 1, rows[earlier[position]], rows[later[position]])
+        order = np.lexsort((backwards, how, bits, position))
+        position, bits, first, second, how = position[order], bits[order], first[order], second[order], how[order]
+        starts, chosen = self._first_accepted(position, first, second, how, lookup=True)
+        accepted = chosen >= 0
+        pair, at = position[starts[accepted]], chosen[accepted]
+        for matrix, values in ((bits_matrix, bits[at]), (first_matrix, first[at]), (how_matrix, how[at])):
+            matrix[earlier[pair], later[pair]] = values
+            matrix[later[pair], earlier[pair]] = values
+        return bits_matrix, first_matrix, how_matrix
+
     def matched_views(self, kept: int, removed: int) -> str:
         """Which views of a removed file and its kept file matched (views_label)."""
         _, first, how = self.accepted_views([kept], removed)
