@@ -296,6 +296,7 @@ class PairCache:
     that cannot be read or written is passed over: the pairs are then found again."""
 
     MAX_ENTRIES = 16
+    MAX_PAIRS = 2_000_000  # 48 MB a file: more pairs than that are found again, not stored
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -316,6 +317,8 @@ class PairCache:
         return stored.astype(np.int64, copy=False)
 
     def save(self, digest: str, first: np.ndarray, second: np.ndarray, bits: np.ndarray) -> None:
+        if len(first) > self.MAX_PAIRS:
+            return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             partial = self.folder / f"{digest}.{os.getpid()}.partial"
