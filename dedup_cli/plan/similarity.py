@@ -286,6 +286,22 @@ def hue_turned_share(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
     return _Pairs(colour_a, colour_b).turned_hue_share(np.arange(len(colour_a)))
 
 
+def worst_share_distance(colour_a: np.ndarray, colour_b: np.ndarray, share: float = 0.1) -> np.ndarray:
+    """A measure, not a check: the mean error of the worst `share` of the inner detail
+    cells after the global fit, in the alignment where it is smallest. Between the local
+    check (8 cells) and the global one (all of them): how large a difference spread over
+    part of the picture is. benchmarks/colour_variants.py compares colour variants with
+    copies by it."""
+    pairs, rows = _Pairs(colour_a, colour_b), np.arange(len(colour_a))
+    smallest = np.full(len(colour_a), np.inf)
+    for alignment in _ALIGNMENTS:
+        squared, _ = pairs._errors([alignment], rows)
+        worst = max(1, round(share * squared.shape[1]))
+        errors = np.sqrt(np.partition(squared, -worst, axis=1)[:, -worst:]).mean(axis=1)
+        smallest = np.minimum(smallest, errors)
+    return smallest
+
+
 def flat_mismatch(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
     """True where one picture is nearly uniform (its hash is noise) and the two grids
     differ: such a pair is no duplicate whatever the hashes say."""
