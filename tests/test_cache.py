@@ -246,11 +246,15 @@ def test_a_second_run_reads_its_pairs_and_a_changed_library_finds_them_again(dem
     photo(7).save(removed, format="PNG")  # another picture under the same name
     changed = groups_by_name(delete_report(demo_copy, tmp_path / "out3"))
     assert calls and changed != first and all(removed.name not in group[1] for group in changed)
-    # A damaged stored file is passed over, not trusted, and not fatal.
-    for path in (default_cache_path().parent / "hashes.sqlite.pairs").glob("*.npy"):
-        path.write_bytes(b"not an array")
-    calls.clear()
-    assert groups_by_name(delete_report(demo_copy, tmp_path / "out4")) == changed and calls
+    # A damaged stored file is passed over, not trusted, and not fatal: bytes that are no
+    # array, and an array whose rows are not this library's.
+    for damage in (lambda path: path.write_bytes(b"not an array"),
+                   lambda path: np.save(path, np.array([[0], [10**6], [3]]))):
+        for path in (default_cache_path().parent / "hashes.sqlite.pairs").glob("*.npy"):
+            damage(path)
+        calls.clear()
+        assert groups_by_name(delete_report(demo_copy, tmp_path / f"out-{len(calls)}-{id(damage)}")) == changed
+        assert calls
 
 
 def test_no_cache_keeps_no_pairs(demo_copy, tmp_path):

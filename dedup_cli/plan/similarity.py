@@ -943,6 +943,14 @@ class Matcher:
             self._file_facts = in_colour, luma.sum(axis=1, dtype=np.int32).astype(np.float32) / luma.shape[1]
         return self._file_facts
 
+    def _plausible(self, stored: np.ndarray) -> bool:
+        """Whether stored pairs can be this matcher's: rows in range, each pair once in
+        order, bits within the threshold."""
+        first, second, bits = stored
+        count = len(self.hashed.paths)
+        return bool(((first >= 0) & (first < second) & (second < count)
+                     & (bits >= 0) & (bits <= self.settings.max_bits)).all())
+
     def _pairs_digest(self) -> str:
         """What the pairs of plain pictures follow from: the code of the checks and the
         search, the settings, and every file's hash and colour signature in row order."""
@@ -970,6 +978,8 @@ class Matcher:
         if hashed.variants is None and hashed.views is None:
             digest = self._pairs_digest() if self.pair_cache is not None else None
             stored = self.pair_cache.load(digest) if digest else None
+            if stored is not None and not self._plausible(stored):
+                stored = None  # damaged or not ours: found again below
             if stored is not None:
                 found = (stored[0], stored[1], stored[2])
             else:
