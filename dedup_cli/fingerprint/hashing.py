@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -382,6 +382,8 @@ def worker_pool(workers: int):
     if workers <= 1:
         yield InlinePool()
         return
+    from concurrent.futures import ProcessPoolExecutor  # not on a warm run's path (multiprocessing)
+
     with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         yield pool
 

@@ -901,7 +901,7 @@ class Matcher:
             judged_rows, self._twin_vetoed = self._judged_rows, np.full(self._judged_count, -1, dtype=np.int8)
             order = np.argsort(judged_rows, kind="stable")
             repeated = np.flatnonzero(judged_rows[order][1:] == judged_rows[order][:-1])
-            rows = np.unique(order[repeated])  # a file of each judging row that stands for more
+            rows = np.sort(order[repeated])  # a file of each judging row that stands for more (distinct)
             rows = rows[np.unique(judged_rows[rows], return_index=True)[1]]
             if len(rows):
                 self._twin_vetoed[judged_rows[rows]] = self._vetoed(rows, rows, np.zeros(len(rows), dtype=np.int64))
