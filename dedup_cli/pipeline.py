@@ -36,6 +36,7 @@ from dedup_cli.media.video import AV_MISSING, av_available, is_video_name
 from dedup_cli.plan.cnn_match import DEFAULT_COSINE, CosineUnits, EmbeddingMatcher, max_units
 from dedup_cli.plan.grouping import Group, Plan, Removal, make_plan
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
+from dedup_cli.plan.verify import DEFAULT_VERIFY_BITS, FEATURES_LABEL, VerifyingMatcher
 from dedup_cli.plan.video import VideoMatchSettings, query_pairs, video_keep_order
 from dedup_cli.plan.video import video_rows as plan_video_rows
 from dedup_cli.present import report
@@ -62,6 +63,7 @@ class CollectionOptions:
     media: str = "all"  # MEDIA: which files are looked at
     video_mirror: bool = True  # also pair videos mirrored left to right (--isometric, unless n)
     scheduler: str | None = None  # a Dask scheduler's address (or local, local:N): images are hashed there
+    verify: bool = False  # a second look at near misses by local features (plan/verify.py)
 
     @property
     def video_settings(self) -> VideoSettings:
@@ -92,7 +94,8 @@ class CollectionOptions:
 
     @property
     def match_settings(self) -> MatchSettings:
-        return MatchSettings(self.max_bits, self.colour_check, self.colour_threshold)
+        verify_bits = DEFAULT_VERIFY_BITS if self.verify and self.method == "hash" else 0
+        return MatchSettings(self.max_bits, self.colour_check, self.colour_threshold, verify_bits=verify_bits)
 
     @property
     def effective_threshold(self) -> float:
@@ -149,6 +152,8 @@ class Collection:
         embeddings (cnn_match). Videos have their own rule (plan_collection)."""
         if self.embeddings is not None:
             return EmbeddingMatcher(self.hashed, self.embeddings, options.match_settings)
+        if options.match_settings.verify_bits:
+            return VerifyingMatcher(self.hashed, options.match_settings, options.index_settings, options.workers)
         return Matcher(self.hashed, options.match_settings, options.index_settings)
 
 
@@ -308,6 +313,8 @@ def settings_dict(options: CollectionOptions) -> dict:
         "isometric": options.hash_settings.isometric,
         "video_mirror": options.video_mirror,
         "views": options.hash_settings.views,
+        "verify": options.verify,
+        "verify_bits": options.match_settings.verify_bits,
         "colour_check": options.colour_check,
         "colour_threshold": options.colour_threshold,
         "full_decode": options.hash_settings.full_decode,
@@ -393,6 +400,7 @@ def plan_collection(collection: Collection, options: CollectionOptions, policy: 
     matcher = collection.matcher(options)
     links = matcher.pairs()[:2] if with_links else None
     plan = make_plan(hashed, options.match_settings, options.index_settings, policy, matcher, reference=reference)
+    collection.notes.extend(getattr(matcher, "notes", ()))
     _check_plan(plan, reference)
     planned = PlannedCollection(hashed, plan, len(hashed.paths), links)
     if collection.videos.prints:
@@ -457,11 +465,18 @@ def _check_plan(plan: Plan, reference=None) -> None:
     # The invariants of rule 2, checked again here as code rather than trusted (not with
     # assert, which python -O would strip).
     for group in plan.groups:
-        justified = all(r.nearest_keep in group.keep and r.bits <= plan.max_bits for r in group.remove)
+        justified = all(r.nearest_keep in group.keep and _within(r, plan) for r in group.remove)
         if not group.keep or not justified:
             raise RuntimeError("internal error: a planned removal has no kept file within the threshold")
         if reference is not None and any(reference[r.row] for r in group.remove):
             raise RuntimeError("internal error: a file in a reference folder was planned for removal")
+
+
+def _within(removal: Removal, plan: Plan) -> bool:
+    """Rule 2: within the threshold, or a near miss that features verified (--verify)."""
+    if removal.bits <= plan.max_bits:
+        return True
+    return removal.bits <= plan.max_bits + plan.verify_bits and removal.view.endswith(f", {FEATURES_LABEL}")
 
 
 def _delete_report(options, delete, collection, planned: PlannedCollection, outcomes,

@@ -54,6 +54,7 @@ class Plan:
     max_bits: int
     keep_policy: str
     groups: list[Group] = field(default_factory=list)
+    verify_bits: int = 0  # removals this far beyond max_bits stand on pairs that features verified
 
     @property
     def removals(self) -> list[Removal]:
@@ -215,7 +216,7 @@ def make_plan(hashed, settings: MatchSettings, index_settings: IndexSettings = I
     (keep_order's signature; videos have their own, plan/video.py)."""
     if policy not in KEEP_POLICIES:
         raise ValueError(f"unknown keep policy {policy!r}")
-    plan = Plan(max_bits=settings.max_bits, keep_policy=policy)
+    plan = Plan(max_bits=settings.max_bits, keep_policy=policy, verify_bits=settings.verify_bits)
     matcher = matcher or Matcher(hashed, settings, index_settings)
     for members in connected_groups(hashed, settings, index_settings, matcher):
         group = plan_group(members.tolist(), hashed, matcher, policy, reference, order)

@@ -67,6 +67,9 @@ class MatchSettings:
     # The local check's limit in colour thresholds: cnn_match raises it for grids that it
     # approximates (a window of another picture's grid blurs the cells at its edges).
     local_factor: float = LOCAL_FACTOR
+    # Near misses up to this many bits beyond max_bits that local features verify also
+    # match (plan/verify.py: VerifyingMatcher); 0 is the hash alone.
+    verify_bits: int = 0
 
 
 def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
