@@ -59,18 +59,25 @@ class Features:
     descriptors: np.ndarray
     size: tuple[int, int]
     error: str = ""
+    content_share: float = 1.0  # of the picture, without uniform neutral borders (views.trim_box)
 
 
 def file_features(path: str) -> Features:
-    """Decode `path` once, grey, with its longer side at VERIFY_SIDE (smaller pictures as
-    they are), and find its ORB keypoints. Failures come back as a Features with `error`."""
+    """Decode `path` once, with its longer side at VERIFY_SIDE (smaller pictures as they
+    are), find its ORB keypoints on the grey picture and measure its uniform borders (the
+    share of it that is picture, as --views does, so that a padded copy that features
+    pair with its original ranks by its picture in the keep policy). Failures come back
+    as a Features with `error`."""
+    from dedup_cli.fingerprint.views import trim_box
     from dedup_cli.media.loading import load_image
 
     try:
-        loaded = load_image(path, min_side=VERIFY_SIDE // 2, mode="L")
-        image = loaded.image
+        image = load_image(path, min_side=VERIFY_SIDE // 2, mode="colour").image
         image.thumbnail((VERIFY_SIDE, VERIFY_SIDE))
-        return image_features(np.asarray(image))
+        grey = image.getchannel(0) if image.mode == "YCbCr" else image.convert("L")
+        features = image_features(np.asarray(grey))
+        left, top, right, bottom = trim_box(image) or (0, 0, image.width, image.height)
+        return replace(features, content_share=(right - left) * (bottom - top) / (image.width * image.height))
     except UnreadableImage as exc:
         return _failed(exc.reason)
     except Exception as exc:  # odd pixels: one file's failure, never the run's
@@ -222,7 +229,8 @@ def _overlap_shares(transform, first_size, second_size) -> tuple[float, float]:
 
 
 _FEATURE_BATCH = 16  # files per unit of work sent to a worker
-_PAIR_CHUNK = 2_000  # near misses whose files' features are held at once (memory stays bounded)
+_PAIR_CHUNK = 2_000  # near misses verified at once
+_FEATURES_HELD = 4_096  # files whose features are held at most (about 60 KB each)
 VERIFIED_HOW = 1 << 20  # added to a pair's view code (Matcher's `how`) when features verified it
 FEATURES_LABEL = "features"
 
@@ -234,9 +242,11 @@ class VerifyingMatcher(Matcher):
     it. The pairs within max_bits + verify_bits are found and colour-checked as a Matcher
     with that wider threshold would (nearest accepted pair of views first); those beyond
     max_bits that would join two groups the hash alone leaves apart are then verified by
-    features, at most `per_file` of them per file (nearest first) and `total` in all. A
-    near miss that was not verified counts as no match, so the planner removes a file on
-    it only when the features vouched for that very pair.
+    features in the worker pool, at most `per_file` of them per file (nearest first). The
+    planner, walking a group, may ask about other near misses inside it: those are
+    verified when asked (in this process; a group holds few). At most `total` near misses
+    are verified in a run; one that was not verified counts as no match, so a file is
+    removed on a near miss only when the features vouched for that very pair.
     """
 
     def __init__(self, hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings(),
@@ -245,10 +255,21 @@ class VerifyingMatcher(Matcher):
         super().__init__(hashed, wide, index_settings)
         self.hash_bits = settings.max_bits
         self.workers, self.per_file, self.total = workers, per_file, total
-        self._verified_keys = np.zeros(0, dtype=np.int64)
-        self.notes: list[str] = []
+        self._verdicts: dict[int, bool] = {}  # pair key -> verified
+        self._features_by_row: dict[int, Features] = {}  # at most _FEATURES_HELD
         self.failures: dict[str, str] = {}  # path -> why its features could not be found
-        self.checked = 0  # near misses looked at by features
+        self.over_budget = 0  # near misses left unverified because `total` were
+        self._notes: list[str] = []
+
+    @property
+    def notes(self) -> list[str]:
+        """What the run should tell: unreadable files, near misses left unverified."""
+        notes = list(self._notes)
+        if self.over_budget:
+            notes.append(f"--verify: {self.over_budget} more near misses were not verified (at most {self.total} "
+                         "in a run); they count as no match")
+        return notes + [f"Cannot verify '{path}' by features: {reason} (its near misses count as no match)"
+                        for path, reason in sorted(self.failures.items())]
 
     @property
     def whole_pictures_only(self) -> bool:
@@ -260,68 +281,73 @@ class VerifyingMatcher(Matcher):
         # over the distinct files (which would know nothing of the features).
         return True
 
-    def _pair_keys(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    def _pair_keys(self, first: np.ndarray, second: np.ndarray) -> list[int]:
         count = len(self.hashed.paths)
-        return np.minimum(first, second).astype(np.int64) * count + np.maximum(first, second)
-
-    def _verified(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        keys = self._pair_keys(first, second)
-        at = np.minimum(np.searchsorted(self._verified_keys, keys), max(len(self._verified_keys) - 1, 0))
-        return (self._verified_keys[at] == keys) if len(self._verified_keys) else np.zeros(len(keys), dtype=bool)
+        first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
+        return (np.minimum(first, second) * count + np.maximum(first, second)).tolist()
 
     def _find_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         first, second, bits = super()._find_pairs()
         near = bits > self.hash_bits
         candidates, worth = _near_misses(first, second, bits, near, len(self.hashed.paths), self.per_file)
-        candidates = candidates[:self.total]
         if len(candidates) < worth:
-            self.notes.append(f"--verify: {worth} near misses were worth a second look; the nearest "
-                              f"{len(candidates)} were verified by features (at most {self.per_file} per file "
-                              f"and {self.total} in all), the rest count as no match")
-        verified = self._verify(first[candidates], second[candidates])
-        self._verified_keys = np.sort(self._pair_keys(first[candidates][verified], second[candidates][verified]))
-        if self.failures:
-            self.notes += [f"Cannot verify '{path}' by features: {reason} (its near misses count as no match)"
-                           for path, reason in sorted(self.failures.items())]
-        kept = ~near | self._verified(first, second)
-        return first[kept], second[kept], bits[kept]
-
-    def _verify(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        """Feature verdicts on the pairs first[i]-second[i], their features found in the
-        worker pool a chunk of pairs at a time."""
+            self._notes.append(f"--verify: of {worth} near misses between groups, the nearest {len(candidates)} "
+                               f"were verified (at most {self.per_file} per file); the rest count as no match")
         from dedup_cli.fingerprint.hashing import worker_pool
 
-        verdicts = np.zeros(len(first), dtype=bool)
-        if not len(first):
-            return verdicts
-        self.checked += len(first)
-        with worker_pool(self.workers) as pool:
-            for start in range(0, len(first), _PAIR_CHUNK):
-                part = slice(start, start + _PAIR_CHUNK)
-                rows = np.unique(np.concatenate([first[part], second[part]]))
-                features = dict(zip(rows.tolist(), self._features(pool, rows)))
-                verdicts[part] = [verify_pair(features[a], features[b]).verified
-                                  for a, b in zip(first[part].tolist(), second[part].tolist())]
+        with worker_pool(min(self.workers, max(1, len(candidates) // _FEATURE_BATCH))) as pool:
+            verified = self._verify(first[candidates], second[candidates], pool)
+        kept = ~near
+        kept[candidates[verified]] = True
+        return first[kept], second[kept], bits[kept]
+
+    def _verify(self, first: np.ndarray, second: np.ndarray, pool=None) -> np.ndarray:
+        """Feature verdicts on the pairs first[i]-second[i] (remembered), the features found
+        over `pool` (or here) a chunk of pairs at a time, so that memory stays bounded."""
+        keys = self._pair_keys(first, second)
+        verdicts = np.zeros(len(keys), dtype=bool)
+        unknown = [index for index, key in enumerate(keys) if key not in self._verdicts]
+        for start in range(0, len(unknown), _PAIR_CHUNK):
+            part = unknown[start:start + _PAIR_CHUNK]
+            allowed = max(0, self.total - len(self._verdicts))
+            self.over_budget += max(0, len(part) - allowed)
+            part = part[:allowed]
+            rows = sorted({int(first[index]) for index in part} | {int(second[index]) for index in part})
+            self._load_features(rows, pool)
+            for index in part:
+                self._verdicts[keys[index]] = verify_pair(self._features_by_row[int(first[index])],
+                                                          self._features_by_row[int(second[index])]).verified
+        for index, key in enumerate(keys):
+            verdicts[index] = self._verdicts.get(key, False)
         return verdicts
 
-    def _features(self, pool, rows: np.ndarray) -> list[Features]:
-        paths = [self.hashed.paths[row] for row in rows.tolist()]
-        batches = [paths[start:start + _FEATURE_BATCH] for start in range(0, len(paths), _FEATURE_BATCH)]
-        found = [features for batch in pool.map(features_of_batch, batches) for features in batch]
-        for path, features in zip(paths, found):
+    def _load_features(self, rows: list[int], pool) -> None:
+        missing = [row for row in rows if row not in self._features_by_row]
+        if len(self._features_by_row) + len(missing) > _FEATURES_HELD:
+            self._features_by_row = {row: self._features_by_row[row] for row in rows if row in self._features_by_row}
+        paths = [self.hashed.paths[row] for row in missing]
+        if pool is None or len(paths) < 2 * _FEATURE_BATCH:
+            found = features_of_batch(paths)
+        else:
+            batches = [paths[start:start + _FEATURE_BATCH] for start in range(0, len(paths), _FEATURE_BATCH)]
+            found = [features for batch in pool.map(features_of_batch, batches) for features in batch]
+        for row, path, features in zip(missing, paths, found):
+            self._features_by_row[row] = features
+            # The keep policy reads it (plan/grouping.py); --views measured it already.
+            if self.hashed.views is None:
+                self.hashed.content_share[row] = features.content_share
             if features.error:
                 self.failures[path] = features.error
-        return found
 
     def accepted_views(self, rows, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Matcher.accepted_views, where a pair beyond the hash threshold counts only when
-        features verified it (its `how` then carries VERIFIED_HOW, for views_label)."""
+        features verify it (its `how` then carries VERIFIED_HOW, for views_label)."""
         self.pairs()
         bits, first, how = super().accepted_views(rows, row)
         near = np.flatnonzero((bits > self.hash_bits) & (bits < self.rejected))
         if len(near):
             rows = np.asarray(rows, dtype=np.int64)
-            verified = self._verified(rows[near], np.full(len(near), row))
+            verified = self._verify(rows[near], np.full(len(near), row))
             bits[near[~verified]] = self.rejected
             how[near[verified]] += VERIFIED_HOW
         return bits, first, how
