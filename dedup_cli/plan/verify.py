@@ -29,10 +29,10 @@ from dedup_cli.errors import UnreadableImage
 from dedup_cli.plan.similarity import Matcher, MatchSettings
 from dedup_cli.search.index import IndexSettings
 
-VERIFY_SIDE = 512  # longer side, in pixels, that features are found at
-FEATURES = 1536  # ORB keypoints per picture at most
+VERIFY_SIDE = 384  # longer side, in pixels, that features are found at
+FEATURES = 768  # ORB keypoints per picture at most
 RATIO = 0.8  # Lowe's ratio test: best match clearly better than the second best
-RANSAC_PIXELS = 4.0  # reprojection error (at VERIFY_SIDE) within which a match agrees
+RANSAC_PIXELS = 3.0  # reprojection error (at VERIFY_SIDE) within which a match agrees
 MIN_INLIERS = 30  # agreeing matches below which nothing is verified
 MIN_INLIER_SHARE = 0.3  # of the ratio-test matches
 COVER_GRID = 8  # each picture cut into COVER_GRID x COVER_GRID cells; of its cells that hold
@@ -46,6 +46,7 @@ VERIFY_SCALES = (0.45, 2.2)  # relative scale a copy may have (a 15% crop each s
 MAX_ROTATION_DEGREES = 5.0  # a copy is upright (turned copies are --isometric's work)
 DEFAULT_VERIFY_BITS = 6  # near misses: up to this many bits beyond the threshold
 MAX_NEAR_MISSES_PER_FILE = 8  # verified per file at most, nearest first
+TRIES_PER_LINK = 3  # near misses tried, nearest first, to join two groups the hash leaves apart
 MAX_NEAR_MISSES = 50_000  # verified per run at most
 
 
@@ -289,16 +290,20 @@ class VerifyingMatcher(Matcher):
     def _find_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         first, second, bits = super()._find_pairs()
         near = bits > self.hash_bits
-        candidates, worth = _near_misses(first, second, bits, near, len(self.hashed.paths), self.per_file)
-        if len(candidates) < worth:
-            self._notes.append(f"--verify: of {worth} near misses between groups, the nearest {len(candidates)} "
-                               f"were verified (at most {self.per_file} per file); the rest count as no match")
+        links, worth = _near_misses(first, second, bits, near, len(self.hashed.paths), self.per_file)
+        if len(links) < worth:
+            self._notes.append(f"--verify: of {worth} near misses between groups, the nearest {len(links)} "
+                               f"could be verified (at most {self.per_file} per file); the rest count as no match")
         from dedup_cli.fingerprint.hashing import worker_pool
 
-        with worker_pool(min(self.workers, max(1, len(candidates) // _FEATURE_BATCH))) as pool:
-            verified = self._verify(first[candidates], second[candidates], pool)
         kept = ~near
-        kept[candidates[verified]] = True
+        joined = np.zeros(len(links), dtype=bool)  # per near miss: its two groups are joined already
+        with worker_pool(min(self.workers, max(1, len(links) // _FEATURE_BATCH))) as pool:
+            for attempt in range(TRIES_PER_LINK):
+                now = np.flatnonzero((links.attempt == attempt) & ~joined)
+                verified = now[self._verify(first[links.position[now]], second[links.position[now]], pool)]
+                kept[links.position[verified]] = True
+                joined |= np.isin(links.link, links.link[verified])
         return first[kept], second[kept], bits[kept]
 
     def _verify(self, first: np.ndarray, second: np.ndarray, pool=None) -> np.ndarray:
@@ -341,11 +346,15 @@ class VerifyingMatcher(Matcher):
 
     def accepted_views(self, rows, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Matcher.accepted_views, where a pair beyond the hash threshold counts only when
-        features verify it (its `how` then carries VERIFIED_HOW, for views_label)."""
+        features verify it (its `how` then carries VERIFIED_HOW, for views_label). The
+        planner takes the nearest of `rows`, so when one is within the hash threshold the
+        near misses are not looked at (and count as no match)."""
         self.pairs()
         bits, first, how = super().accepted_views(rows, row)
         near = np.flatnonzero((bits > self.hash_bits) & (bits < self.rejected))
-        if len(near):
+        if len(near) and (bits <= self.hash_bits).any():
+            bits[near] = self.rejected
+        elif len(near):
             rows = np.asarray(rows, dtype=np.int64)
             verified = self._verify(rows[near], np.full(len(near), row))
             bits[near[~verified]] = self.rejected
@@ -359,23 +368,45 @@ class VerifyingMatcher(Matcher):
         return f"{super().views_label(how - VERIFIED_HOW, removed_first)}, {FEATURES_LABEL}"
 
 
-def _near_misses(first, second, bits, near, count: int, per_file: int) -> tuple[np.ndarray, int]:
-    """Positions of the near misses worth a second look, nearest first: those whose two
-    files the pairs within the hash threshold leave in different groups (a near miss
-    inside a group changes nothing), at most `per_file` for each file; and how many were
-    worth it before that cap."""
+@dataclass(frozen=True)
+class _NearMisses:
+    """Near misses worth a second look, nearest first: `position` in the pair arrays,
+    `link` (which two groups the pair would join) and `attempt` (0 for the nearest pair
+    of its two groups, 1 for the next ...)."""
+
+    position: np.ndarray
+    link: np.ndarray
+    attempt: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+
+def _near_misses(first, second, bits, near, count: int, per_file: int) -> tuple[_NearMisses, int]:
+    """The near misses whose two files the pairs within the hash threshold leave in
+    different groups (a near miss inside a group changes no grouping), at most
+    `per_file` for each file and TRIES_PER_LINK for each two groups, nearest first; and
+    how many there were before the per-file cap. One verified pair is enough to join two
+    groups, so the later attempts are only made where the earlier ones failed."""
     from dedup_cli.plan.grouping import component_labels
 
     within = np.flatnonzero(~near)
     labels = component_labels(first[within].astype(np.int64), second[within].astype(np.int64), count)
-    candidates = np.flatnonzero(near & (labels[first] != labels[second]))
-    candidates = candidates[np.argsort(bits[candidates], kind="stable")]
+    low, high = np.minimum(labels[first], labels[second]), np.maximum(labels[first], labels[second])
+    candidates = np.flatnonzero(near & (low != high))
+    candidates = candidates[np.lexsort((bits[candidates], high[candidates], low[candidates]))]
+    link = low[candidates].astype(np.int64) * count + high[candidates]
+    attempt = np.arange(len(candidates)) - np.searchsorted(link, link)
+    tried = np.flatnonzero(attempt < TRIES_PER_LINK)
+    candidates, link, attempt = candidates[tried], link[tried], attempt[tried]
+    order = np.argsort(bits[candidates], kind="stable")
     taken = np.zeros(count, dtype=np.int64)
     chosen = []
-    for position in candidates.tolist():
-        a, b = int(first[position]), int(second[position])
+    for index in order.tolist():
+        a, b = int(first[candidates[index]]), int(second[candidates[index]])
         if taken[a] < per_file and taken[b] < per_file:
             taken[a] += 1
             taken[b] += 1
-            chosen.append(position)
-    return np.array(chosen, dtype=np.int64), len(candidates)
+            chosen.append(index)
+    chosen = np.array(chosen, dtype=np.int64)
+    return _NearMisses(candidates[chosen], link[chosen], attempt[chosen]), len(candidates)
