@@ -30,6 +30,7 @@ from dedup_cli.plan.similarity import Matcher, MatchSettings
 from dedup_cli.search.index import IndexSettings
 
 VERIFY_SIDE = 384  # longer side, in pixels, that features are found at
+COLOUR_SIDE = 128  # longer side of the pixels kept for the aligned colour check (grids of 16x16 at most)
 FEATURES = 768  # ORB keypoints per picture at most
 RATIO = 0.8  # Lowe's ratio test: best match clearly better than the second best
 RANSAC_PIXELS = 3.0  # reprojection error (at VERIFY_SIDE) within which a match agrees
@@ -44,6 +45,18 @@ MIN_EXTENT = 0.2
 MIN_OVERLAP = 0.35  # share of each picture that the other shows, at least
 VERIFY_SCALES = (0.45, 2.2)  # relative scale a copy may have (a 15% crop each side: 1.43)
 MAX_ROTATION_DEGREES = 5.0  # a copy is upright (turned copies are --isometric's work)
+# A pair the colour checks veto in the hash's view (a large logo is another colour in
+# part of the picture) gets them again on the pictures aligned by the features, with
+# the cells where the features say one of them is covered left out: at most this share
+# of the cells.
+OCCLUDED_POINTS = 3
+MAX_OCCLUDED_SHARE = 0.25
+# Both pictures must be this textured (keypoints of FEATURES) for features to overrule
+# the colour checks: a flat picture (a flag, an emoji, an icon) is matched by its outline
+# alone, and there a white emblem is no overlay (Singapore's flag is Indonesia's with
+# a white crescent).
+RESCUE_KEYPOINTS = 300
+OVERLAY_CHROMA_SLACK = 4.0  # Cb, Cr levels by which an overlay may seem more colourful (JPEG noise)
 DEFAULT_VERIFY_BITS = 6  # near misses: up to this many bits beyond the threshold
 MAX_NEAR_MISSES_PER_FILE = 8  # verified per file at most, nearest first
 TRIES_PER_LINK = 3  # near misses tried, nearest first, to join two groups the hash leaves apart
@@ -61,6 +74,7 @@ class Features:
     size: tuple[int, int]
     error: str = ""
     content_share: float = 1.0  # of the picture, without uniform neutral borders (views.trim_box)
+    colour: np.ndarray | None = None  # RGB pixels, the longer side COLOUR_SIDE: aligned_colour_vetoed
 
 
 def file_features(path: str) -> Features:
@@ -78,7 +92,10 @@ def file_features(path: str) -> Features:
         grey = image.getchannel(0) if image.mode == "YCbCr" else image.convert("L")
         features = image_features(np.asarray(grey))
         left, top, right, bottom = trim_box(image) or (0, 0, image.width, image.height)
-        return replace(features, content_share=(right - left) * (bottom - top) / (image.width * image.height))
+        small = image.copy()
+        small.thumbnail((COLOUR_SIDE, COLOUR_SIDE))
+        return replace(features, content_share=(right - left) * (bottom - top) / (image.width * image.height),
+                       colour=np.asarray(small.convert("RGB")))
     except UnreadableImage as exc:
         return _failed(exc.reason)
     except Exception as exc:  # odd pixels: one file's failure, never the run's
@@ -133,6 +150,12 @@ class Verdict:
     scale: float = 0.0
     overlap: tuple[float, float] = (0.0, 0.0)  # per picture: the share of it the other shows
     extent: tuple[float, float] = (0.0, 0.0)  # per picture: _extent
+    transform: np.ndarray | None = None  # 2x3, first picture -> second
+    # Per cell of the grid over the first picture: keypoints there and not one agreeing,
+    # in the first picture (covered_first) or the second (covered_second, mapped there).
+    covered_first: np.ndarray | None = None
+    covered_second: np.ndarray | None = None
+    keypoints: tuple[int, int] = (0, 0)  # found in each picture
 
 
 def verify_pair(first: Features, second: Features) -> Verdict:
@@ -166,7 +189,20 @@ def verify_pair(first: Features, second: Features) -> Verdict:
     verified = (inliers >= MIN_INLIERS and inliers >= MIN_INLIER_SHARE * len(good)
                 and min(spread) >= MIN_SPREAD and min(overlap) >= MIN_OVERLAP and min(extent) >= MIN_EXTENT
                 and VERIFY_SCALES[0] <= scale <= VERIFY_SCALES[1] and abs(rotation) <= MAX_ROTATION_DEGREES)
-    return Verdict(verified, inliers, (round(spread[0], 2), round(spread[1], 2)), round(scale, 3), overlap, extent)
+    return Verdict(verified, inliers, (round(spread[0], 2), round(spread[1], 2)), round(scale, 3), overlap, extent,
+                   transform, _occluded_cells(first.points, source[agree], first.size),
+                   _occluded_cells(_apply(inverse, second.points), _apply(inverse, target[agree]), first.size),
+                   (len(first.points), len(second.points)))
+
+
+def _occluded_cells(points: np.ndarray, agreeing: np.ndarray, size) -> np.ndarray:
+    """Cells of the grid over a picture of `size` (COVER_GRID² booleans) that hold at
+    least OCCLUDED_POINTS keypoints and not one agreeing: something covers one picture
+    there (a logo, text), or the other picture does not reach it."""
+    inside = (points[:, 0] >= 0) & (points[:, 0] < size[0]) & (points[:, 1] >= 0) & (points[:, 1] < size[1])
+    counts = np.bincount(_cells(points[inside], size), minlength=COVER_GRID ** 2)
+    agree = np.bincount(_cells(agreeing, size), minlength=COVER_GRID ** 2) if len(agreeing) else 0
+    return (counts >= OCCLUDED_POINTS) & (agree == 0)
 
 
 def _apply(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -229,8 +265,98 @@ def _overlap_shares(transform, first_size, second_size) -> tuple[float, float]:
     return tuple(shares)
 
 
+def aligned_colour_vetoed(first: Features, second: Features, verdict: Verdict, settings: MatchSettings) -> bool:
+    """Whether the colour checks (similarity.vetoed) still rule out two pictures that
+    features verified (`verdict`) once the features explain the difference by an overlay.
+
+    The second picture is warped onto the first and both are cut to the part they share.
+    A cell where one picture has keypoints and none agrees is covered in it; it is left
+    out (taken from the first in both) only when the covering picture is there no more
+    colourful than the other, in the same hue: what a white, grey or black watermark or
+    logo does. A flag's coloured emblem is not excused. False (not vetoed) only when the
+    aligned pictures differ in colour with those cells and agree without them, and at
+    most MAX_OCCLUDED_SHARE of the cells are left out."""
+    import cv2
+
+    if verdict.transform is None or min(verdict.keypoints) < RESCUE_KEYPOINTS:
+        return True
+    transform = _scaled(verdict.transform, first, second)
+    first, second = first.colour, second.colour
+    height, width = first.shape[:2]
+    aligned = cv2.warpAffine(second, transform, (width, height), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP)
+    left, top, right, bottom = (round(value) for value in _overlap_box(
+        cv2.invertAffineTransform(transform), second.shape[1::-1], (width, height)))
+    box = (left + 1, top + 1, right - 1, bottom - 1)  # the warp's edge blends with black
+    if box[2] - box[0] < 8 or box[3] - box[1] < 8:
+        return True
+    excused = _overlay_cells(first, aligned, verdict)
+    if not excused.any() or excused.mean() > MAX_OCCLUDED_SHARE:
+        return True
+    if not _colour_vetoed(first, aligned, box, settings):
+        return True  # they agree as they are: the hash's own verdict stands, nothing to excuse
+    for cell in np.flatnonzero(excused).tolist():
+        rows, columns = _cell_slices(cell, height, width)
+        aligned[rows, columns] = first[rows, columns]
+    return _colour_vetoed(first, aligned, box, settings)
+
+
+def _scaled(transform: np.ndarray, first: Features, second: Features) -> np.ndarray:
+    """`transform` (between the keypoint frames) between the two pictures' colour pixels."""
+    to_first = first.colour.shape[1] / first.size[0]
+    to_second = second.colour.shape[1] / second.size[0]
+    scaled = transform * to_second
+    scaled[:, :2] /= to_first
+    return scaled
+
+
+def _cell_slices(cell: int, height: int, width: int) -> tuple[slice, slice]:
+    row, column = divmod(cell, COVER_GRID)
+    return (slice(row * height // COVER_GRID, (row + 1) * height // COVER_GRID),
+            slice(column * width // COVER_GRID, (column + 1) * width // COVER_GRID))
+
+
+def _overlay_cells(first: np.ndarray, aligned: np.ndarray, verdict: Verdict) -> np.ndarray:
+    """The covered cells (verdict) where the covering picture is no more colourful than
+    the other, in the same hue (within OVERLAY_CHROMA_SLACK levels of Cb and Cr)."""
+    height, width = first.shape[:2]
+    excused = np.zeros(COVER_GRID ** 2, dtype=bool)
+    for cell in np.flatnonzero(verdict.covered_first | verdict.covered_second).tolist():
+        rows, columns = _cell_slices(cell, height, width)
+        chroma = [_mean_chroma(pixels[rows, columns]) for pixels in (first, aligned)]
+        for covering, covered in ((0, verdict.covered_first), (1, verdict.covered_second)):
+            if covered[cell] and _shrunk_towards_grey(chroma[covering], chroma[1 - covering]):
+                excused[cell] = True
+    return excused
+
+
+def _mean_chroma(pixels: np.ndarray) -> np.ndarray:
+    """Mean (Cb, Cr) about neutral grey of RGB pixels (JPEG's YCbCr)."""
+    red, green, blue = pixels.reshape(-1, 3).astype(np.float32).mean(axis=0)
+    return np.array([-0.168736 * red - 0.331264 * green + 0.5 * blue,
+                     0.5 * red - 0.418688 * green - 0.081312 * blue])
+
+
+def _shrunk_towards_grey(covering: np.ndarray, other: np.ndarray) -> bool:
+    """True when `covering` lies between `other` and neutral grey, channel by channel."""
+    slack = OVERLAY_CHROMA_SLACK
+    same_side = (covering * other >= 0) | (np.abs(covering) <= slack)
+    return bool(np.all(same_side & (np.abs(covering) <= np.abs(other) + slack)))
+
+
+def _colour_vetoed(first: np.ndarray, second: np.ndarray, box, settings: MatchSettings) -> bool:
+    from PIL import Image
+
+    from dedup_cli.fingerprint.signature import colour_signature
+    from dedup_cli.plan.similarity import vetoed
+
+    signatures = [np.frombuffer(colour_signature(Image.fromarray(pixels), box), dtype=np.uint8)[None]
+                  for pixels in (first, second)]
+    return bool(vetoed(*signatures, settings)[0])
+
+
 _FEATURE_BATCH = 16  # files per unit of work sent to a worker
 _PAIR_CHUNK = 2_000  # near misses verified at once
+MAX_RECORDED_VETOES = 1_000_000  # colour-vetoed pairs kept for a rescue (16 bytes each, twice)
 _FEATURES_HELD = 4_096  # files whose features are held at most (about 60 KB each)
 VERIFIED_HOW = 1 << 20  # added to a pair's view code (Matcher's `how`) when features verified it
 FEATURES_LABEL = "features"
@@ -256,7 +382,10 @@ class VerifyingMatcher(Matcher):
         super().__init__(hashed, wide, index_settings)
         self.hash_bits = settings.max_bits
         self.workers, self.per_file, self.total = workers, per_file, total
-        self._verdicts: dict[int, bool] = {}  # pair key -> verified
+        self._verdicts: dict[int, bool] = {}  # pair key * 2 + rescue -> verified
+        self._rescued: dict[int, int] = {}  # pair key -> bits, for colour-vetoed pairs the features rescued
+        self._vetoed_pairs: list | None = None  # (first, second, how) ruled out while pairs are found
+        self._hash_groups: np.ndarray | None = None  # per file, its group by the hash (and colour) alone
         self._features_by_row: dict[int, Features] = {}  # at most _FEATURES_HELD
         self.failures: dict[str, str] = {}  # path -> why its features could not be found
         self.over_budget = 0  # near misses left unverified because `total` were
@@ -287,30 +416,75 @@ class VerifyingMatcher(Matcher):
         first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
         return (np.minimum(first, second) * count + np.maximum(first, second)).tolist()
 
+    def _vetoed(self, first: np.ndarray, second: np.ndarray, how: np.ndarray) -> np.ndarray:
+        ruled_out = super()._vetoed(first, second, how)
+        if self._vetoed_pairs is not None and self._vetoed_pairs[0] < MAX_RECORDED_VETOES:
+            picked = np.flatnonzero(ruled_out)[:MAX_RECORDED_VETOES - self._vetoed_pairs[0]]
+            self._vetoed_pairs[0] += len(picked)
+            self._vetoed_pairs.append((first[picked], second[picked], how[picked]))
+        return ruled_out
+
     def _find_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self._vetoed_pairs = [0]
         first, second, bits = super()._find_pairs()
-        near = bits > self.hash_bits
-        links, worth = _near_misses(first, second, bits, near, len(self.hashed.paths), self.per_file)
+        vetoed_first, vetoed_second, vetoed_bits = self._colour_vetoed_pairs(first, second)
+        self._vetoed_pairs = None
+        count = len(first)
+        first, second = np.concatenate([first, vetoed_first]), np.concatenate([second, vetoed_second])
+        bits = np.concatenate([bits, vetoed_bits])
+        rescue = np.arange(len(first)) >= count
+        within = ~rescue & (bits <= self.hash_bits)
+        links, worth, self._hash_groups = _near_misses(first, second, bits, within, rescue, len(self.hashed.paths),
+                                                       self.per_file)
         if len(links) < worth:
-            self._notes.append(f"--verify: of {worth} near misses between groups, the nearest {len(links)} "
-                               f"could be verified (at most {self.per_file} per file); the rest count as no match")
+            self._notes.append(f"--verify: of {worth} pairs worth a second look (near misses and colour-vetoed "
+                               f"pairs between groups), {len(links)} could be (at most {self.per_file} per file); "
+                               "the rest count as no match")
         from dedup_cli.fingerprint.hashing import worker_pool
 
-        kept = ~near
+        kept = within.copy()
         joined = np.zeros(len(links), dtype=bool)  # per near miss: its two groups are joined already
         with worker_pool(min(self.workers, max(1, len(links) // _FEATURE_BATCH))) as pool:
             for attempt in range(TRIES_PER_LINK):
-                now = np.flatnonzero((links.attempt == attempt) & ~joined)
-                verified = now[self._verify(first[links.position[now]], second[links.position[now]], pool)]
-                kept[links.position[verified]] = True
-                joined |= np.isin(links.link, links.link[verified])
+                now = links.position[(links.attempt == attempt) & ~joined]
+                verified = now[self._verify(first[now], second[now], rescue[now], pool)]
+                kept[verified] = True
+                joined |= np.isin(links.link, links.link[np.isin(links.position, verified)])
+        rescued = np.flatnonzero(kept & rescue)
+        self._rescued.update(zip(self._pair_keys(first[rescued], second[rescued]), bits[rescued].tolist()))
         return first[kept], second[kept], bits[kept]
 
-    def _verify(self, first: np.ndarray, second: np.ndarray, pool=None) -> np.ndarray:
-        """Feature verdicts on the pairs first[i]-second[i] (remembered), the features found
-        over `pool` (or here) a chunk of pairs at a time, so that memory stays bounded."""
-        keys = self._pair_keys(first, second)
-        verdicts = np.zeros(len(keys), dtype=bool)
+    def _colour_vetoed_pairs(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The pairs of files within the hash threshold that the colour checks ruled out in
+        every view tried (none of `first`-`second`, the accepted pairs), each once, with
+        its fewest bits. Features may overrule the colour checks only where the hash
+        agrees: beyond the threshold they would overrule both."""
+        recorded = [part for part in self._vetoed_pairs[1:] if len(part[0])]
+        if not recorded:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        low, high, how = (np.concatenate(column).astype(np.int64) for column in zip(*recorded))
+        bits = self._view_bits(low, high, how)
+        low, high = np.minimum(low, high), np.maximum(low, high)
+        keys = low * len(self.hashed.paths) + high
+        order = np.lexsort((bits, keys))
+        firsts = order[np.r_[True, keys[order][1:] != keys[order][:-1]]]
+        fresh = firsts[~np.isin(keys[firsts], self._pair_keys(first, second)) & (bits[firsts] <= self.hash_bits)]
+        return low[fresh], high[fresh], bits[fresh]
+
+    def _view_bits(self, first: np.ndarray, second: np.ndarray, how: np.ndarray) -> np.ndarray:
+        """Bits between the views of pairs matched `how` (Matcher's view codes)."""
+        from dedup_cli.search.index import hamming
+
+        query, index = np.divmod(how, self._index_views)
+        at = np.arange(len(first))
+        return hamming(self._query_hashes(first)[at, query], self._index_hashes(second)[at, index]).astype(np.int64)
+
+    def _verify(self, first: np.ndarray, second: np.ndarray, rescue: np.ndarray, pool=None) -> np.ndarray:
+        """Verdicts on the pairs first[i]-second[i] (remembered): features verify them and,
+        where `rescue` (the colour checks vetoed them), aligned_colour_vetoed does not.
+        Features are found over `pool` (or here) a chunk of pairs at a time, so that
+        memory stays bounded."""
+        keys = [2 * key + int(flag) for key, flag in zip(self._pair_keys(first, second), np.asarray(rescue).tolist())]
         unknown = [index for index, key in enumerate(keys) if key not in self._verdicts]
         for start in range(0, len(unknown), _PAIR_CHUNK):
             part = unknown[start:start + _PAIR_CHUNK]
@@ -320,11 +494,22 @@ class VerifyingMatcher(Matcher):
             rows = sorted({int(first[index]) for index in part} | {int(second[index]) for index in part})
             self._load_features(rows, pool)
             for index in part:
-                self._verdicts[keys[index]] = verify_pair(self._features_by_row[int(first[index])],
-                                                          self._features_by_row[int(second[index])]).verified
-        for index, key in enumerate(keys):
-            verdicts[index] = self._verdicts.get(key, False)
-        return verdicts
+                self._verdicts[keys[index]] = self._judge(int(first[index]), int(second[index]), bool(rescue[index]))
+        return np.array([self._verdicts.get(key, False) for key in keys], dtype=bool)
+
+    def _judge(self, first: int, second: int, rescue: bool) -> bool:
+        features = self._features_by_row[first], self._features_by_row[second]
+        if rescue and min(len(features[0].points), len(features[1].points)) < RESCUE_KEYPOINTS:
+            return False  # too flat for features to overrule the colour checks
+        verdict = verify_pair(*features)
+        if not verdict.verified or (rescue and aligned_colour_vetoed(*features, verdict, self.settings)):
+            return False
+        if self.hashed.views is None:
+            # The keep policy ranks a padded copy by its picture (plan/grouping.py); with
+            # --views hashing measured it already.
+            for row in (first, second):
+                self.hashed.content_share[row] = self._features_by_row[row].content_share
+        return True
 
     def _load_features(self, rows: list[int], pool) -> None:
         missing = [row for row in rows if row not in self._features_by_row]
@@ -338,28 +523,53 @@ class VerifyingMatcher(Matcher):
             found = [features for batch in pool.map(features_of_batch, batches) for features in batch]
         for row, path, features in zip(missing, paths, found):
             self._features_by_row[row] = features
-            # The keep policy reads it (plan/grouping.py); --views measured it already.
-            if self.hashed.views is None:
-                self.hashed.content_share[row] = features.content_share
             if features.error:
                 self.failures[path] = features.error
 
     def accepted_views(self, rows, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Matcher.accepted_views, where a pair beyond the hash threshold counts only when
-        features verify it (its `how` then carries VERIFIED_HOW, for views_label). The
-        planner takes the nearest of `rows`, so when one is within the hash threshold the
-        near misses are not looked at (and count as no match)."""
+        features verify it, and a pair the colour checks veto counts when the features
+        rescued it (see aligned_colour_vetoed); either way its `how` then carries
+        VERIFIED_HOW, for views_label. The planner takes the nearest of `rows`, so when one
+        is within the hash threshold the others are not looked at (and count as no match);
+        when none is accepted, the nearest few colour-vetoed ones get a rescue. Only files
+        that the hash alone puts in other groups than `row` get this second look."""
         self.pairs()
+        rows = np.asarray(rows, dtype=np.int64)
         bits, first, how = super().accepted_views(rows, row)
-        near = np.flatnonzero((bits > self.hash_bits) & (bits < self.rejected))
-        if len(near) and (bits <= self.hash_bits).any():
+        near = (bits > self.hash_bits) & (bits < self.rejected)
+        other = self._hash_groups[rows] != self._hash_groups[row]
+        bits[near & ~other] = self.rejected  # the hash's own group: walked as without features
+        near = np.flatnonzero(near & other)
+        if (bits <= self.hash_bits).any():  # the nearest is taken anyway
             bits[near] = self.rejected
-        elif len(near):
-            rows = np.asarray(rows, dtype=np.int64)
-            verified = self._verify(rows[near], np.full(len(near), row))
+            return bits, first, how
+        if len(near):
+            verified = self._verify(rows[near], np.full(len(near), row), np.zeros(len(near), dtype=bool))
             bits[near[~verified]] = self.rejected
             how[near[verified]] += VERIFIED_HOW
+        if (bits < self.rejected).any():
+            return bits, first, how
+        self._rescue(rows, row, bits, first, how)
         return bits, first, how
+
+    def _rescue(self, rows: np.ndarray, row: int, bits, first, how) -> None:
+        """Fill in, for the colour-vetoed pairs of `rows` with `row`, those the features
+        rescued (already, or now: the nearest TRIES_PER_LINK within max_bits)."""
+        from dedup_cli.search.index import hamming
+
+        whole = hamming(self.hashed.packed[rows], self.hashed.packed[row][None]).astype(np.int64)
+        keys = self._pair_keys(rows, np.full(len(rows), row))
+        known = np.array([key in self._rescued for key in keys], dtype=bool)
+        other = self._hash_groups[rows] != self._hash_groups[row]
+        tried = np.flatnonzero(~known & other & (whole <= self.hash_bits))
+        tried = tried[np.argsort(whole[tried], kind="stable")][:TRIES_PER_LINK]
+        if len(tried):
+            rescued = tried[self._verify(rows[tried], np.full(len(tried), row), np.ones(len(tried), dtype=bool))]
+            self._rescued.update((keys[index], int(whole[index])) for index in rescued.tolist())
+            known[rescued] = True
+        for index in np.flatnonzero(known).tolist():
+            bits[index], first[index], how[index] = self._rescued[keys[index]], row, VERIFIED_HOW
 
     def views_label(self, how: int, removed_first: bool) -> str:
         """Matcher.views_label, then ', features' for a pair that features verified."""
@@ -382,24 +592,28 @@ class _NearMisses:
         return len(self.position)
 
 
-def _near_misses(first, second, bits, near, count: int, per_file: int) -> tuple[_NearMisses, int]:
-    """The near misses whose two files the pairs within the hash threshold leave in
-    different groups (a near miss inside a group changes no grouping), at most
-    `per_file` for each file and TRIES_PER_LINK for each two groups, nearest first; and
-    how many there were before the per-file cap. One verified pair is enough to join two
-    groups, so the later attempts are only made where the earlier ones failed."""
+def _near_misses(first, second, bits, within, later, count: int, per_file: int
+                 ) -> tuple[_NearMisses, int, np.ndarray]:
+    """The pairs not `within` (near misses, and pairs the colour checks vetoed) whose two
+    files the pairs `within` the hash threshold (accepted) leave in different groups (a
+    pair inside a group changes no grouping), at most `per_file` for each file and
+    TRIES_PER_LINK for each two groups, nearest first; how many there were before the
+    per-file cap; and each file's group by the pairs `within`. One verified pair is
+    enough to join two groups, so the later attempts are only made where the earlier
+    ones failed; pairs marked `later` (colour-vetoed ones, which need more to be
+    accepted) come after the others of their two groups."""
     from dedup_cli.plan.grouping import component_labels
 
-    within = np.flatnonzero(~near)
-    labels = component_labels(first[within].astype(np.int64), second[within].astype(np.int64), count)
+    linked = np.flatnonzero(within)
+    labels = component_labels(first[linked].astype(np.int64), second[linked].astype(np.int64), count)
     low, high = np.minimum(labels[first], labels[second]), np.maximum(labels[first], labels[second])
-    candidates = np.flatnonzero(near & (low != high))
-    candidates = candidates[np.lexsort((bits[candidates], high[candidates], low[candidates]))]
+    candidates = np.flatnonzero(~within & (low != high))
+    candidates = candidates[np.lexsort((bits[candidates], later[candidates], high[candidates], low[candidates]))]
     link = low[candidates].astype(np.int64) * count + high[candidates]
     attempt = np.arange(len(candidates)) - np.searchsorted(link, link)
     tried = np.flatnonzero(attempt < TRIES_PER_LINK)
     candidates, link, attempt = candidates[tried], link[tried], attempt[tried]
-    order = np.argsort(bits[candidates], kind="stable")
+    order = np.lexsort((bits[candidates], later[candidates], attempt))  # every link's first try first
     taken = np.zeros(count, dtype=np.int64)
     chosen = []
     for index in order.tolist():
@@ -409,4 +623,4 @@ def _near_misses(first, second, bits, near, count: int, per_file: int) -> tuple[
             taken[b] += 1
             chosen.append(index)
     chosen = np.array(chosen, dtype=np.int64)
-    return _NearMisses(candidates[chosen], link[chosen], attempt[chosen]), len(candidates)
+    return _NearMisses(candidates[chosen], link[chosen], attempt[chosen]), len(candidates), labels
