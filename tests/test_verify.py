@@ -17,7 +17,7 @@ from dedup_cli.cli import main
 from dedup_cli.fingerprint.hashing import HashSettings, hash_collection
 from dedup_cli.plan.grouping import make_plan
 from dedup_cli.plan.similarity import Matcher, MatchSettings
-from dedup_cli.plan.verify import VerifyingMatcher, file_features, verify_pair
+from dedup_cli.plan.verify import VerifyingMatcher, _shrunk_towards_grey, file_features, verify_pair
 from dedup_cli.search.index import hamming
 
 DEMO = Path(__file__).resolve().parent.parent / "datasets" / "demo" / "originals"
@@ -90,6 +90,30 @@ def test_two_flat_pictures_sharing_only_a_block_of_text_are_not_verified(tmp_pat
     assert verdict.inliers >= 30 and not verdict.verified
 
 
+def test_a_large_logo_the_colour_checks_veto_is_rescued_only_with_verification(tmp_path):
+    # Within the default threshold (6 bits, measured) but the logo's white ring is
+    # another colour in part of the picture, which the local colour check vetoes.
+    original = Image.open(DEMO / "landscape.jpg").convert("RGB")
+    paths = [_save(original, tmp_path / "landscape.jpg", quality=97),
+             _save(TRANSFORMS["logo_large"].edit(original), tmp_path / "landscape_logo.jpg")]
+    hashed = hash_collection(paths, HashSettings())
+    assert hamming(hashed.packed[0], hashed.packed[1]) <= 14
+    assert _pairs(Matcher(hashed, MatchSettings(max_bits=14))) == set()
+    settings = MatchSettings(max_bits=14, verify_bits=6)
+    verifying = VerifyingMatcher(hashed, settings)
+    assert _pairs(verifying) == {("landscape.jpg", "landscape_logo.jpg")}
+    (removal,) = make_plan(hashed, settings, matcher=verifying).removals
+    assert Path(hashed.paths[removal.row]).name == "landscape_logo.jpg" and removal.view == "whole, features"
+
+
+def test_only_a_colourless_overlay_excuses_a_cell():
+    red = np.array([-40.0, 100.0])  # (Cb, Cr) about grey
+    assert _shrunk_towards_grey(red * 0.3, red)  # white, half opaque, over red
+    assert _shrunk_towards_grey(np.array([1.0, -2.0]), red)  # opaque white or grey
+    assert not _shrunk_towards_grey(np.array([-60.0, -50.0]), red)  # a green emblem
+    assert not _shrunk_towards_grey(red * 1.3, red)  # more saturated: no overlay does that
+
+
 def test_a_copy_recoloured_in_one_region_is_still_rejected(tmp_path):
     original = Image.open(DEMO / "elephants.jpg").convert("RGB")
     pixels = np.asarray(original).copy()
@@ -100,6 +124,7 @@ def test_a_copy_recoloured_in_one_region_is_still_rejected(tmp_path):
     assert hamming(hashed.packed[0], hashed.packed[1]) <= THRESHOLD + 6  # a near miss or closer
     assert verify_pair(file_features(str(paths[0])), file_features(str(paths[1]))).verified  # grey agrees
     assert _pairs(VerifyingMatcher(hashed, VERIFY)) == set()  # the colour checks still rule
+    assert _pairs(VerifyingMatcher(hashed, MatchSettings(max_bits=14, verify_bits=6))) == set()  # no rescue
 
 
 def test_a_file_that_cannot_be_decoded_for_its_features_is_reported(tmp_path):

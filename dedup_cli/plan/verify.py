@@ -1,22 +1,31 @@
-"""A second look at near misses: pairs of images whose hashes are a few bits beyond the
-threshold are accepted when local features show that one picture is the other, moved,
-scaled or cropped, with a part covered (a watermark, a logo).
+"""A second look at near misses (--verify): pairs of images whose hashes are a few bits
+beyond the threshold, or within it but vetoed by the colour checks, are accepted when
+local features show that one picture is the other, moved, scaled or cropped, with a
+part covered (a watermark, a logo).
 
 A global 64-bit hash moves by many bits when a logo covers a third of a picture or a
 crop takes 15% off each side; lifting the threshold for everyone would pair different
 pictures. Local features see what is left: ORB keypoints of both pictures (decoded once
-at VERIFY_SIDE pixels on the longer side, grey), matched with Lowe's ratio test, then
-one similarity transform (scale, rotation, shift) fitted by RANSAC. A pair is verified
-only when enough matches agree with it, the agreeing points are spread over most of BOTH
-pictures (a shared logo or block of text covers a small part of two different photos),
-and the transform is one a copy receives (scale within VERIFY_SCALES, nearly upright).
+at VERIFY_SIDE pixels on the longer side, grey, spread over the picture), matched with
+Lowe's ratio test, then one similarity transform (scale, rotation, shift) fitted by
+RANSAC. A pair is verified only when enough matches agree with it, the agreeing points
+are found in most textured cells of the part the pictures share and span a good part
+of it, in BOTH pictures (a shared logo or block of text covers a small part of two
+different photos), and the transform is one a copy receives (scale within
+VERIFY_SCALES, nearly upright).
 
-ORB sees grey only, so a verified pair still passes the colour checks in the view its
-hash matched in (similarity.Matcher); this module only adds a veto for near misses
-that the features do not confirm (VerifyingMatcher).
+ORB sees grey only, so a near miss must also pass the colour checks in the view its
+hash matched in (similarity.Matcher). A large logo, though, is another colour in part of
+the picture, and the local colour check vetoes it even within the hash threshold; such
+a pair is "rescued" only when both pictures are textured (RESCUE_KEYPOINTS), the
+features verify it, and the colour checks accept the two pictures aligned by the
+features once the cells that a white, grey or black overlay covers are left out
+(aligned_colour_vetoed), while they veto them with those cells: the overlay must be
+what explains the difference. A recoloured region, a skin tone or a flag's coloured
+emblem is no such overlay.
 
 Feature extraction is per file, in the worker pool that hashing uses; the verdicts are
-per pair of files and are remembered for the run.
+per pair of files and are remembered for the run (VerifyingMatcher).
 """
 
 from __future__ import annotations
