@@ -8,7 +8,8 @@ crop takes 15% off each side; lifting the threshold for everyone would pair diff
 pictures. Local features see what is left: ORB keypoints of both pictures (decoded once
 at VERIFY_SIDE pixels on the longer side, grey, spread over the picture), matched with
 Lowe's ratio test, then one similarity transform (scale, rotation, shift) fitted by
-RANSAC. A pair is verified only when enough matches agree with it, the agreeing points
+RANSAC. A pair is verified only when both pictures are textured (MIN_KEYPOINTS: a flat
+flag or icon is matched by its outline and a few edges alone), enough matches agree, the agreeing points
 are found in most textured cells of the part the pictures share and span a good part
 of it, in BOTH pictures (a shared logo or block of text covers a small part of two
 different photos), and the transform is one a copy receives (scale within
@@ -17,11 +18,10 @@ VERIFY_SCALES, nearly upright).
 ORB sees grey only, so a near miss must also pass the colour checks in the view its
 hash matched in (similarity.Matcher). A large logo, though, is another colour in part of
 the picture, and the local colour check vetoes it even within the hash threshold; such
-a pair is "rescued" only when both pictures are textured (RESCUE_KEYPOINTS), the
-features verify it, and the colour checks accept the two pictures aligned by the
-features once the cells that a white, grey or black overlay covers are left out
-(aligned_colour_vetoed), while they veto them with those cells: the overlay must be
-what explains the difference. A recoloured region, a skin tone or a flag's coloured
+a pair is "rescued" only when the features verify it and the colour checks accept the
+two pictures aligned by the features once the cells that a white, grey or black overlay
+covers are left out (aligned_colour_vetoed), while they veto them with those cells: the
+overlay must be what explains the difference. A recoloured region, a skin tone or a flag's coloured
 emblem is no such overlay.
 
 Feature extraction is per file, in the worker pool that hashing uses; the verdicts are
@@ -60,11 +60,11 @@ MAX_ROTATION_DEGREES = 5.0  # a copy is upright (turned copies are --isometric's
 # of the cells.
 OCCLUDED_POINTS = 3
 MAX_OCCLUDED_SHARE = 0.25
-# Both pictures must be this textured (keypoints of FEATURES) for features to overrule
-# the colour checks: a flat picture (a flag, an emoji, an icon) is matched by its outline
-# alone, and there a white emblem is no overlay (Singapore's flag is Indonesia's with
-# a white crescent).
-RESCUE_KEYPOINTS = 300
+# Both pictures must be this textured (keypoints of FEATURES) for features to vouch for
+# them: a flat picture (a flag, an emoji, an icon) is matched by its outline and a few
+# edges alone, which many different ones share (Austria's flag fits Latvia's narrower
+# stripes under a stretch; Singapore's is Indonesia's with a white crescent).
+MIN_KEYPOINTS = 300
 OVERLAY_CHROMA_SLACK = 4.0  # Cb, Cr levels by which an overlay may seem more colourful (JPEG noise)
 DEFAULT_VERIFY_BITS = 6  # near misses: up to this many bits beyond the threshold
 MAX_NEAR_MISSES_PER_FILE = 8  # verified per file at most, nearest first
@@ -171,8 +171,8 @@ def verify_pair(first: Features, second: Features) -> Verdict:
     """Whether `second` shows the same picture as `first` (see the module's docstring)."""
     import cv2
 
-    if min(len(first.points), len(second.points)) < MIN_INLIERS:
-        return Verdict(False)
+    if min(len(first.points), len(second.points)) < MIN_KEYPOINTS:
+        return Verdict(False, keypoints=(len(first.points), len(second.points)))
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     candidates = matcher.knnMatch(first.descriptors, second.descriptors, k=2)
     good = [pair[0] for pair in candidates if len(pair) == 2 and pair[0].distance < RATIO * pair[1].distance]
@@ -287,7 +287,7 @@ def aligned_colour_vetoed(first: Features, second: Features, verdict: Verdict, s
     most MAX_OCCLUDED_SHARE of the cells are left out."""
     import cv2
 
-    if verdict.transform is None or min(verdict.keypoints) < RESCUE_KEYPOINTS:
+    if verdict.transform is None or not verdict.verified:
         return True
     transform = _scaled(verdict.transform, first, second)
     first, second = first.colour, second.colour
@@ -508,8 +508,6 @@ class VerifyingMatcher(Matcher):
 
     def _judge(self, first: int, second: int, rescue: bool) -> bool:
         features = self._features_by_row[first], self._features_by_row[second]
-        if rescue and min(len(features[0].points), len(features[1].points)) < RESCUE_KEYPOINTS:
-            return False  # too flat for features to overrule the colour checks
         verdict = verify_pair(*features)
         if not verdict.verified or (rescue and aligned_colour_vetoed(*features, verdict, self.settings)):
             return False
