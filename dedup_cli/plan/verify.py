@@ -20,7 +20,7 @@ hash matched in (similarity.Matcher). A large logo, though, is another colour in
 the picture, and the local colour check vetoes it even within the hash threshold; such
 a pair is "rescued" only when the features verify it and the colour checks accept the
 two pictures aligned by the features once the cells that a white, grey or black overlay
-covers are left out (aligned_colour_vetoed), while they veto them with those cells: the
+covers are left out (overlay_rescue), while they veto them with those cells: the
 overlay must be what explains the difference. A recoloured region, a skin tone or a flag's coloured
 emblem is no such overlay.
 
@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dedup_cli.errors import UnreadableImage
+from dedup_cli.plan.grouping import PADDED_SHARE
 from dedup_cli.plan.similarity import Matcher, MatchSettings
 from dedup_cli.search.index import IndexSettings
 
@@ -83,7 +84,7 @@ class Features:
     size: tuple[int, int]
     error: str = ""
     content_share: float = 1.0  # of the picture, without uniform neutral borders (views.trim_box)
-    colour: np.ndarray | None = None  # RGB pixels, the longer side COLOUR_SIDE: aligned_colour_vetoed
+    colour: np.ndarray | None = None  # RGB pixels, the longer side COLOUR_SIDE: overlay_rescue
 
 
 def file_features(path: str) -> Features:
@@ -199,16 +200,21 @@ def verify_pair(first: Features, second: Features) -> Verdict:
                 and min(spread) >= MIN_SPREAD and min(overlap) >= MIN_OVERLAP and min(extent) >= MIN_EXTENT
                 and VERIFY_SCALES[0] <= scale <= VERIFY_SCALES[1] and abs(rotation) <= MAX_ROTATION_DEGREES)
     return Verdict(verified, inliers, (round(spread[0], 2), round(spread[1], 2)), round(scale, 3), overlap, extent,
-                   transform, _occluded_cells(first.points, source[agree], first.size),
-                   _occluded_cells(_apply(inverse, second.points), _apply(inverse, target[agree]), first.size),
+                   transform, _occluded_cells(first.points, _apply(transform, first.points), second.size,
+                                              source[agree], first.size),
+                   _occluded_cells(_apply(inverse, second.points), second.points, second.size,
+                                   _apply(inverse, target[agree]), first.size),
                    (len(first.points), len(second.points)))
 
 
-def _occluded_cells(points: np.ndarray, agreeing: np.ndarray, size) -> np.ndarray:
+def _occluded_cells(points: np.ndarray, in_other: np.ndarray, other_size, agreeing: np.ndarray, size) -> np.ndarray:
     """Cells of the grid over a picture of `size` (COVER_GRID² booleans) that hold at
-    least OCCLUDED_POINTS keypoints and not one agreeing: something covers one picture
-    there (a logo, text), or the other picture does not reach it."""
-    inside = (points[:, 0] >= 0) & (points[:, 0] < size[0]) & (points[:, 1] >= 0) & (points[:, 1] < size[1])
+    least OCCLUDED_POINTS keypoints inside the part both pictures show (`in_other`: the
+    same points in the frame of the other picture, of `other_size`) and not one agreeing:
+    something covers one picture there (a logo, text)."""
+    inside = ((points[:, 0] >= 0) & (points[:, 0] < size[0]) & (points[:, 1] >= 0) & (points[:, 1] < size[1])
+              & (in_other[:, 0] >= 0) & (in_other[:, 0] < other_size[0])
+              & (in_other[:, 1] >= 0) & (in_other[:, 1] < other_size[1]))
     counts = np.bincount(_cells(points[inside], size), minlength=COVER_GRID ** 2)
     agree = np.bincount(_cells(agreeing, size), minlength=COVER_GRID ** 2) if len(agreeing) else 0
     return (counts >= OCCLUDED_POINTS) & (agree == 0)
@@ -274,39 +280,61 @@ def _overlap_shares(transform, first_size, second_size) -> tuple[float, float]:
     return tuple(shares)
 
 
-def aligned_colour_vetoed(first: Features, second: Features, verdict: Verdict, settings: MatchSettings) -> bool:
-    """Whether the colour checks (similarity.vetoed) still rule out two pictures that
-    features verified (`verdict`) once the features explain the difference by an overlay.
+def overlay_rescue(first: Features, second: Features, verdict: Verdict,
+                   settings: MatchSettings) -> tuple[float, float] | None:
+    """Whether an overlay explains why the colour checks (similarity.vetoed) rule out two
+    pictures that features verified (`verdict`): the share of the cells that the overlay
+    covers in the first and in the second picture, or None when it does not.
 
     The second picture is warped onto the first and both are cut to the part they share.
     A cell where one picture has keypoints and none agrees is covered in it; it is left
     out (taken from the first in both) only when the covering picture is there no more
     colourful than the other, in the same hue: what a white, grey or black watermark or
-    logo does. A flag's coloured emblem is not excused. False (not vetoed) only when the
-    aligned pictures differ in colour with those cells and agree without them, and at
-    most MAX_OCCLUDED_SHARE of the cells are left out."""
+    logo does. A flag's coloured emblem is not excused. An overlay explains the veto
+    only when the aligned pictures differ in colour with those cells and agree without
+    them, and at most MAX_OCCLUDED_SHARE of the cells are left out."""
+    if verdict.transform is None or not verdict.verified:
+        return None
+    first_pixels, aligned, box = _aligned_pixels(first, second, verdict.transform)
+    if box is None:
+        return None
+    excused, covering = _overlay_cells(first_pixels, aligned, verdict)
+    if not excused.any() or excused.mean() > MAX_OCCLUDED_SHARE:
+        return None
+    if not _colour_vetoed(first_pixels, aligned, box, settings):
+        return None  # they agree as they are: the hash's own verdict stands, nothing to excuse
+    height, width = first_pixels.shape[:2]
+    for cell in np.flatnonzero(excused).tolist():
+        rows, columns = _cell_slices(cell, height, width)
+        aligned[rows, columns] = first_pixels[rows, columns]
+    if _colour_vetoed(first_pixels, aligned, box, settings):
+        return None
+    return float((covering == 0).mean()), float((covering == 1).mean())
+
+
+def covered_shares(first: Features, second: Features, verdict: Verdict) -> tuple[float, float]:
+    """The share of the cells that a colourless overlay covers in each of two pictures
+    features verified (see overlay_rescue), whatever the colour checks say."""
+    first_pixels, aligned, box = _aligned_pixels(first, second, verdict.transform)
+    if box is None:
+        return 0.0, 0.0
+    _, covering = _overlay_cells(first_pixels, aligned, verdict)
+    return float((covering == 0).mean()), float((covering == 1).mean())
+
+
+def _aligned_pixels(first: Features, second: Features, transform: np.ndarray):
+    """The first picture's colour pixels, the second's warped onto them, and the box of
+    the part both show (None when it is too small to compare)."""
     import cv2
 
-    if verdict.transform is None or not verdict.verified:
-        return True
-    transform = _scaled(verdict.transform, first, second)
+    transform = _scaled(transform, first, second)
     first, second = first.colour, second.colour
     height, width = first.shape[:2]
     aligned = cv2.warpAffine(second, transform, (width, height), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP)
     left, top, right, bottom = (round(value) for value in _overlap_box(
         cv2.invertAffineTransform(transform), second.shape[1::-1], (width, height)))
     box = (left + 1, top + 1, right - 1, bottom - 1)  # the warp's edge blends with black
-    if box[2] - box[0] < 8 or box[3] - box[1] < 8:
-        return True
-    excused = _overlay_cells(first, aligned, verdict)
-    if not excused.any() or excused.mean() > MAX_OCCLUDED_SHARE:
-        return True
-    if not _colour_vetoed(first, aligned, box, settings):
-        return True  # they agree as they are: the hash's own verdict stands, nothing to excuse
-    for cell in np.flatnonzero(excused).tolist():
-        rows, columns = _cell_slices(cell, height, width)
-        aligned[rows, columns] = first[rows, columns]
-    return _colour_vetoed(first, aligned, box, settings)
+    return first, aligned, box if box[2] - box[0] >= 8 and box[3] - box[1] >= 8 else None
 
 
 def _scaled(transform: np.ndarray, first: Features, second: Features) -> np.ndarray:
@@ -324,18 +352,19 @@ def _cell_slices(cell: int, height: int, width: int) -> tuple[slice, slice]:
             slice(column * width // COVER_GRID, (column + 1) * width // COVER_GRID))
 
 
-def _overlay_cells(first: np.ndarray, aligned: np.ndarray, verdict: Verdict) -> np.ndarray:
+def _overlay_cells(first: np.ndarray, aligned: np.ndarray, verdict: Verdict) -> tuple[np.ndarray, np.ndarray]:
     """The covered cells (verdict) where the covering picture is no more colourful than
-    the other, in the same hue (within OVERLAY_CHROMA_SLACK levels of Cb and Cr)."""
+    the other, in the same hue (within OVERLAY_CHROMA_SLACK levels of Cb and Cr); and per
+    cell which picture covers it there (0 the first, 1 the second, -1 none)."""
     height, width = first.shape[:2]
-    excused = np.zeros(COVER_GRID ** 2, dtype=bool)
+    covering = np.full(COVER_GRID ** 2, -1)
     for cell in np.flatnonzero(verdict.covered_first | verdict.covered_second).tolist():
         rows, columns = _cell_slices(cell, height, width)
         chroma = [_mean_chroma(pixels[rows, columns]) for pixels in (first, aligned)]
-        for covering, covered in ((0, verdict.covered_first), (1, verdict.covered_second)):
-            if covered[cell] and _shrunk_towards_grey(chroma[covering], chroma[1 - covering]):
-                excused[cell] = True
-    return excused
+        for side, covered in ((0, verdict.covered_first), (1, verdict.covered_second)):
+            if covered[cell] and _shrunk_towards_grey(chroma[side], chroma[1 - side]):
+                covering[cell] = side
+    return covering >= 0, covering
 
 
 def _mean_chroma(pixels: np.ndarray) -> np.ndarray:
@@ -490,7 +519,7 @@ class VerifyingMatcher(Matcher):
 
     def _verify(self, first: np.ndarray, second: np.ndarray, rescue: np.ndarray, pool=None) -> np.ndarray:
         """Verdicts on the pairs first[i]-second[i] (remembered): features verify them and,
-        where `rescue` (the colour checks vetoed them), aligned_colour_vetoed does not.
+        where `rescue` (the colour checks vetoed them), overlay_rescue finds an overlay.
         Features are found over `pool` (or here) a chunk of pairs at a time, so that
         memory stays bounded."""
         keys = [2 * key + int(flag) for key, flag in zip(self._pair_keys(first, second), np.asarray(rescue).tolist())]
@@ -509,13 +538,20 @@ class VerifyingMatcher(Matcher):
     def _judge(self, first: int, second: int, rescue: bool) -> bool:
         features = self._features_by_row[first], self._features_by_row[second]
         verdict = verify_pair(*features)
-        if not verdict.verified or (rescue and aligned_colour_vetoed(*features, verdict, self.settings)):
+        if not verdict.verified:
             return False
-        if self.hashed.views is None:
-            # The keep policy ranks a padded copy by its picture (plan/grouping.py); with
-            # --views hashing measured it already.
-            for row in (first, second):
-                self.hashed.content_share[row] = self._features_by_row[row].content_share
+        covered = overlay_rescue(*features, verdict, self.settings) if rescue else covered_shares(*features, verdict)
+        if covered is None:
+            return False
+        # The keep policy (plan/grouping.py) ranks a padded copy by its picture and a copy
+        # under a watermark or logo below the clean one; with --views hashing measured
+        # the borders already.
+        for row, share in zip((first, second), covered):
+            if self.hashed.views is None:
+                self.hashed.content_share[row] = min(self.hashed.content_share[row],
+                                                     self._features_by_row[row].content_share)
+            if share:
+                self.hashed.content_share[row] = min(self.hashed.content_share[row], (1 - share) * PADDED_SHARE)
         return True
 
     def _load_features(self, rows: list[int], pool) -> None:
@@ -536,7 +572,7 @@ class VerifyingMatcher(Matcher):
     def accepted_views(self, rows, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Matcher.accepted_views, where a pair beyond the hash threshold counts only when
         features verify it, and a pair the colour checks veto counts when the features
-        rescued it (see aligned_colour_vetoed); either way its `how` then carries
+        rescued it (see overlay_rescue); either way its `how` then carries
         VERIFIED_HOW, for views_label. The planner takes the nearest of `rows`, so when one
         is within the hash threshold the others are not looked at (and count as no match);
         when none is accepted, the nearest few colour-vetoed ones get a rescue. Only files
