@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from dedup_cli import __version__
-from dedup_cli.errors import DedupError, ModelError
+from dedup_cli.errors import DedupError, MissingDependency, ModelError
 from dedup_cli.media.scan import MEDIA
 from dedup_cli.plan.cnn_match import DEFAULT_COSINE
 from dedup_cli.plan.grouping import KEEP_POLICIES
@@ -267,7 +267,7 @@ def handle_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except ModelError as exc:  # nothing ran: like a usage error, the message says what to install
+        except (ModelError, MissingDependency) as exc:  # nothing ran: a usage error; the message says what to install
             raise InputRefused(str(exc)) from exc
         except DedupError as exc:
             raise click.ClickException(str(exc)) from exc

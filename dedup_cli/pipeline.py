@@ -36,7 +36,7 @@ from dedup_cli.media.video import AV_MISSING, av_available, is_video_name
 from dedup_cli.plan.cnn_match import DEFAULT_COSINE, CosineUnits, EmbeddingMatcher, max_units
 from dedup_cli.plan.grouping import Group, Plan, Removal, make_plan
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
-from dedup_cli.plan.verify import DEFAULT_VERIFY_BITS, FEATURES_LABEL, VerifyingMatcher
+from dedup_cli.plan.verify import DEFAULT_VERIFY_BITS, FEATURES_LABEL, VerifyingMatcher, require_opencv
 from dedup_cli.plan.video import VideoMatchSettings, query_pairs, video_keep_order
 from dedup_cli.plan.video import video_rows as plan_video_rows
 from dedup_cli.present import report
@@ -181,6 +181,8 @@ def collect(options: CollectionOptions, exclude: tuple = (),
         on_total(len(scan.files) + len(scan.videos))
     # Before any work: a missing model stops the run at once (videos alone need none).
     model = open_model(options) if options.media != "video" else None
+    if options.match_settings.verify_bits and options.media != "video":
+        require_opencv()
     cache = _open_cache(options.cache_path)
     try:
         with hashing_pool(options.scheduler) as pool:

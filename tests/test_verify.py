@@ -5,6 +5,7 @@ its features is reported, not a traceback."""
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,15 @@ def test_the_cap_on_near_misses_is_reported(tmp_path):
     verifying = VerifyingMatcher(hashed, VERIFY, total=0)
     assert _pairs(verifying) == set()
     assert any("1 more near misses were not verified" in note for note in verifying.notes)
+
+
+def test_verify_without_opencv_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
+    demo = DEMO.parent
+    result = CliRunner().invoke(main, ["evaluate", "--images-path", str(demo), "--truth", str(demo / "truth.csv"),
+                                       "--verify", "y", "--no-cache", "--no-progress"])
+    assert result.exit_code == 2 and "pip install 'dedup-cli[verify]'" in result.output
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("verify", ["y", "n"])

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dedup_cli.errors import UnreadableImage
+from dedup_cli.errors import MissingDependency, UnreadableImage
 from dedup_cli.plan.grouping import PADDED_SHARE
 from dedup_cli.plan.similarity import Matcher, MatchSettings
 from dedup_cli.search.index import IndexSettings
@@ -71,6 +71,17 @@ DEFAULT_VERIFY_BITS = 6  # near misses: up to this many bits beyond the threshol
 MAX_NEAR_MISSES_PER_FILE = 8  # verified per file at most, nearest first
 TRIES_PER_LINK = 3  # near misses tried, nearest first, to join two groups the hash leaves apart
 MAX_NEAR_MISSES = 50_000  # verified per run at most
+
+
+OPENCV_MISSING = "--verify needs OpenCV: pip install 'dedup-cli[verify]' (the opencv-python-headless package)"
+
+
+def require_opencv() -> None:
+    """Raise MissingDependency, saying what to install, when OpenCV cannot be imported."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependency(OPENCV_MISSING) from exc
 
 
 @dataclass(frozen=True)
