@@ -14,11 +14,12 @@ from pathlib import Path
 import click
 
 from dedup_cli import __version__
-from dedup_cli.errors import DedupError, ModelError
+from dedup_cli.errors import DedupError, MissingDependency, ModelError
 from dedup_cli.media.scan import MEDIA
 from dedup_cli.plan.cnn_match import DEFAULT_COSINE
 from dedup_cli.plan.grouping import KEEP_POLICIES
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, EDIT_FACTOR, LOCAL_CELLS, LOCAL_FACTOR
+from dedup_cli.plan.verify import DEFAULT_VERIFY_BITS
 from dedup_cli.present.review import human_size as human_bytes
 from dedup_cli.search.index import METRIC_ALIASES, METRIC_UNITS, TREE_TYPES, IndexSettings, Metric
 
@@ -172,6 +173,7 @@ def collection_options(kwargs: dict):
         method=method,
         media=kwargs.pop("media"),
         scheduler=scheduler,
+        verify=kwargs.pop("verify", False),
     )
 
 
@@ -210,6 +212,15 @@ class InputRefused(click.ClickException):
 
     exit_code = 2
 
+
+
+def verify_option(command):
+    """--verify: delete and evaluate (the planner's pairs), not search or show yet."""
+    return click.option(
+        "--verify", type=YES_NO, default=False, show_default=True,
+        help=f"Images: also pair near misses (up to {DEFAULT_VERIFY_BITS} bits beyond the threshold) that local "
+        "features (ORB, RANSAC) show to be one picture, moved, scaled, cropped or with a part covered "
+        "(watermarks, logos); the colour checks still apply.")(command)
 
 
 def scheduler_option(extra: str = ""):
@@ -256,7 +267,7 @@ def handle_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except ModelError as exc:  # nothing ran: like a usage error, the message says what to install
+        except (ModelError, MissingDependency) as exc:  # nothing ran: a usage error; the message says what to install
             raise InputRefused(str(exc)) from exc
         except DedupError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -296,6 +307,7 @@ def check_readable(collection) -> None:
 
 @main.command()
 @common_options("dedup-output")
+@verify_option
 @click.option("--backup-keep", type=YES_NO, default=False, show_default=True,
               help="Also copy each kept file into <run>/keep/ (real runs only).")
 @click.option("--backup-duplicate", type=YES_NO, default=True, show_default=True,
@@ -490,6 +502,7 @@ def show(**kwargs):
 
 @main.command()
 @common_options(None)
+@verify_option
 @click.option("--truth", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV with columns file,group (paths relative to --images-path); note/transform optional.")
 @click.option("--keep", "keep_policy", type=click.Choice(KEEP_POLICIES),

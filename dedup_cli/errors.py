@@ -22,5 +22,9 @@ class ActionError(DedupError):
     """Carrying out a plan was refused for safety (e.g. a destination exists)."""
 
 
+class MissingDependency(DedupError):
+    """An optional package an option needs is not installed; the message says what to install."""
+
+
 class ModelError(DedupError):
     """The CNN model or its runtime is missing or unusable; the message says what to run."""

@@ -37,6 +37,7 @@ from dedup_cli.media.video import AV_MISSING, av_available, is_video_name
 from dedup_cli.plan.cnn_match import DEFAULT_COSINE, CosineUnits, EmbeddingMatcher, max_units
 from dedup_cli.plan.grouping import Group, Plan, Removal, make_plan
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
+from dedup_cli.plan.verify import DEFAULT_VERIFY_BITS, FEATURES_LABEL, VerifyingMatcher, require_opencv
 from dedup_cli.plan.video import VideoMatchSettings, query_pairs, query_pairs_many, video_keep_order
 from dedup_cli.plan.video import video_rows as plan_video_rows
 from dedup_cli.present import report
@@ -63,6 +64,7 @@ class CollectionOptions:
     media: str = "all"  # MEDIA: which files are looked at
     video_mirror: bool = True  # also pair videos mirrored left to right (--isometric, unless n)
     scheduler: str | None = None  # a Dask scheduler's address (or local, local:N): images are hashed there
+    verify: bool = False  # a second look at near misses by local features (plan/verify.py)
 
     @property
     def video_settings(self) -> VideoSettings:
@@ -93,7 +95,8 @@ class CollectionOptions:
 
     @property
     def match_settings(self) -> MatchSettings:
-        return MatchSettings(self.max_bits, self.colour_check, self.colour_threshold)
+        verify_bits = DEFAULT_VERIFY_BITS if self.verify and self.method == "hash" else 0
+        return MatchSettings(self.max_bits, self.colour_check, self.colour_threshold, verify_bits=verify_bits)
 
     @property
     def effective_threshold(self) -> float:
@@ -150,6 +153,8 @@ class Collection:
         embeddings (cnn_match). Videos have their own rule (plan_collection)."""
         if self.embeddings is not None:
             return EmbeddingMatcher(self.hashed, self.embeddings, options.match_settings)
+        if options.match_settings.verify_bits:
+            return VerifyingMatcher(self.hashed, options.match_settings, options.index_settings, options.workers)
         return Matcher(self.hashed, options.match_settings, options.index_settings, _pair_cache(options.cache_path))
 
 
@@ -177,6 +182,8 @@ def collect(options: CollectionOptions, exclude: tuple = (),
         on_total(len(scan.files) + len(scan.videos))
     # Before any work: a missing model stops the run at once (videos alone need none).
     model = open_model(options) if options.media != "video" else None
+    if options.match_settings.verify_bits and options.media != "video":
+        require_opencv()
     cache = _open_cache(options.cache_path)
     try:
         with hashing_pool(options.scheduler) as pool:
@@ -323,6 +330,8 @@ def settings_dict(options: CollectionOptions) -> dict:
         "isometric": options.hash_settings.isometric,
         "video_mirror": options.video_mirror,
         "views": options.hash_settings.views,
+        "verify": options.verify,
+        "verify_bits": options.match_settings.verify_bits,
         "colour_check": options.colour_check,
         "colour_threshold": options.colour_threshold,
         "full_decode": options.hash_settings.full_decode,
@@ -408,6 +417,7 @@ def plan_collection(collection: Collection, options: CollectionOptions, policy: 
     matcher = collection.matcher(options)
     links = matcher.pairs()[:2] if with_links else None
     plan = make_plan(hashed, options.match_settings, options.index_settings, policy, matcher, reference=reference)
+    collection.notes.extend(getattr(matcher, "notes", ()))
     _check_plan(plan, reference)
     planned = PlannedCollection(hashed, plan, len(hashed.paths), links)
     if collection.videos.prints:
@@ -472,11 +482,18 @@ def _check_plan(plan: Plan, reference=None) -> None:
     # The invariants of rule 2, checked again here as code rather than trusted (not with
     # assert, which python -O would strip).
     for group in plan.groups:
-        justified = all(r.nearest_keep in group.keep and r.bits <= plan.max_bits for r in group.remove)
+        justified = all(r.nearest_keep in group.keep and _within(r, plan) for r in group.remove)
         if not group.keep or not justified:
             raise RuntimeError("internal error: a planned removal has no kept file within the threshold")
         if reference is not None and any(reference[r.row] for r in group.remove):
             raise RuntimeError("internal error: a file in a reference folder was planned for removal")
+
+
+def _within(removal: Removal, plan: Plan) -> bool:
+    """Rule 2: within the threshold, or a near miss that features verified (--verify)."""
+    if removal.bits <= plan.max_bits:
+        return True
+    return removal.bits <= plan.max_bits + plan.verify_bits and removal.view.endswith(f", {FEATURES_LABEL}")
 
 
 def _delete_report(options, delete, collection, planned: PlannedCollection, outcomes,

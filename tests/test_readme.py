@@ -41,6 +41,9 @@ def check_output(command: str, output: str) -> None:
             report = json.loads(Path(re.search(r"Report: (\S+)", output).group(1)).read_text())
             assert report["settings"]["views"] is True
             assert all("view" in r for g in report["groups"] for r in g["remove"])
+        if "--verify" in words:  # the run took the second look (the demo needs none of it)
+            report = json.loads(Path(re.search(r"Report: (\S+)", output).group(1)).read_text())
+            assert report["settings"]["verify"] is True and report["settings"]["verify_bits"] == 6
     elif words[1] == "search" and "json" in words:
         matches = json.loads(output)["matches"]
         assert 1 <= len(matches) <= int(words[words.index("--nearest-neighbors") + 1])

@@ -54,6 +54,7 @@ class Plan:
     max_bits: int
     keep_policy: str
     groups: list[Group] = field(default_factory=list)
+    verify_bits: int = 0  # removals this far beyond max_bits stand on pairs that features verified
 
     @property
     def removals(self) -> list[Removal]:
@@ -210,7 +211,7 @@ WALK_VIEW_PAIRS = 4_000_000
 def _walk_matrices(matcher, walk: list[int]):
     """A function (matcher, kept positions, row position, row) -> (distances, views) that
     answers from matrices made for the whole walk at once, or None to ask file by file."""
-    if len(walk) > WALK_MATRIX_LIMIT or not hasattr(matcher, "walk_distances"):
+    if len(walk) > WALK_MATRIX_LIMIT or not getattr(matcher, "walks_in_batches", False):
         return None
     if matcher.whole_pictures_only:
         distances = matcher.walk_distances(walk)
@@ -254,7 +255,7 @@ def make_plan(hashed, settings: MatchSettings, index_settings: IndexSettings = I
     (keep_order's signature; videos have their own, plan/video.py)."""
     if policy not in KEEP_POLICIES:
         raise ValueError(f"unknown keep policy {policy!r}")
-    plan = Plan(max_bits=settings.max_bits, keep_policy=policy)
+    plan = Plan(max_bits=settings.max_bits, keep_policy=policy, verify_bits=settings.verify_bits)
     matcher = matcher or Matcher(hashed, settings, index_settings)
     for members in connected_groups(hashed, settings, index_settings, matcher):
         group = plan_group(members.tolist(), hashed, matcher, policy, reference, order)

@@ -79,6 +79,9 @@ class MatchSettings:
     # The local check's limit in colour thresholds: cnn_match raises it for grids that it
     # approximates (a window of another picture's grid blurs the cells at its edges).
     local_factor: float = LOCAL_FACTOR
+    # Near misses up to this many bits beyond max_bits that local features verify also
+    # match (plan/verify.py: VerifyingMatcher); 0 is the hash alone.
+    verify_bits: int = 0
 
 
 def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -781,6 +784,10 @@ class Matcher:
         """Bits from each of `rows` to `row` in their nearest pair of views that the colour
         checks accept; n_bits + 1 where no pair within max_bits is accepted."""
         return self.accepted_views(rows, row)[0]
+
+    # Whether the planner may walk a group from walk_distances/walk_views: a subclass that
+    # answers accepted_views its own way (verify.VerifyingMatcher) says no.
+    walks_in_batches = True
 
     def walk_distances(self, rows) -> np.ndarray:
         """distances() between every two of `rows` (plain pictures: whole_pictures_only)
