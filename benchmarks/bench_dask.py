@@ -4,9 +4,12 @@
     python benchmarks/bench_dask.py --pictures 0 --hashes 1000000 10000000
 
 1. Hashing --pictures small JPEGs (benchmarks/bench_memory.py make_pictures, kept in
-   bench-output/pictures/nCOUNT and reused): hash_many over 2 local processes, then over a
-   LocalCluster of 2 single-threaded worker processes (started and warmed up beforehand,
-   as a standing cluster would be); the overhead is Dask's time over the local time, minus 1.
+   bench-output/pictures/nCOUNT and reused): hash_many over 2 local processes, then over
+   the LocalCluster of `--scheduler local:2` (2 single-threaded worker processes, started
+   and warmed up beforehand, as a standing cluster would be), --rounds times in turn; the
+   overhead is Dask's time over the local time, minus 1 (the median is the figure, as the
+   machine is shared). Each line also gives the CPU time the workers spent (the pool's
+   processes, or the Dask workers) and this process's own (with Dask, the scheduler's).
    The records must be equal.
 2. The exact pair search on --hashes random 64-bit hashes (a tenth of them near copies of
    others) at --bits on a fresh 2-worker LocalCluster: wall time, the pairs, each worker's
@@ -22,8 +25,10 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 from bench_memory import make_pictures
@@ -41,40 +46,58 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def start_cluster(workers: int):
-    from distributed import Client, LocalCluster
+def cpu_seconds(who=resource.RUSAGE_SELF) -> float:
+    """User and system CPU time of this process (run on each worker through client.run),
+    or of its waited-for children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           host="127.0.0.1")
-    return cluster, Client(cluster)
+
+@contextmanager
+def started_cluster(workers: int):
+    """A client of the LocalCluster `--scheduler local:N` starts (distributed.local_cluster)."""
+    from distributed import Client
+
+    with dedup_distributed.local_cluster(workers) as cluster, Client(cluster) as client:
+        yield client
 
 
-def bench_hashing(count: int, workers: int) -> None:
+def bench_hashing(count: int, workers: int, rounds: int) -> None:
     folder = REPO / "bench-output" / "pictures" / f"n{count}"
     if not (folder / f"{(count - 1) // 1000:03d}" / f"{count - 1:06d}.jpg").exists():
         make_pictures(folder, count)
     paths = sorted(str(path) for path in folder.rglob("*.jpg"))
     settings = hashing.HashSettings()
     start = time.perf_counter()
-    local = hashing.hash_many(paths, settings, workers=workers)
-    local_seconds = time.perf_counter() - start
+    with started_cluster(workers) as client:
+        client.run(hashing.hash_file, paths[0], settings)  # imports on every worker, as on a standing cluster
+        print(f"hashing {len(paths)} JPEGs on {workers} processes, local pool then Dask, {rounds} round(s) "
+              f"(cluster start and warm-up {time.perf_counter() - start:.1f} s, not counted):", flush=True)
+        overheads, pool = [], dedup_distributed.DaskPool(client)
+        for _ in range(rounds):
+            load = os.getloadavg()[0]
+            local_seconds, local_cpu, local = timed(lambda: hashing.hash_many(paths, settings, workers=workers),
+                                                    lambda: cpu_seconds(resource.RUSAGE_CHILDREN))
+            dask_seconds, dask_cpu, remote = timed(lambda: hashing.hash_many(paths, settings, pool=pool),
+                                                   lambda: sum(client.run(cpu_seconds).values()))
+            same = [(r.path, r.packed_bits, r.colour, r.error) for r in local] == \
+                   [(r.path, r.packed_bits, r.colour, r.error) for r in remote]
+            overheads.append(dask_seconds / local_seconds - 1)
+            print(f"  local {local_seconds:.1f} s ({len(paths) / local_seconds:.0f}/s, CPU {local_cpu[0]:.1f} s in "
+                  f"the workers, {local_cpu[1]:.1f} s here), Dask {dask_seconds:.1f} s "
+                  f"({len(paths) / dask_seconds:.0f}/s, CPU {dask_cpu[0]:.1f} s in the workers, {dask_cpu[1]:.1f} s "
+                  f"here with the scheduler): overhead {100 * overheads[-1]:+.1f}%; records identical: {same}; "
+                  f"load average {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"  median overhead {100 * statistics.median(overheads):+.1f}%")
+
+
+def timed(work, workers_cpu):
+    """(wall seconds, (CPU seconds of the workers, of this process), result) of work()."""
+    workers_before, own_before = workers_cpu(), cpu_seconds()
     start = time.perf_counter()
-    cluster, client = start_cluster(workers)
-    client.run(hashing.hash_file, paths[0], settings)  # imports on every worker, as on a standing cluster
-    startup = time.perf_counter() - start
-    try:
-        start = time.perf_counter()
-        remote = hashing.hash_many(paths, settings, pool=dedup_distributed.DaskPool(client))
-        dask_seconds = time.perf_counter() - start
-    finally:
-        client.close()
-        cluster.close()
-    same = [(r.path, r.packed_bits, r.colour, r.error) for r in local] == \
-           [(r.path, r.packed_bits, r.colour, r.error) for r in remote]
-    print(f"hashing {len(paths)} JPEGs on {workers} processes: local {local_seconds:.1f} s "
-          f"({len(paths) / local_seconds:.0f}/s), Dask {dask_seconds:.1f} s ({len(paths) / dask_seconds:.0f}/s), "
-          f"overhead {100 * (dask_seconds / local_seconds - 1):+.1f}% (cluster start and warm-up {startup:.1f} s "
-          f"not counted); records identical: {same}")
+    result = work()
+    seconds = time.perf_counter() - start
+    return seconds, (workers_cpu() - workers_before, cpu_seconds() - own_before), result
 
 
 def synthetic_hashes(count: int, seed: int = 7) -> np.ndarray:
@@ -103,16 +126,12 @@ def sampled_rows_exact(packed: np.ndarray, first, second, max_bits: int, samples
 
 def bench_match(count: int, max_bits: int, workers: int, samples: int, local_up_to: int) -> None:
     packed = synthetic_hashes(count)
-    cluster, client = start_cluster(workers)
-    try:
+    with started_cluster(workers) as client:
         start = time.perf_counter()
         first, second, distances = dedup_distributed.cross_pairs(client, packed, None, max_bits)
         seconds = time.perf_counter() - start
         worker_mb = sorted(client.run(peak_rss_mb).values())
         blocks = len(dedup_distributed.block_bounds(count, dedup_distributed.worker_threads(client)))
-    finally:
-        client.close()
-        cluster.close()
     line = (f"match {count} 64-bit hashes at {max_bits} bits on {workers} Dask workers ({blocks} blocks, "
             f"{blocks * (blocks + 1) // 2} tasks): {seconds:.1f} s, {len(first)} pairs, peak RSS per worker "
             f"{', '.join(f'{mb:.0f}' for mb in worker_mb)} MB, client {peak_rss_mb():.0f} MB; "
@@ -129,6 +148,7 @@ def bench_match(count: int, max_bits: int, workers: int, samples: int, local_up_
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pictures", type=int, default=10_000, help="JPEGs to hash (0: skip)")
+    parser.add_argument("--rounds", type=int, default=3, help="hashing rounds (local, then Dask, each)")
     parser.add_argument("--hashes", type=int, nargs="*", default=[1_000_000], help="hash counts for match")
     parser.add_argument("--bits", type=int, default=10, help="match threshold in bits")
     parser.add_argument("--workers", type=int, default=2, help="local processes and Dask workers")
@@ -138,7 +158,7 @@ def main() -> int:
     print(f"load average before: {', '.join(f'{value:.2f}' for value in os.getloadavg())} on "
           f"{hashing.default_workers()} CPUs", flush=True)
     if args.pictures:
-        bench_hashing(args.pictures, args.workers)
+        bench_hashing(args.pictures, args.workers, args.rounds)
     for count in args.hashes:
         bench_match(count, args.bits, args.workers, args.sample, args.local_up_to)
     print(f"load average after: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
