@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from dedup_cli import distributed as dedup_distributed  # noqa: E402
 from dedup_cli.fingerprint import hashing  # noqa: E402
-from dedup_cli.search import engine  # noqa: E402
+from dedup_cli.search import engine, index  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -128,7 +128,7 @@ def bench_match(count: int, max_bits: int, workers: int, samples: int, local_up_
     packed = synthetic_hashes(count)
     with started_cluster(workers) as client:
         start = time.perf_counter()
-        first, second, distances = dedup_distributed.cross_pairs(client, packed, None, max_bits)
+        first, second, distances = index.pairs_within(packed, 64, max_bits, index.IndexSettings(cluster=client))
         seconds = time.perf_counter() - start
         worker_mb = sorted(client.run(peak_rss_mb).values())
         blocks = len(dedup_distributed.block_bounds(count, dedup_distributed.worker_threads(client)))

@@ -637,12 +637,7 @@ def match(hashes, against, threshold, tree_type, output, scheduler):
     except HashListError as exc:
         raise InputRefused(str(exc)) from exc
     with dask_client(scheduler) as client:
-        if client is None:
-            pairs = iter_matches(first, second, threshold, IndexSettings(tree_type))
-        else:
-            from dedup_cli.distributed import pair_search
-
-            pairs = iter_matches(first, second, threshold, IndexSettings(tree_type), search=pair_search(client))
+        pairs = iter_matches(first, second, threshold, IndexSettings(tree_type, cluster=client))
         if output is None:
             count = write_matches(sys.stdout.buffer, pairs, first, second)
         else:

@@ -9,6 +9,10 @@ which read the files at the same paths (shared storage) and send back HashRecord
 client alone writes the cache. Every task is a pure function of its arguments, which
 travel with the task, so Dask may run it again on another worker when one dies.
 
+The pair search is reached through index.iter_pairs, whose IndexSettings carries the
+client (`cluster`): `match`, and the candidate pairs of delete, search and evaluate
+(plan/similarity.py's Matcher), whose colour checks stay on the client.
+
 `distributed` is an optional dependency (the extra `dask`): it is imported only here,
 only when a scheduler is asked for.
 """
@@ -189,17 +193,18 @@ def _threads_per_task() -> int | None:
 
 
 def iter_pairs(client, packed: np.ndarray, queries: np.ndarray | None, max_bits: int, tree_type: str = "mih",
-               leaf_size: int = 40, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[np.ndarray, ...]]:
+               leaf_size: int = 40) -> Iterator[tuple[np.ndarray, ...]]:
     """The pairs of index.iter_pairs(packed, n_bits, queries, max_bits), computed on the
-    cluster of `client`: chunks of int64 (first, second, distances), in order of first,
-    then second (queries None: first < second, both rows of `packed`). At most a few
-    tasks per worker thread are in flight, and the client holds the pairs of one block
-    row of queries at a time."""
+    cluster of `client` (index.iter_pairs calls this when its settings have a cluster):
+    chunks of int64 (first, second, distances), in order of first, then second (queries
+    None: first < second, both rows of `packed`). At most a few tasks per worker thread
+    are in flight, and the client holds the pairs of one block row of queries at a time.
+    Blocks of at most BLOCK_ROWS rows."""
     own = queries is None
     query_rows = packed if own else queries
     threads = worker_threads(client)
-    query_blocks = block_bounds(len(query_rows), threads, block_rows)
-    set_blocks = query_blocks if own else block_bounds(len(packed), threads, block_rows)
+    query_blocks = block_bounds(len(query_rows), threads, BLOCK_ROWS)
+    set_blocks = query_blocks if own else block_bounds(len(packed), threads, BLOCK_ROWS)
     tasks = [(row, column) for row in range(len(query_blocks)) for column in range(len(set_blocks))
              if not own or column >= row]
     results = _run_in_order(client, tasks, lambda row, column: _submit_block_pair(
@@ -214,16 +219,6 @@ def iter_pairs(client, packed: np.ndarray, queries: np.ndarray | None, max_bits:
                         distances.astype(np.int64)))
     if pending:
         yield _merged(pending)
-
-
-def pair_search(client):
-    """index.iter_pairs's signature, run on `client`'s cluster (for hashlist.iter_matches).
-    The pairs come sorted by (first, second); locally they come in the engine's order."""
-
-    def search(packed, n_bits, queries, max_bits, settings):
-        return iter_pairs(client, packed, queries, max_bits, settings.tree_type, settings.leaf_size)
-
-    return search
 
 
 def _submit_block_pair(client, query_rows, packed, query_block, set_block, same, max_bits, tree_type, leaf_size):
@@ -255,19 +250,6 @@ def _merged(parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     first, second, distances = (np.concatenate(column) for column in zip(*parts))
     order = np.lexsort((second, first))
     return first[order], second[order], distances[order]
-
-
-def cross_pairs(client, packed: np.ndarray, queries: np.ndarray | None, max_bits: int, tree_type: str = "mih",
-                leaf_size: int = 40, accept=None, block_rows: int = BLOCK_ROWS):
-    """index.cross_pairs on the cluster: the same arrays (int64, sorted by query row,
-    then stored row), the chunks filtered by `accept` as they arrive."""
-    parts = [(np.zeros(0, dtype=np.int64),) * 3]
-    for first, second, distances in iter_pairs(client, packed, queries, max_bits, tree_type, leaf_size, block_rows):
-        if accept is not None:
-            keep = accept(first, second)
-            first, second, distances = first[keep], second[keep], distances[keep]
-        parts.append((first, second, distances))
-    return tuple(np.concatenate(column) for column in zip(*parts))
 
 
 # ---------------------------------------------------------------------------------------
