@@ -10,7 +10,11 @@
    overhead is Dask's time over the local time, minus 1 (the median is the figure, as the
    machine is shared). Each line also gives the CPU time the workers spent (the pool's
    processes, or the Dask workers) and this process's own (with Dask, the scheduler's).
-   The records must be equal.
+   The records must be equal. `--undo malloc batch profiler` hashes on Dask without
+   those fixes (README, Running on a Dask cluster), to measure what each one is worth.
+   Then --malloc of the pictures are hashed one by one in three fresh processes: as
+   normal, with the nanny's MALLOC_TRIM_THRESHOLD_=65536, and with it and then
+   distributed.prepare_worker_process (CPU a file and page faults).
 2. The exact pair search on --hashes random 64-bit hashes (a tenth of them near copies of
    others) at --bits on a fresh 2-worker LocalCluster: wall time, the pairs, each worker's
    peak RSS, and exactness on --sample rows, each compared by brute force with every hash.
@@ -26,9 +30,11 @@ import argparse
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from bench_memory import make_pictures
@@ -54,22 +60,73 @@ def cpu_seconds(who=resource.RUSAGE_SELF) -> float:
 
 
 @contextmanager
-def started_cluster(workers: int):
-    """A client of the LocalCluster `--scheduler local:N` starts (distributed.local_cluster)."""
-    from distributed import Client
+def started_cluster(workers: int, profiler: bool = False):
+    """A client of the LocalCluster `--scheduler local:N` starts (distributed.local_cluster),
+    or (`profiler`) of one with Dask's default statistical profiler."""
+    from distributed import Client, LocalCluster
 
-    with dedup_distributed.local_cluster(workers) as cluster, Client(cluster) as client:
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None) if profiler else dedup_distributed.local_cluster(workers)
+    with cluster as started, Client(started) as client:
         yield client
 
 
-def bench_hashing(count: int, workers: int, rounds: int) -> None:
+def undo(fixes: list[str]) -> None:
+    """Run the Dask hashing as it was before the fixes named (to measure each): 'malloc'
+    (tasks leave the nanny's malloc setting), 'batch' (tasks of --batch-size files)."""
+    if "malloc" in fixes:
+        def map_unprepared(pool, function, iterable, chunksize=1):
+            return dedup_distributed._results_in_order([pool.client.submit(function, batch, pure=False)
+                                                        for batch in iterable])
+
+        dedup_distributed.DaskPool.map = map_unprepared
+    if "batch" in fixes:
+        dedup_distributed.DaskPool.min_batch_size = 1
+
+
+def serial_hashing(folder: str, count: int, prepare: bool) -> None:
+    """Run in a fresh process: the CPU time and page faults of hash_file on `count` of the
+    pictures in `folder`, one after the other, after prepare_worker_process when `prepare`."""
+    if prepare:
+        dedup_distributed.prepare_worker_process()
+    paths = sorted(str(path) for path in Path(folder).rglob("*.jpg"))[:count]
+    settings = hashing.HashSettings()
+    hashing.hash_file(paths[0], settings)
+    before, start = resource.getrusage(resource.RUSAGE_SELF), time.thread_time()
+    for path in paths:
+        hashing.hash_file(path, settings)
+    seconds, after = time.thread_time() - start, resource.getrusage(resource.RUSAGE_SELF)
+    print(f"  MALLOC_TRIM_THRESHOLD_={os.environ.get('MALLOC_TRIM_THRESHOLD_', 'unset')}"
+          f"{', prepare_worker_process' if prepare else ''}: {1000 * seconds / len(paths):.2f} ms CPU a file, "
+          f"{after.ru_minflt - before.ru_minflt} page faults; load average {os.getloadavg()[0]:.2f}", flush=True)
+
+
+def bench_malloc(folder: Path, count: int) -> None:
+    """serial_hashing in three fresh processes: as a local pool's worker, as a Dask worker
+    (the nanny's MALLOC_TRIM_THRESHOLD_), and as a Dask worker after prepare_worker_process."""
+    print(f"hashing {count} of the JPEGs in one process, one after the other:", flush=True)
+    for variable, prepare in ((None, False), ("65536", False), ("65536", True)):
+        environment = {key: value for key, value in os.environ.items() if key != "MALLOC_TRIM_THRESHOLD_"}
+        if variable:
+            environment["MALLOC_TRIM_THRESHOLD_"] = variable
+        code = f"import bench_dask; bench_dask.serial_hashing({str(folder)!r}, {count}, {prepare})"
+        subprocess.run([sys.executable, "-c", code], env=environment, cwd=Path(__file__).parent, check=True)
+
+
+def picture_folder(count: int) -> Path:
+    """bench-output/pictures/nCOUNT, made the first time."""
     folder = REPO / "bench-output" / "pictures" / f"n{count}"
     if not (folder / f"{(count - 1) // 1000:03d}" / f"{count - 1:06d}.jpg").exists():
         make_pictures(folder, count)
+    return folder
+
+
+def bench_hashing(count: int, workers: int, rounds: int, profiler: bool = False) -> None:
+    folder = picture_folder(count)
     paths = sorted(str(path) for path in folder.rglob("*.jpg"))
     settings = hashing.HashSettings()
     start = time.perf_counter()
-    with started_cluster(workers) as client:
+    with started_cluster(workers, profiler) as client:
         client.run(hashing.hash_file, paths[0], settings)  # imports on every worker, as on a standing cluster
         print(f"hashing {len(paths)} JPEGs on {workers} processes, local pool then Dask, {rounds} round(s) "
               f"(cluster start and warm-up {time.perf_counter() - start:.1f} s, not counted):", flush=True)
@@ -149,6 +206,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pictures", type=int, default=10_000, help="JPEGs to hash (0: skip)")
     parser.add_argument("--rounds", type=int, default=3, help="hashing rounds (local, then Dask, each)")
+    parser.add_argument("--undo", nargs="*", default=[], choices=("malloc", "batch", "profiler"),
+                        help="hash on Dask without these fixes, to measure each")
+    parser.add_argument("--malloc", type=int, default=3000,
+                        help="pictures hashed one by one in a fresh process with and without the nanny's "
+                             "MALLOC_TRIM_THRESHOLD_ (0: skip)")
     parser.add_argument("--hashes", type=int, nargs="*", default=[1_000_000], help="hash counts for match")
     parser.add_argument("--bits", type=int, default=10, help="match threshold in bits")
     parser.add_argument("--workers", type=int, default=2, help="local processes and Dask workers")
@@ -158,7 +220,10 @@ def main() -> int:
     print(f"load average before: {', '.join(f'{value:.2f}' for value in os.getloadavg())} on "
           f"{hashing.default_workers()} CPUs", flush=True)
     if args.pictures:
-        bench_hashing(args.pictures, args.workers, args.rounds)
+        undo(args.undo)
+        bench_hashing(args.pictures, args.workers, args.rounds, "profiler" in args.undo)
+    if args.pictures and args.malloc:
+        bench_malloc(picture_folder(args.pictures), min(args.malloc, args.pictures))
     for count in args.hashes:
         bench_match(count, args.bits, args.workers, args.sample, args.local_up_to)
     print(f"load average after: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")

@@ -123,7 +123,8 @@ def common_options(default_output: str | None):
                          "equal imagehash's on the upright image)."),
             click.option("--progress/--no-progress", default=True, show_default=True,
                          help="Progress bar on stderr."),
-            scheduler_option(" Images are hashed there; the cache stays here."),
+            scheduler_option(" Images are hashed there, and their candidate pairs found there (delete, search, "
+                             "evaluate); the colour checks, the cache and the plan stay here."),
             click.option("--media", type=click.Choice(MEDIA), default="all", show_default=True,
                          help="Look at images, videos (MP4, MOV, M4V, MKV, WebM, AVI, and GIF or WebP with "
                          "more than one frame) or both; a video only ever pairs with a video."),
