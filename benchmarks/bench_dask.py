@@ -19,6 +19,9 @@
    others) at --bits on a fresh 2-worker LocalCluster: wall time, the pairs, each worker's
    peak RSS, and exactness on --sample rows, each compared by brute force with every hash.
    Up to --local-up-to hashes the local engine runs too and its pairs must be the same.
+   Each line says how many bytes of hashes the client put in the tasks; with
+   --shared-folder the search runs again with its blocks written there once and read by
+   the workers (dedup match --shared-folder), and says what it sent then.
 
 Needs the extra dask (pip install 'dedup-cli[dask]'). The machine is shared: run it under
 the benchmark lock, and read timings taken under load as pessimistic.
@@ -181,25 +184,52 @@ def sampled_rows_exact(packed: np.ndarray, first, second, max_bits: int, samples
     return True
 
 
-def bench_match(count: int, max_bits: int, workers: int, samples: int, local_up_to: int) -> None:
+def bench_match(count: int, max_bits: int, workers: int, samples: int, local_up_to: int, shared_folder) -> None:
     packed = synthetic_hashes(count)
     with started_cluster(workers) as client:
+        sent = counted_submissions(client)
         start = time.perf_counter()
         first, second, distances = index.pairs_within(packed, 64, max_bits, index.IndexSettings(cluster=client))
         seconds = time.perf_counter() - start
         worker_mb = sorted(client.run(peak_rss_mb).values())
         blocks = len(dedup_distributed.block_bounds(count, dedup_distributed.worker_threads(client)))
+        in_tasks = sent["bytes"]
+        if shared_folder is not None:
+            sent["bytes"] = 0
+            start = time.perf_counter()
+            shared = index.pairs_within(packed, 64, max_bits, index.IndexSettings(
+                cluster=client, shared_folder=str(shared_folder)))
+            shared_seconds = time.perf_counter() - start
     line = (f"match {count} 64-bit hashes at {max_bits} bits on {workers} Dask workers ({blocks} blocks, "
             f"{blocks * (blocks + 1) // 2} tasks): {seconds:.1f} s, {len(first)} pairs, peak RSS per worker "
-            f"{', '.join(f'{mb:.0f}' for mb in worker_mb)} MB, client {peak_rss_mb():.0f} MB; "
+            f"{', '.join(f'{mb:.0f}' for mb in worker_mb)} MB, client {peak_rss_mb():.0f} MB, "
+            f"{in_tasks / 1e6:.1f} MB of hashes sent in the tasks ({packed.nbytes / 1e6:.1f} MB in all); "
             f"exact on {samples} sampled rows: {sampled_rows_exact(packed, first, second, max_bits, samples)}")
+    if shared_folder is not None:
+        same = all(np.array_equal(a, b) for a, b in zip(shared, (first, second, distances), strict=True))
+        line += (f"; blocks in a shared folder: {shared_seconds:.1f} s, {packed.nbytes / 1e6:.1f} MB written there "
+                 f"once, {sent['bytes'] / 1e3:.1f} kB of paths sent in the tasks, same pairs: {same}")
     if count <= local_up_to:
         start = time.perf_counter()
         local = engine.pairs_within(packed, max_bits, workers=workers)
         local_seconds = time.perf_counter() - start
         same = all(np.array_equal(a, b) for a, b in zip(local, (first, second, distances), strict=True))
         line += f"; local engine {local_seconds:.1f} s on {workers} threads, identical: {same}"
-    print(line, flush=True)
+    print(line + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
+
+
+def counted_submissions(client) -> dict:
+    """{"bytes": ...}, adding up the bytes of the arrays and paths `client` puts in the
+    tasks it submits from now on (what it sends of the hashes)."""
+    sent, submit = {"bytes": 0}, client.submit
+
+    def submit_counted(*args, **kwargs):
+        sent["bytes"] += sum(value.nbytes if isinstance(value, np.ndarray) else len(value)
+                             for value in args if isinstance(value, np.ndarray | str))
+        return submit(*args, **kwargs)
+
+    client.submit = submit_counted
+    return sent
 
 
 def main() -> int:
@@ -215,6 +245,8 @@ def main() -> int:
     parser.add_argument("--bits", type=int, default=10, help="match threshold in bits")
     parser.add_argument("--workers", type=int, default=2, help="local processes and Dask workers")
     parser.add_argument("--sample", type=int, default=200, help="rows checked by brute force")
+    parser.add_argument("--shared-folder", type=Path, default=None,
+                        help="also run match with its blocks written to this folder (match --shared-folder)")
     parser.add_argument("--local-up-to", type=int, default=2_000_000, help="also run the local engine up to this")
     args = parser.parse_args()
     print(f"load average before: {', '.join(f'{value:.2f}' for value in os.getloadavg())} on "
@@ -225,7 +257,7 @@ def main() -> int:
     if args.pictures and args.malloc:
         bench_malloc(picture_folder(args.pictures), min(args.malloc, args.pictures))
     for count in args.hashes:
-        bench_match(count, args.bits, args.workers, args.sample, args.local_up_to)
+        bench_match(count, args.bits, args.workers, args.sample, args.local_up_to, args.shared_folder)
     print(f"load average after: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
     return 0
 

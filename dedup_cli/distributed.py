@@ -20,10 +20,13 @@ only when a scheduler is asked for.
 from __future__ import annotations
 
 import ctypes
+import shutil
+import tempfile
 import warnings
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -48,6 +51,10 @@ class DaskMissing(DedupError):
 
 class SchedulerUnreachable(DedupError):
     """No Dask scheduler answered at the address given."""
+
+
+class SharedFolderUnreadable(DedupError):
+    """A worker cannot read a block the client wrote into the shared folder."""
 
 
 def require():
@@ -162,14 +169,16 @@ def block_bounds(n_rows: int, threads: int, block_rows: int = BLOCK_ROWS) -> lis
     return [(start, min(start + size, n_rows)) for start in range(0, n_rows, size)]
 
 
-def block_pair_task(queries: np.ndarray | None, packed: np.ndarray, max_bits: int, tree_type: str,
+def block_pair_task(queries: np.ndarray | str | None, packed: np.ndarray | str, max_bits: int, tree_type: str,
                     leaf_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One task: the pairs of `packed` among themselves (queries None) or of `queries`
     against `packed`, as block-local int32 rows and uint8 distances sorted by (first,
-    second). Runs on a worker; the engine's threads share the worker's CPUs with the
-    worker's other tasks."""
+    second); a block is its rows, or the path of the .npy file that holds them (see
+    shared_blocks). Runs on a worker; the engine's threads share the worker's CPUs with
+    the worker's other tasks."""
     from dedup_cli.search.index import IndexSettings, iter_pairs
 
+    queries, packed = (None if queries is None else _block_rows(queries)), _block_rows(packed)
     chunks = list(iter_pairs(packed, 8 * packed.shape[1], queries, max_bits, IndexSettings(tree_type, leaf_size),
                              threads=_threads_per_task()))
     if not chunks:
@@ -193,13 +202,14 @@ def _threads_per_task() -> int | None:
 
 
 def iter_pairs(client, packed: np.ndarray, queries: np.ndarray | None, max_bits: int, tree_type: str = "mih",
-               leaf_size: int = 40) -> Iterator[tuple[np.ndarray, ...]]:
+               leaf_size: int = 40, shared_folder=None) -> Iterator[tuple[np.ndarray, ...]]:
     """The pairs of index.iter_pairs(packed, n_bits, queries, max_bits), computed on the
     cluster of `client` (index.iter_pairs calls this when its settings have a cluster):
     chunks of int64 (first, second, distances), in order of first, then second (queries
     None: first < second, both rows of `packed`). At most a few tasks per worker thread
     are in flight, and the client holds the pairs of one block row of queries at a time.
-    Blocks of at most BLOCK_ROWS rows."""
+    Blocks of at most BLOCK_ROWS rows, sent in the tasks, or written once into
+    `shared_folder` for the workers to read (shared_blocks)."""
     own = queries is None
     query_rows = packed if own else queries
     threads = worker_threads(client)
@@ -207,29 +217,65 @@ def iter_pairs(client, packed: np.ndarray, queries: np.ndarray | None, max_bits:
     set_blocks = query_blocks if own else block_bounds(len(packed), threads, BLOCK_ROWS)
     tasks = [(row, column) for row in range(len(query_blocks)) for column in range(len(set_blocks))
              if not own or column >= row]
-    results = _run_in_order(client, tasks, lambda row, column: _submit_block_pair(
-        client, query_rows, packed, query_blocks[row], set_blocks[column], own and row == column, max_bits,
-        tree_type, leaf_size), in_flight=2 * threads + 2)
-    pending, current = [], 0
-    for (row, column), (first, second, distances) in results:
-        if row != current:
+    parts = [(packed, set_blocks)] if own else [(packed, set_blocks), (query_rows, query_blocks)]
+    with shared_blocks(shared_folder, parts) as (set_block, *query_block):
+        query_block = query_block[0] if query_block else set_block
+        results = _run_in_order(client, tasks, lambda row, column: _submit_block_pair(
+            client, None if own and row == column else query_block(row), set_block(column), max_bits, tree_type,
+            leaf_size), in_flight=2 * threads + 2)
+        pending, current = [], 0
+        for (row, column), (first, second, distances) in results:
+            if row != current:
+                yield _merged(pending)
+                pending, current = [], row
+            pending.append((first.astype(np.int64) + query_blocks[row][0],
+                            second.astype(np.int64) + set_blocks[column][0], distances.astype(np.int64)))
+        if pending:
             yield _merged(pending)
-            pending, current = [], row
-        pending.append((first.astype(np.int64) + query_blocks[row][0], second.astype(np.int64) + set_blocks[column][0],
-                        distances.astype(np.int64)))
-    if pending:
-        yield _merged(pending)
 
 
-def _submit_block_pair(client, query_rows, packed, query_block, set_block, same, max_bits, tree_type, leaf_size):
-    queries = None if same else np.ascontiguousarray(query_rows[slice(*query_block)])
+@contextmanager
+def shared_blocks(folder, parts: list[tuple[np.ndarray, list[tuple[int, int]]]]):
+    """Per (rows, block bounds) of `parts`, a function of a block's number that gives what
+    a task receives of it: its rows (folder None: they travel inside the task), or the
+    path of a .npy file of them, written once into a new subfolder of `folder` (which
+    every worker must see at the same path: shared storage) and removed on exit. (Writes
+    to disk.) A task then carries a path instead of its blocks: the client sends each
+    block once to the storage instead of once per task it is in."""
+    if folder is None:
+        yield [lambda number, rows=rows, bounds=bounds: np.ascontiguousarray(rows[slice(*bounds[number])])
+               for rows, bounds in parts]
+        return
+    subfolder = Path(tempfile.mkdtemp(prefix="dedup-blocks-", dir=folder))
+    try:
+        paths = []
+        for part, (rows, bounds) in enumerate(parts):
+            paths.append([str(subfolder / f"{part}-{number}.npy") for number in range(len(bounds))])
+            for path, (start, end) in zip(paths[-1], bounds, strict=True):
+                np.save(path, rows[start:end])
+        yield [part_paths.__getitem__ for part_paths in paths]
+    finally:
+        shutil.rmtree(subfolder, ignore_errors=True)
+
+
+def _block_rows(block: np.ndarray | str) -> np.ndarray:
+    """A block's rows, read from its .npy file when the task got its path."""
+    if not isinstance(block, str):
+        return block
+    try:
+        return np.load(block)
+    except OSError as exc:
+        raise SharedFolderUnreadable(f"a Dask worker cannot read '{block}' ({exc.strerror or exc}): the shared "
+                                     "folder must be on storage every worker sees at the same path") from exc
+
+
+def _submit_block_pair(client, queries, packed, max_bits, tree_type, leaf_size):
     with warnings.catch_warnings():
-        # The blocks travel inside the task on purpose (Dask warns above 10 MB): the
-        # scheduler keeps them, so a task lost with its worker can run again elsewhere,
-        # which scattered data lost with that worker would not allow.
+        # Without a shared folder the blocks travel inside the task on purpose (Dask warns
+        # above 10 MB): the scheduler keeps them, so a task lost with its worker can run
+        # again elsewhere, which scattered data lost with that worker would not allow.
         warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
-        return client.submit(on_worker, block_pair_task, queries, np.ascontiguousarray(packed[slice(*set_block)]),
-                             max_bits, tree_type, leaf_size, pure=False)
+        return client.submit(on_worker, block_pair_task, queries, packed, max_bits, tree_type, leaf_size, pure=False)
 
 
 def _run_in_order(client, keys, submit, in_flight: int):

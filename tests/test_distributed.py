@@ -136,6 +136,35 @@ def test_scheduler_from_the_environment(cluster, tmp_path, monkeypatch, sent):
     assert sorted(remote) == sorted(match_lines("--hashes", hashes, "--threshold", 8))
 
 
+def test_match_reads_its_blocks_from_a_shared_folder(cluster, tmp_path, monkeypatch):
+    hashes = write_list(tmp_path / "hashes.csv", synthetic_hashes(3000), "a")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    monkeypatch.setattr(dedup_distributed, "BLOCK_ROWS", 1000)
+    carried, submit = [], dedup_distributed._submit_block_pair
+
+    def recorded(client, queries, packed, *rest):
+        carried.append((queries, packed))
+        return submit(client, queries, packed, *rest)
+
+    monkeypatch.setattr(dedup_distributed, "_submit_block_pair", recorded)
+    remote = match_lines("--hashes", hashes, "--threshold", 9, "--scheduler", cluster.scheduler_address,
+                         "--shared-folder", shared)
+    assert len(carried) == 4 * 5 // 2  # 4 blocks (4 tasks a worker), each with itself and every later one
+    assert all(isinstance(packed, str) and (queries is None or isinstance(queries, str)) for queries, packed in carried)
+    assert len(remote) > 100 and sorted(remote) == sorted(match_lines("--hashes", hashes, "--threshold", 9))
+    assert not list(shared.iterdir())  # the blocks are removed
+
+
+def test_a_shared_folder_the_workers_cannot_read_is_named(tmp_path):
+    with pytest.raises(dedup_distributed.SharedFolderUnreadable, match="cannot read .*missing.npy"):
+        dedup_distributed.block_pair_task(None, str(tmp_path / "missing.npy"), 4, "mih", 40)
+    hashes = write_list(tmp_path / "hashes.csv", synthetic_hashes(10), "a")
+    result = CliRunner().invoke(main, ["match", "--hashes", str(hashes), "--threshold", "3", "--shared-folder",
+                                       str(tmp_path)])
+    assert result.exit_code == 2 and "--shared-folder" in result.output and "--scheduler" in result.output
+
+
 def plan_of(run_output: Path) -> dict:
     (report,) = run_output.glob("*/report.json")
     data = json.loads(report.read_text())

@@ -81,6 +81,9 @@ class IndexSettings:
     leaf_size: int = 40
     metric: Metric = Metric("manhattan", 1.0)
     cluster: object = field(default=None, compare=False, repr=False)
+    # With a cluster: a folder on storage that every worker sees at the same path; the
+    # hash blocks are written there once and read by the workers instead of sent in tasks.
+    shared_folder: str | None = field(default=None, compare=False, repr=False)
 
 
 def hamming(packed_a: np.ndarray, packed_b: np.ndarray) -> np.ndarray:
@@ -104,7 +107,7 @@ def iter_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_
         from dedup_cli import distributed
 
         yield from distributed.iter_pairs(settings.cluster, packed, queries, max_bits, settings.tree_type,
-                                          settings.leaf_size)
+                                          settings.leaf_size, settings.shared_folder)
     elif settings.tree_type == "mih" and _small(packed, queries):
         yield from _numpy_pairs(packed, queries, max_bits)
     elif settings.tree_type == "mih":
