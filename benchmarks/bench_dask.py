@@ -1,7 +1,8 @@
 """dedup on a Dask LocalCluster against the same work done locally, in one run:
 
-    python benchmarks/bench_dask.py
+    python benchmarks/bench_dask.py --rounds 5 --shared-folder bench-output/shared
     python benchmarks/bench_dask.py --pictures 0 --hashes 1000000 10000000
+    python benchmarks/bench_dask.py --hashes --malloc 0 --undo malloc
 
 1. Hashing --pictures small JPEGs (benchmarks/bench_memory.py make_pictures, kept in
    bench-output/pictures/nCOUNT and reused): hash_many over 2 local processes, then over
@@ -10,7 +11,7 @@
    overhead is Dask's time over the local time, minus 1 (the median is the figure, as the
    machine is shared). Each line also gives the CPU time the workers spent (the pool's
    processes, or the Dask workers) and this process's own (with Dask, the scheduler's).
-   The records must be equal. `--undo malloc batch profiler` hashes on Dask without
+   The records must be equal. `--undo malloc batch` hashes on Dask without
    those fixes (README, Running on a Dask cluster), to measure what each one is worth.
    Then --malloc of the pictures are hashed one by one in three fresh processes: as
    normal, with the nanny's MALLOC_TRIM_THRESHOLD_=65536, and with it and then
@@ -63,14 +64,11 @@ def cpu_seconds(who=resource.RUSAGE_SELF) -> float:
 
 
 @contextmanager
-def started_cluster(workers: int, profiler: bool = False):
-    """A client of the LocalCluster `--scheduler local:N` starts (distributed.local_cluster),
-    or (`profiler`) of one with Dask's default statistical profiler."""
-    from distributed import Client, LocalCluster
+def started_cluster(workers: int):
+    """A client of the LocalCluster `--scheduler local:N` starts (distributed.local_cluster)."""
+    from distributed import Client
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None) if profiler else dedup_distributed.local_cluster(workers)
-    with cluster as started, Client(started) as client:
+    with dedup_distributed.local_cluster(workers) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -124,12 +122,12 @@ def picture_folder(count: int) -> Path:
     return folder
 
 
-def bench_hashing(count: int, workers: int, rounds: int, profiler: bool = False) -> None:
+def bench_hashing(count: int, workers: int, rounds: int) -> None:
     folder = picture_folder(count)
     paths = sorted(str(path) for path in folder.rglob("*.jpg"))
     settings = hashing.HashSettings()
     start = time.perf_counter()
-    with started_cluster(workers, profiler) as client:
+    with started_cluster(workers) as client:
         client.run(hashing.hash_file, paths[0], settings)  # imports on every worker, as on a standing cluster
         print(f"hashing {len(paths)} JPEGs on {workers} processes, local pool then Dask, {rounds} round(s) "
               f"(cluster start and warm-up {time.perf_counter() - start:.1f} s, not counted):", flush=True)
@@ -236,7 +234,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pictures", type=int, default=10_000, help="JPEGs to hash (0: skip)")
     parser.add_argument("--rounds", type=int, default=3, help="hashing rounds (local, then Dask, each)")
-    parser.add_argument("--undo", nargs="*", default=[], choices=("malloc", "batch", "profiler"),
+    parser.add_argument("--undo", nargs="*", default=[], choices=("malloc", "batch"),
                         help="hash on Dask without these fixes, to measure each")
     parser.add_argument("--malloc", type=int, default=3000,
                         help="pictures hashed one by one in a fresh process with and without the nanny's "
@@ -253,7 +251,7 @@ def main() -> int:
           f"{hashing.default_workers()} CPUs", flush=True)
     if args.pictures:
         undo(args.undo)
-        bench_hashing(args.pictures, args.workers, args.rounds, "profiler" in args.undo)
+        bench_hashing(args.pictures, args.workers, args.rounds)
     if args.pictures and args.malloc:
         bench_malloc(picture_folder(args.pictures), min(args.malloc, args.pictures))
     for count in args.hashes:

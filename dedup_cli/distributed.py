@@ -101,17 +101,12 @@ def connect(address: str):
 
 @contextmanager
 def local_cluster(workers: int, dashboard_address: str | None = None):
-    """A LocalCluster of `workers` single-threaded worker processes on localhost, without
-    the workers' statistical profiler: sampling the task's stack every 10 ms cost each
-    worker 5 to 7% more CPU while hashing (README, Running on a Dask cluster)."""
-    import dask
+    """The LocalCluster of `--scheduler local:N`: `workers` single-threaded worker
+    processes on localhost."""
     import distributed
 
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
-        # The workers take the configuration with them when they start.
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address=dashboard_address)
-    with cluster:
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=dashboard_address) as cluster:
         yield cluster
 
 
@@ -130,10 +125,10 @@ def prepare_worker_process() -> None:
     A Dask nanny starts its workers with MALLOC_TRIM_THRESHOLD_=65536 (so that freed memory
     goes back to the system at once), and any such setting turns off glibc's dynamic mmap
     threshold: every allocation above 128 KB, such as each decoded image, is then mapped
-    and unmapped, and its pages faulted in again, every time. Hashing 3,000 small JPEGs in
-    one process with that variable took 28% more CPU and 27 times the page faults; this
-    brings both back (README, Running on a Dask cluster). Not Linux/glibc: nothing to do.
-    """
+    and unmapped, and its pages faulted in again, every time. Hashing small JPEGs in one
+    process with that variable took 30% more CPU and 250,000 page faults instead of 21
+    for 3,000 files; this brings both back (bench_dask.py, README: Running on a Dask
+    cluster). Not Linux/glibc: nothing to do."""
     global _prepared
     if _prepared:
         return
@@ -310,8 +305,8 @@ class DaskPool:
     run again by Dask."""
 
     # A task costs the client, the scheduler and the worker some milliseconds of CPU
-    # whatever its size: 64 small JPEGs a task took 1.1 to 1.4 s of the client's CPU for
-    # 10,000 files, 256 a task 0.4 to 0.8 s (README, Running on a Dask cluster).
+    # whatever its size: 64 small JPEGs a task took 1.3 to 1.7 s of the client's CPU for
+    # 10,000 files, 256 a task 0.6 to 0.9 s (bench_dask.py --undo batch).
     min_batch_size = 256
 
     def __init__(self, client):
