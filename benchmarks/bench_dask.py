@@ -249,6 +249,8 @@ def main() -> int:
     args = parser.parse_args()
     print(f"load average before: {', '.join(f'{value:.2f}' for value in os.getloadavg())} on "
           f"{hashing.default_workers()} CPUs", flush=True)
+    if args.shared_folder is not None:
+        args.shared_folder.mkdir(parents=True, exist_ok=True)
     if args.pictures:
         undo(args.undo)
         bench_hashing(args.pictures, args.workers, args.rounds)
