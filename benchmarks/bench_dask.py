@@ -13,6 +13,8 @@
    processes, or the Dask workers) and this process's own (with Dask, the scheduler's).
    The records must be equal. `--undo malloc batch` hashes on Dask without
    those fixes (README, Running on a Dask cluster), to measure what each one is worth.
+   With --delete, a whole `delete` dry run on the pictures, locally and with --scheduler
+   (hashing and candidate pairs on the cluster): times, and whether the plans are equal.
    Then --malloc of the pictures are hashed one by one in three fresh processes: as
    normal, with the nanny's MALLOC_TRIM_THRESHOLD_=65536, and with it and then
    distributed.prepare_worker_process (CPU a file and page faults).
@@ -36,6 +38,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,6 +115,26 @@ def bench_malloc(folder: Path, count: int) -> None:
             environment["MALLOC_TRIM_THRESHOLD_"] = variable
         code = f"import bench_dask; bench_dask.serial_hashing({str(folder)!r}, {count}, {prepare})"
         subprocess.run([sys.executable, "-c", code], env=environment, cwd=Path(__file__).parent, check=True)
+
+
+def bench_delete(count: int, workers: int) -> None:
+    """A whole `delete` dry run on the pictures (no cache), locally and with --scheduler
+    on a LocalCluster (hashing and the candidate pairs there): time, and the same plan."""
+    from dedup_cli.pipeline import CollectionOptions, DeleteOptions, run_delete
+
+    folder = picture_folder(count)
+    with started_cluster(workers) as client, tempfile.TemporaryDirectory() as output:
+        client.run(hashing.hash_file, str(next(folder.rglob("*.jpg"))), hashing.HashSettings())
+        results = {}
+        for name, scheduler in (("local", None), ("Dask", client.scheduler.address)):
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            options = CollectionOptions(folder, workers=workers, scheduler=scheduler)
+            results[name] = run_delete(options, DeleteOptions(Path(output) / name, review=False)).plan
+            print(f"delete dry run on {count} JPEGs, {name}: {time.perf_counter() - start:.1f} s, "
+                  f"{len(results[name].groups)} groups, {len(results[name].removals)} removals; "
+                  f"load average {load:.2f}", flush=True)
+    print(f"  the same plan: {results['local'] == results['Dask']}")
 
 
 def picture_folder(count: int) -> Path:
@@ -239,6 +262,7 @@ def main() -> int:
     parser.add_argument("--malloc", type=int, default=3000,
                         help="pictures hashed one by one in a fresh process with and without the nanny's "
                              "MALLOC_TRIM_THRESHOLD_ (0: skip)")
+    parser.add_argument("--delete", action="store_true", help="also time a delete dry run, local and on Dask")
     parser.add_argument("--hashes", type=int, nargs="*", default=[1_000_000], help="hash counts for match")
     parser.add_argument("--bits", type=int, default=10, help="match threshold in bits")
     parser.add_argument("--workers", type=int, default=2, help="local processes and Dask workers")
@@ -254,6 +278,8 @@ def main() -> int:
     if args.pictures:
         undo(args.undo)
         bench_hashing(args.pictures, args.workers, args.rounds)
+    if args.pictures and args.delete:
+        bench_delete(args.pictures, args.workers)
     if args.pictures and args.malloc:
         bench_malloc(picture_folder(args.pictures), min(args.malloc, args.pictures))
     for count in args.hashes:
