@@ -37,7 +37,7 @@ from dedup_cli.media.video import AV_MISSING, av_available, is_video_name
 from dedup_cli.plan.cnn_match import DEFAULT_COSINE, CosineUnits, EmbeddingMatcher, max_units
 from dedup_cli.plan.grouping import Group, Plan, Removal, make_plan
 from dedup_cli.plan.similarity import DEFAULT_COLOUR_THRESHOLD, Matcher, MatchSettings
-from dedup_cli.plan.video import VideoMatchSettings, query_pairs, video_keep_order
+from dedup_cli.plan.video import VideoMatchSettings, query_pairs, query_pairs_many, video_keep_order
 from dedup_cli.plan.video import video_rows as plan_video_rows
 from dedup_cli.present import report
 from dedup_cli.search.index import IndexSettings
@@ -150,7 +150,7 @@ class Collection:
         embeddings (cnn_match). Videos have their own rule (plan_collection)."""
         if self.embeddings is not None:
             return EmbeddingMatcher(self.hashed, self.embeddings, options.match_settings)
-        return Matcher(self.hashed, options.match_settings, options.index_settings)
+        return Matcher(self.hashed, options.match_settings, options.index_settings, _pair_cache(options.cache_path))
 
 
 def collect(options: CollectionOptions, exclude: tuple = (),
@@ -305,6 +305,16 @@ def check_output_path(images_path, output_path) -> None:
     if output_path is not None and _inside(images_path, output_path):
         raise InputError(f"--output-path '{output_path}' is the images folder or a folder above it; "
                          "choose a folder elsewhere (or a new subfolder, which dedup will never scan)")
+
+
+def _pair_cache(cache_path):
+    """Where duplicate pairs are kept between runs: a folder beside the hash cache (its name
+    and .pairs), and only with it."""
+    if cache_path is None:
+        return None
+    from dedup_cli.fingerprint.cache import PairCache
+
+    return PairCache(Path(cache_path).with_name(Path(cache_path).name + ".pairs"))
 
 
 def _open_cache(cache_path):
@@ -681,8 +691,9 @@ def _search_folder(options, folder: Path, on_progress, on_total) -> SearchResult
     collection = collect(options, on_progress=on_progress, on_total=on_total)
     by_query = _image_queries(options, query_collection, collection) if queries.paths else {}
     prints = collection.videos.prints
-    for query in query_collection.videos.prints:
-        pairs = query_pairs(query, prints, options.video_match, options.video_mirror)
+    video_queries = query_collection.videos.prints
+    for query, pairs in zip(video_queries, query_pairs_many(video_queries, prints, options.video_match,  # noqa: B905
+                                                             options.video_mirror)):
         by_query[query.path] = _video_matches(options, prints, Path(query.path), pairs)
     return SearchResult(str(folder.absolute()), [], collection, queries=by_query,
                         unreadable=queries.failures + query_collection.videos.failures + query_collection.scan.skipped)

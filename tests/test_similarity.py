@@ -25,6 +25,7 @@ from dedup_cli.plan.similarity import (
     hue_turned_share,
     local_distance,
     vetoed,
+    worst_share_distance,
 )
 from dedup_cli.search.index import hamming
 
@@ -249,6 +250,23 @@ def test_a_region_in_another_hue_is_another_picture(tmp_path):
     shares = hue_turned_share(originals, others)
     assert shares[0] > HUE_SHARE and (shares[1:] < 0.2 * HUE_SHARE).all()
     assert vetoed(originals, others, MatchSettings(max_bits=14)).tolist() == [True, False, False]
+
+
+def test_worst_share_distance_grows_with_the_part_of_the_picture_that_differs(tmp_path):
+    picture = photo(5, size=(320, 240))
+    pictures = {"original.png": picture, "copy.jpg": picture}
+    for share in (0.1, 0.3):  # a grey band down the middle, that share of the width
+        changed = picture.copy()
+        half = round(320 * share / 2)
+        ImageDraw.Draw(changed).rectangle((160 - half, 0, 160 + half, 240), fill=(128, 128, 128))
+        pictures[f"block{share}.png"] = changed
+    for name, image in pictures.items():
+        image.save(tmp_path / name)
+    colour = hash_collection([str(tmp_path / name) for name in pictures], HashSettings()).colour
+    narrow, wide = (worst_share_distance(colour[[0, 0, 0]], colour[[1, 2, 3]], share) for share in (0.1, 0.3))
+    assert narrow[0] < 5 and wide[0] < 5  # a JPEG copy
+    assert narrow[1] > 5 * narrow[0] and narrow[2] > 5 * narrow[0]
+    assert wide[2] > 1.3 * wide[1]  # the worst 30% of the cells: the wider band shows more
 
 
 def test_one_edit_explains_a_smooth_colour_clipped_by_brightness(tmp_path):

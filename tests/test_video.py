@@ -226,6 +226,23 @@ def test_search_with_a_query_folder_looks_up_its_videos_too(clips, tmp_path):
     assert sorted(Path(row.split(",")[1]).name for row in rows) == ["letterboxed.mkv", "original.mp4", "subclip.mov"]
 
 
+def test_many_video_queries_are_judged_from_one_search(clips, monkeypatch):
+    from dedup_cli.plan import video as plan_video
+    from dedup_cli.search import engine
+
+    settings = fingerprint.VideoSettings(isometric=True)
+    library = [fingerprint.fingerprint_video(str(clips / name), settings)
+               for name in ("original.mp4", "letterboxed.mkv", "other.mp4")]
+    queries = [fingerprint.fingerprint_video(str(clips / name), settings) for name in ("subclip.mov", "other.mp4")]
+    one_by_one = [plan_video.query_pairs(query, library, isometric=True) for query in queries]
+    searches = []
+    real = engine.cross_pairs
+    monkeypatch.setattr(engine, "cross_pairs", lambda *a, **k: searches.append(1) or real(*a, **k))
+    together = plan_video.query_pairs_many(queries, library, isometric=True)
+    assert together == one_by_one and len(searches) == 2  # one search per turn, not per query
+    assert [pair.first for pair in together[0]] == [0, 1] and [pair.first for pair in together[1]] == [2]
+
+
 def test_frames_of_a_rotated_phone_video_are_turned_as_shown():
     thumb = np.zeros((4, 4), dtype=np.uint8)
     thumb[0] = 255  # a bright top row

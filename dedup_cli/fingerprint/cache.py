@@ -285,3 +285,48 @@ def _free_name(path: Path) -> Path:
         number += 1
         candidate = path.with_name(f"{path.name}-{number}")
     return candidate
+
+
+class PairCache:
+    """The duplicate pairs a Matcher found, by a digest of everything they follow from
+    (the hashes and colour signatures of every file in row order, the settings, the code
+    of the checks): a run over an unchanged library reads them back instead of searching
+    and checking every candidate pair again. One small .npy file per digest in `folder`,
+    written whole and renamed into place; the MAX_ENTRIES most recent are kept. A file
+    that cannot be read or written is passed over: the pairs are then found again."""
+
+    MAX_ENTRIES = 16
+    MAX_PAIRS = 2_000_000  # 48 MB a file: more pairs than that are found again, not stored
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def _path(self, digest: str) -> Path:
+        return self.folder / f"{digest}.npy"
+
+    def load(self, digest: str) -> np.ndarray | None:
+        """(3, pairs) int64 rows first, second, bits, or None when not stored."""
+        try:
+            with open(self._path(digest), "rb") as handle:
+                stored = np.load(handle, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        if stored.ndim != 2 or stored.shape[0] != 3:
+            return None
+        os.utime(self._path(digest))  # recently used: kept longest
+        return stored.astype(np.int64, copy=False)
+
+    def save(self, digest: str, first: np.ndarray, second: np.ndarray, bits: np.ndarray) -> None:
+        if len(first) > self.MAX_PAIRS:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial = self.folder / f"{digest}.{os.getpid()}.partial"
+            with open(partial, "wb") as handle:
+                np.save(handle, np.stack([first, second, bits]).astype(np.int64), allow_pickle=False)
+            os.replace(partial, self._path(digest))
+            entries = sorted(self.folder.glob("*.npy"), key=lambda path: path.stat().st_mtime, reverse=True)
+            for old in entries[self.MAX_ENTRIES:]:
+                old.unlink(missing_ok=True)
+        except OSError:
+            return

@@ -126,7 +126,8 @@ def connected_groups(hashed, settings: MatchSettings, index_settings: IndexSetti
         matcher = matcher or Matcher(hashed, settings, index_settings)
         first, second, _ = matcher.pairs()
     else:
-        unique_matcher = Matcher(hashed.subset(representatives), settings, index_settings)
+        unique_matcher = Matcher(hashed.subset(representatives), settings, index_settings,
+                                 pair_cache=getattr(matcher, "pair_cache", None))
         first, second, _ = unique_matcher.pairs()
         if matcher is not None:
             matcher.reuse_verdicts(unique_matcher, inverse)
@@ -179,17 +180,55 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None, orde
     keep: list[int] = []
     removals: list[Removal] = []
     frames = hashed.frames
-    for row in order(rows, hashed, policy, reference):
+    walk = list(order(rows, hashed, policy, reference))
+    walked = _walk_matrices(matcher, walk)
+    step = {row: position for position, row in enumerate(walk)}
+    for row in walk:
         protected = reference is not None and bool(reference[row])
         candidates = [kept for kept in keep if frames[kept] >= frames[row]]
         if candidates and not protected:
-            distances, views = _nearest_views(matcher, candidates, row)
+            if walked is None:
+                distances, views = _nearest_views(matcher, candidates, row)
+            else:
+                distances, views = walked(matcher, [step[kept] for kept in candidates], step[row], row)
             nearest = int(np.argmin(distances))
             if distances[nearest] <= matcher.settings.max_bits:
                 removals.append(Removal(row, candidates[nearest], int(distances[nearest]), views(nearest)))
                 continue
         keep.append(row)
     return Group(keep=tuple(keep), remove=tuple(removals))
+
+
+# Groups up to this many files are walked from matrices of their distances (plain
+# pictures: Matcher.walk_distances, 8 bytes a pair, 32 MB at the limit), or with views or
+# turns (Matcher.walk_views) up to WALK_VIEW_PAIRS pairs of views in all; larger groups
+# ask file by file.
+WALK_MATRIX_LIMIT = 2048
+WALK_VIEW_PAIRS = 4_000_000
+
+
+def _walk_matrices(matcher, walk: list[int]):
+    """A function (matcher, kept positions, row position, row) -> (distances, views) that
+    answers from matrices made for the whole walk at once, or None to ask file by file."""
+    if len(walk) > WALK_MATRIX_LIMIT or not hasattr(matcher, "walk_distances"):
+        return None
+    if matcher.whole_pictures_only:
+        distances = matcher.walk_distances(walk)
+        return lambda _, kept, at, row: (distances[kept, at], _whole)
+    views = matcher._query_hashes([walk[0]]).shape[1] * matcher._index_hashes([walk[0]]).shape[1]
+    if len(walk) * (len(walk) - 1) // 2 * 2 * views > WALK_VIEW_PAIRS:
+        return None
+    bits, first, how = matcher.walk_views(walk)
+
+    def answer(matcher, kept, at, row):
+        found_first, found_how = first[kept, at], how[kept, at]
+        return bits[kept, at], lambda position: matcher.views_label(int(found_how[position]),
+                                                                    int(found_first[position]) == row)
+    return answer
+
+
+def _whole(position: int) -> str:
+    return "whole"
 
 
 def _nearest_views(matcher, candidates: list[int], row: int):

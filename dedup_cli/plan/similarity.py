@@ -28,9 +28,12 @@ tell these verdicts from a plain evaluation's.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import sys
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -281,6 +284,22 @@ def hue_turned_share(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
     photos' colour variants (benchmark.py's other_hue) this share is 0.1 or more for two
     in three, and for no copy of the generated, harder, flag or emoji sets (at most 0.03)."""
     return _Pairs(colour_a, colour_b).turned_hue_share(np.arange(len(colour_a)))
+
+
+def worst_share_distance(colour_a: np.ndarray, colour_b: np.ndarray, share: float = 0.1) -> np.ndarray:
+    """A measure, not a check: the mean error of the worst `share` of the inner detail
+    cells after the global fit, in the alignment where it is smallest. Between the local
+    check (8 cells) and the global one (all of them): how large a difference spread over
+    part of the picture is. benchmarks/colour_variants.py compares colour variants with
+    copies by it."""
+    pairs, rows = _Pairs(colour_a, colour_b), np.arange(len(colour_a))
+    smallest = np.full(len(colour_a), np.inf)
+    for alignment in _ALIGNMENTS:
+        squared, _ = pairs._errors([alignment], rows)
+        worst = max(1, round(share * squared.shape[1]))
+        errors = np.sqrt(np.partition(squared, -worst, axis=1)[:, -worst:]).mean(axis=1)
+        smallest = np.minimum(smallest, errors)
+    return smallest
 
 
 def flat_mismatch(colour_a: np.ndarray, colour_b: np.ndarray) -> np.ndarray:
@@ -551,9 +570,6 @@ class _Pairs:
             return verdicts
         threshold = settings.colour_threshold
         verdicts[self.global_error() > threshold] = _VETOED
-        in_colour = np.flatnonzero((verdicts == _KEPT) & self.with_chroma)
-        if len(in_colour):
-            verdicts[in_colour[self.turned_hue_share(in_colour) > HUE_SHARE]] = _VETOED
         # The finer checks cost more: they run only on the pairs still open, unless these
         # are nearly all (taking them apart would cost more than checking a few more).
         still_open = np.flatnonzero(verdicts == _KEPT)
@@ -567,7 +583,14 @@ class _Pairs:
         in_colour = np.flatnonzero(~local_above & checked.with_chroma[rows])
         edit_above = checked._edit_above(settings, _EDIT_FITS[:1], rows[in_colour])
         verdicts[still_open[in_colour[edit_above]]] = _EDIT_OPEN
+        # Last, on the pairs every other check kept, with the detail grids the local check took.
+        kept = in_colour[~edit_above]
+        verdicts[still_open[kept[checked._hue_turned(rows[kept])]]] = _VETOED
         return verdicts
+
+    def _hue_turned(self, rows: np.ndarray) -> np.ndarray:
+        """Whether the pairs at `rows` (in colour) fail the hue check."""
+        return self.turned_hue_share(rows) > HUE_SHARE if len(rows) else np.zeros(0, dtype=bool)
 
     def finish_local(self, settings: MatchSettings) -> np.ndarray:
         """The verdicts of pairs left LOCAL_OPEN: the other alignments, then the one-edit check."""
@@ -576,11 +599,15 @@ class _Pairs:
         in_colour = np.flatnonzero(~local_above & self.with_chroma)
         edit_above = np.zeros(self.count, dtype=bool)
         edit_above[in_colour] = self._edit_above(settings, _EDIT_FITS, in_colour)
+        kept = in_colour[~edit_above[in_colour]]
+        edit_above[kept] = self._hue_turned(kept)
         return np.where(local_above | edit_above, _VETOED, _KEPT).astype(np.int8)
 
     def finish_edit(self, settings: MatchSettings) -> np.ndarray:
         """The verdicts of pairs left EDIT_OPEN: the other fits of the one-edit check."""
         edit_above = self._edit_above(settings, _EDIT_FITS[1:], np.arange(self.count))
+        kept = np.flatnonzero(~edit_above)
+        edit_above[kept] = self._hue_turned(kept)  # EDIT_OPEN pairs are all in colour
         return np.where(edit_above, _VETOED, _KEPT).astype(np.int8)
 
     def _edit_above(self, settings: MatchSettings, fits: list, rows: np.ndarray) -> np.ndarray:
@@ -591,6 +618,19 @@ class _Pairs:
         return self.edit_error(limit, fits, rows)[rows] > limit
 
 
+@functools.cache
+def _checks_code() -> bytes:
+    """The source of the modules that decide which pairs are duplicates (read, not
+    imported: the engine loads numba): a change to any of them makes stored pairs stale."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in _CHECKS_MODULES:
+        digest.update((package / name).read_bytes())
+    return digest.digest()
+
+
+_CHECKS_MODULES = ("plan/similarity.py", "plan/coarse_kernel.py", "search/index.py", "search/engine.py",
+                   "search/block_trees.py", "fingerprint/signature.py")
 _VETOED, _KEPT, _LOCAL_OPEN, _EDIT_OPEN = 1, 0, -1, -2
 _DENSE_SHARE = 0.95
 
@@ -598,10 +638,13 @@ _DENSE_SHARE = 0.95
 class Matcher:
     """Distances between the files of one HashedFiles under one MatchSettings."""
 
-    def __init__(self, hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings()):
+    def __init__(self, hashed, settings: MatchSettings, index_settings: IndexSettings = IndexSettings(),
+                 pair_cache=None):
         self.hashed = hashed
         self.settings = settings
         self.index_settings = index_settings
+        # Where pairs() of plain pictures are kept between runs (cache.PairCache), or None.
+        self.pair_cache = pair_cache
         self.rejected = hashed.settings.n_bits + 1  # the distance of a vetoed pair
         self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # The verdicts pairs() reached on unturned pairs, by key low * n + high (sorted):
@@ -739,6 +782,64 @@ class Matcher:
         checks accept; n_bits + 1 where no pair within max_bits is accepted."""
         return self.accepted_views(rows, row)[0]
 
+    def walk_distances(self, rows) -> np.ndarray:
+        """distances() between every two of `rows` (plain pictures: whole_pictures_only)
+        at once, for a walk through them in this order: entry [i, j] for i < j is what
+        distances([rows[i]], rows[j]) gives, the same pair judged in the same order, and
+        the matrix is symmetric. One batch instead of a call per file of a group: the
+        calls' own overhead was most of a warm run over a small folder."""
+        rows = np.asarray(rows, dtype=np.int64)
+        matrix = np.full((len(rows), len(rows)), self.rejected, dtype=np.int64)
+        earlier, later = np.triu_indices(len(rows), k=1)
+        packed = self.hashed.packed[rows]
+        bits = hamming(packed[earlier], packed[later])
+        near = np.flatnonzero(bits <= self.settings.max_bits)
+        first, second = rows[earlier[near]], rows[later[near]]
+        how = np.zeros(len(near), dtype=np.int64)
+        ruled_out = self._remembered(first, second, how)
+        unknown = np.flatnonzero(ruled_out < 0)
+        ruled_out[unknown] = self._vetoed(first[unknown], second[unknown], how[unknown])
+        accepted = near[ruled_out == 0]
+        matrix[earlier[accepted], later[accepted]] = bits[accepted]
+        matrix[later[accepted], earlier[accepted]] = bits[accepted]
+        return matrix
+
+    def walk_views(self, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """accepted_views between every two of `rows` at once, for a walk through them in
+        this order: entry [i, j] for i < j is what accepted_views([rows[i]], rows[j])
+        gives (bits, first, how), the same candidate pairs of views tried in the same
+        order; [j, i] holds the same (the matrices serve either side). For files with
+        views or turns, as walk_distances is for plain pictures."""
+        rows = np.asarray(rows, dtype=np.int64)
+        count = len(rows)
+        bits_matrix = np.full((count, count), self.rejected, dtype=np.int64)
+        first_matrix = np.zeros((count, count), dtype=np.int64)
+        how_matrix = np.zeros((count, count), dtype=np.int64)
+        earlier, later = np.triu_indices(count, k=1)
+        if not len(earlier):
+            return bits_matrix, first_matrix, how_matrix
+        queries, index = self._query_hashes(rows), self._index_hashes(rows)
+        # Per pair (earlier file a, later file b): a's query views against b's index views,
+        # then b's against a's, as _candidates(rows=[a], row=b) lays them out.
+        forward = hamming(queries[earlier][:, :, None, :], index[later][:, None, :, :])
+        backward = hamming(queries[later][:, :, None, :], index[earlier][:, None, :, :])
+        views = forward.shape[1] * forward.shape[2]
+        bits = np.stack([forward.reshape(len(earlier), views), backward.reshape(len(earlier), views)], axis=1)
+        bits[:, 1, 0] = self.settings.max_bits + 1  # the plain pair once, not from both sides
+        position, backwards, how = np.nonzero(bits <= self.settings.max_bits)
+        bits = bits[position, backwards, how]
+        first = np.where(backwards == 1, rows[later[position]], rows[earlier[position]])
+        second = np.where(backwards == 1, rows[earlier[position]], rows[later[position]])
+        order = np.lexsort((backwards, how, bits, position))
+        position, bits, first, second, how = position[order], bits[order], first[order], second[order], how[order]
+        starts, chosen = self._first_accepted(position, first, second, how, lookup=True)
+        accepted = chosen >= 0
+        pair, at = position[starts[accepted]], chosen[accepted]
+        for matrix, values in ((bits_matrix, bits[at]), (first_matrix, first[at]), (how_matrix, how[at])):
+            matrix[earlier[pair], later[pair]] = values
+            matrix[later[pair], earlier[pair]] = values
+        return bits_matrix, first_matrix, how_matrix
+
     def matched_views(self, kept: int, removed: int) -> str:
         """Which views of a removed file and its kept file matched (views_label)."""
         _, first, how = self.accepted_views([kept], removed)
@@ -800,7 +901,7 @@ class Matcher:
             judged_rows, self._twin_vetoed = self._judged_rows, np.full(self._judged_count, -1, dtype=np.int8)
             order = np.argsort(judged_rows, kind="stable")
             repeated = np.flatnonzero(judged_rows[order][1:] == judged_rows[order][:-1])
-            rows = np.unique(order[repeated])  # a file of each judging row that stands for more
+            rows = np.sort(order[repeated])  # a file of each judging row that stands for more (distinct)
             rows = rows[np.unique(judged_rows[rows], return_index=True)[1]]
             if len(rows):
                 self._twin_vetoed[judged_rows[rows]] = self._vetoed(rows, rows, np.zeros(len(rows), dtype=np.int64))
@@ -842,6 +943,24 @@ class Matcher:
             self._file_facts = in_colour, luma.sum(axis=1, dtype=np.int32).astype(np.float32) / luma.shape[1]
         return self._file_facts
 
+    def _plausible(self, stored: np.ndarray) -> bool:
+        """Whether stored pairs can be this matcher's: rows in range, each pair once in
+        order, bits within the threshold."""
+        first, second, bits = stored
+        count = len(self.hashed.paths)
+        return bool(((first >= 0) & (first < second) & (second < count)
+                     & (bits >= 0) & (bits <= self.settings.max_bits)).all())
+
+    def _pairs_digest(self) -> str:
+        """What the pairs of plain pictures follow from: the code of the checks and the
+        search, the settings, and every file's hash and colour signature in row order."""
+        digest = hashlib.sha256(_checks_code())
+        digest.update(repr((self.settings, self.index_settings, self.hashed.settings,
+                            self.hashed.packed.shape, self.hashed.colour.shape)).encode())
+        for values in (self.hashed.packed, self.hashed.colour):
+            digest.update(np.ascontiguousarray(values).data)
+        return digest.hexdigest()
+
     @property
     def found_pairs(self) -> bool:
         return self._pairs is not None
@@ -857,15 +976,20 @@ class Matcher:
         hashed, max_bits = self.hashed, self.settings.max_bits
         n_bits = hashed.settings.n_bits
         if hashed.variants is None and hashed.views is None:
-            accepted = []
-
-            def accept(first, second):
-                kept = ~self._vetoed(first, second, np.zeros(len(first), dtype=np.int64))
-                accepted.append(self._key(first[kept], second[kept]))
-                return kept
-
-            found = pairs_within(hashed.packed, n_bits, max_bits, self.index_settings, accept=accept)
-            self._judged_keys = np.sort(np.concatenate(accepted)) if accepted else np.zeros(0, dtype=np.int64)
+            digest = self._pairs_digest() if self.pair_cache is not None else None
+            stored = self.pair_cache.load(digest) if digest else None
+            if stored is not None and not self._plausible(stored):
+                stored = None  # damaged or not ours: found again below
+            if stored is not None:
+                found = (stored[0], stored[1], stored[2])
+            else:
+                found = pairs_within(hashed.packed, n_bits, max_bits, self.index_settings,
+                                     accept=lambda first, second: ~self._vetoed(
+                                         first, second, np.zeros(len(first), dtype=np.int64)))
+                if digest:
+                    self.pair_cache.save(digest, *found)
+            # Every pair within max_bits was judged, and these are the ones accepted.
+            self._judged_keys = np.sort(self._key(found[0], found[1]))
             self._judged_vetoed = np.zeros(len(self._judged_keys), dtype=bool)
             self._judged_all = True
             return found

@@ -139,22 +139,38 @@ def query_pairs(query, prints, settings: VideoMatchSettings = VideoMatchSettings
     """The videos of `prints` that are one video with `query` (a print from outside):
     only the query's frames are looked up (the engine's cross search), under the rule of
     video_pairs. In each pair, `first` is the index in `prints` and `second` is len(prints)."""
+    return query_pairs_many([query], prints, settings, isometric)[0]
+
+
+def query_pairs_many(queries, prints, settings: VideoMatchSettings = VideoMatchSettings(), isometric: bool = False
+                     ) -> list[list[VideoPair]]:
+    """query_pairs of each of `queries`, from one frame table and one cross search of all
+    their frames (per turn) instead of one of each per query: a folder of query videos
+    against a library costs one index of the library's frames, not one per query. The
+    queries are never compared with each other."""
     from dedup_cli.search import engine
 
-    everything = [*prints, query]
+    everything = [*prints, *queries]
     hashes, owners, times = _frame_table(everything)
     table = _Table(everything, owners, times)
     packed = packed_rows(hashes)
-    base = len(hashes) - len(query.hashes)
-    best: dict[int, VideoPair] = {}
-    turns = [query.hashes] + ([query.mirrored] if isometric and query.mirrored is not None else [])
-    for mirrored, query_hashes in enumerate(turns):
-        found = engine.cross_pairs(packed_rows(query_hashes), packed[:base], settings.frame_bits)
-        matches = engine.Pairs(found.first + base, found.second, found.distances)
+    base = sum(len(record.hashes) for record in prints)
+    starts = base + np.cumsum([0, *(len(query.hashes) for query in queries)])
+    best: list[dict[int, VideoPair]] = [{} for _ in queries]
+    for mirrored in (False, True) if isometric else (False,):
+        turned = [(number, query.mirrored if mirrored else query.hashes) for number, query in enumerate(queries)]
+        turned = [(number, frames) for number, frames in turned if frames is not None and len(frames)]
+        if not turned:
+            continue
+        rows = np.concatenate([np.arange(starts[number], starts[number + 1]) for number, _ in turned])
+        found = engine.cross_pairs(packed_rows(np.concatenate([frames for _, frames in turned])), packed[:base],
+                                   settings.frame_bits)
+        matches = engine.Pairs(rows[found.first], found.second, found.distances)
         for first, second, verdict in _judge(matches, table, settings):
-            if verdict is not None and (first not in best or best[first].coverage < verdict[1]):
-                best[first] = VideoPair(first, second, *verdict, bool(mirrored))
-    return [best[key] for key in sorted(best)]
+            kept = best[second - len(prints)]
+            if verdict is not None and (first not in kept or kept[first].coverage < verdict[1]):
+                kept[first] = VideoPair(first, len(prints), *verdict, mirrored)
+    return [[kept[key] for key in sorted(kept)] for kept in best]
 
 
 class _Table:
