@@ -124,7 +124,8 @@ def common_options(default_output: str | None):
                          "equal imagehash's on the upright image)."),
             click.option("--progress/--no-progress", default=True, show_default=True,
                          help="Progress bar on stderr."),
-            scheduler_option(" Images are hashed there; the cache stays here."),
+            scheduler_option(" Images are hashed there, and their candidate pairs found there (delete, search, "
+                             "evaluate); the colour checks, the cache and the plan stay here."),
             click.option("--media", type=click.Choice(MEDIA), default="all", show_default=True,
                          help="Look at images, videos (MP4, MOV, M4V, MKV, WebM, AVI, and GIF or WebP with "
                          "more than one frame) or both; a video only ever pairs with a video."),
@@ -657,11 +658,17 @@ def undo(run):
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV file to write (id_a,id_b,distance); never overwritten. Default: standard output.")
 @scheduler_option()
+@click.option("--shared-folder", type=click.Path(exists=True, file_okay=False, writable=True, path_type=Path),
+              default=None, help="With --scheduler: a folder that every Dask worker sees at the same path (shared "
+              "storage). The hashes are written there once, in blocks the workers read, instead of being sent "
+              "in every task; removed at the end.")
 @handle_errors
-def match(hashes, against, threshold, tree_type, output, scheduler):
+def match(hashes, against, threshold, tree_type, output, scheduler, shared_folder):
     """Every pair of precomputed hashes within --threshold bits, each pair once (no images read).
     With --scheduler the pairs are found on a Dask cluster and come sorted by id_a's row,
     then id_b's; they are the same pairs."""
+    if shared_folder is not None and not scheduler:
+        raise click.BadParameter("only means something with --scheduler", param_hint="--shared-folder")
     from dedup_cli.hashlist import HashListError, iter_matches, read_hash_lists, write_matches, write_matches_file
 
     if output is not None and output.exists():
@@ -671,12 +678,8 @@ def match(hashes, against, threshold, tree_type, output, scheduler):
     except HashListError as exc:
         raise InputRefused(str(exc)) from exc
     with dask_client(scheduler) as client:
-        if client is None:
-            pairs = iter_matches(first, second, threshold, IndexSettings(tree_type))
-        else:
-            from dedup_cli.distributed import pair_search
-
-            pairs = iter_matches(first, second, threshold, IndexSettings(tree_type), search=pair_search(client))
+        pairs = iter_matches(first, second, threshold, IndexSettings(
+            tree_type, cluster=client, shared_folder=None if shared_folder is None else str(shared_folder.absolute())))
         if output is None:
             count = write_matches(sys.stdout.buffer, pairs, first, second)
         else:

@@ -138,12 +138,13 @@ def _negatives_by_kind(plan, hashed, truth, kinds) -> dict[str, dict]:
 def run_evaluate(options, truth_path, keep_policy: str = "resolution", on_progress=None, on_total=None) -> dict:
     """Dry-run the delete pipeline on the files of truth_path (images and videos, as
     options.media says) and score the plan."""
-    from dedup_cli.pipeline import collect, plan_collection, settings_dict
+    from dedup_cli.pipeline import collect, on_cluster, plan_collection, settings_dict
 
     truth, kinds = read_truth(truth_path, options.images_path)
-    # Unlabelled files in the folder would link labelled ones through chains: leave them out.
-    collection = collect(options, on_progress=on_progress, on_total=on_total, only=set(truth))
-    planned = plan_collection(collection, options, keep_policy, with_links=True)
+    with on_cluster(options) as connected:
+        # Unlabelled files in the folder would link labelled ones through chains: leave them out.
+        collection = collect(connected, on_progress=on_progress, on_total=on_total, only=set(truth))
+        planned = plan_collection(collection, connected, keep_policy, with_links=True)
     result = score(planned.plan, planned.hashed, truth, kinds, planned.links)
     result["settings"] = settings_dict(options) | {"keep_policy": keep_policy}
     if collection.model_sha256:

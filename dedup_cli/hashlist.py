@@ -94,16 +94,15 @@ def read_hash_lists(path: Path, against: Path | None = None) -> tuple[HashList, 
 
 
 def iter_matches(hashes: HashList, against: HashList | None, max_bits: int,
-                 settings: IndexSettings = IndexSettings(), search=iter_pairs) -> Iterator:
+                 settings: IndexSettings = IndexSettings()) -> Iterator:
     """Every pair within max_bits (inclusive) once, in chunks of (row in `hashes`, row in
-    `against`, or in `hashes` after the first one when against is None, distance).
-    `search` finds them: index.iter_pairs, or one with its arguments and pairs
-    (distributed.pair_search)."""
+    `against`, or in `hashes` after the first one when against is None, distance); on
+    settings.cluster when it has one (index.iter_pairs)."""
     if not len(hashes) or (against is not None and not len(against)):
         return iter(())
     if against is None:
-        return search(hashes.packed, hashes.n_bits, None, max_bits, settings)
-    return search(against.packed, against.n_bits, hashes.packed, max_bits, settings)
+        return iter_pairs(hashes.packed, hashes.n_bits, None, max_bits, settings)
+    return iter_pairs(against.packed, against.n_bits, hashes.packed, max_bits, settings)
 
 
 def write_matches(stream, chunks, hashes: HashList, against: HashList | None) -> int:

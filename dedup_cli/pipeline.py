@@ -186,7 +186,7 @@ def collect(options: CollectionOptions, exclude: tuple = (),
         require_opencv()
     cache = _open_cache(options.cache_path)
     try:
-        with hashing_pool(options.scheduler) as pool:
+        with hashing_pool(options) as pool:
             hashed = hash_collection(scan.files, options.hash_settings, options.workers,
                                      options.batch_size, cache=cache, on_progress=on_progress, pool=pool)
         videos = fingerprint_collection(scan.videos, options.video_settings, options.workers, cache, on_progress)
@@ -230,15 +230,34 @@ def _embed(collection: Collection, model, options: CollectionOptions, cache, on_
 
 
 @contextmanager
-def hashing_pool(scheduler: str | None):
-    """A DaskPool on the cluster at `scheduler` (None without one: local processes)."""
-    if not scheduler:
+def hashing_pool(options: CollectionOptions):
+    """A DaskPool on the cluster that `options` are connected to (see on_cluster), or on
+    a cluster at options.scheduler for the hashing alone (None without one: local
+    processes)."""
+    from dedup_cli import distributed
+
+    client = options.index_settings.cluster
+    if client is not None:
+        yield distributed.DaskPool(client)
+    elif options.scheduler:
+        with distributed.connect(options.scheduler) as client:
+            yield distributed.DaskPool(client)
+    else:
         yield None
+
+
+@contextmanager
+def on_cluster(options: CollectionOptions):
+    """`options` connected to the Dask cluster at options.scheduler for the duration: the
+    images are hashed there and their candidate pairs found there (IndexSettings.cluster);
+    the same options without a scheduler."""
+    if not options.scheduler or options.index_settings.cluster is not None:
+        yield options
         return
     from dedup_cli import distributed
 
-    with distributed.connect(scheduler) as client:
-        yield distributed.DaskPool(client)
+    with distributed.connect(options.scheduler) as client:
+        yield replace(options, index_settings=replace(options.index_settings, cluster=client))
 
 
 def _choose_media(scan: ScanResult, media: str) -> list[str]:
@@ -369,9 +388,10 @@ def run_delete(options: CollectionOptions, delete: DeleteOptions,
 
 
 def _plan_and_act(options, delete, on_progress, on_total) -> DeleteResult:
-    collection = collect(options, exclude=(delete.output_path,), on_progress=on_progress, on_total=on_total,
-                         extra_roots=delete.reference)
-    planned = plan_collection(collection, options, delete.keep_policy, delete.reference)
+    with on_cluster(options) as connected:
+        collection = collect(connected, exclude=(delete.output_path,), on_progress=on_progress, on_total=on_total,
+                             extra_roots=delete.reference)
+        planned = plan_collection(collection, connected, delete.keep_policy, delete.reference)
     hashed, plan = planned.hashed, planned.plan
     run_folder = runs.create_run_folder(delete.output_path, "delete")
     outcomes = []
@@ -597,15 +617,25 @@ def run_search(options: CollectionOptions, query_path: Path, on_progress=None, o
     `query_path`: every image in it is a query (a test set against a training set)."""
     query_path = Path(query_path)
     if query_path.is_dir():
-        return _search_folder(options, query_path, on_progress, on_total)
+        with on_cluster(options) as connected:
+            return _search_folder(connected, query_path, on_progress, on_total)
     if is_video_name(query_path.name) or (is_animation_name(query_path.name) and is_animated(query_path)):
         return _search_video(options, query_path, on_progress, on_total)
     if _searches_views(options):
-        return _search_image_views(options, query_path, on_progress, on_total)
+        queries = _hash_query(options, query_path)  # said before any cluster starts
+        with on_cluster(options) as connected:
+            return _search_image_views(connected, query_path, queries, on_progress, on_total)
     record = hash_file(str(query_path), options.hash_settings)
-    if record.packed_bits is None:
+    if record.packed_bits is None:  # said before any cluster starts
         raise UnreadableImage(query_path, record.error)
     query_embedding = _embed_query(options, str(query_path))
+    with on_cluster(options) as connected:
+        return _search_image(connected, query_path, record, query_embedding, on_progress, on_total)
+
+
+def _search_image(options, query_path: Path, record, query_embedding, on_progress, on_total) -> SearchResult:
+    """One image, hashed (`record`) and perhaps embedded, against the collection (by
+    hashes or, under --method cnn, by embeddings)."""
     collection = collect(options, on_progress=on_progress, on_total=on_total)
     hashed = collection.hashed
     colour = np.frombuffer(record.colour, dtype=np.uint8)
@@ -625,9 +655,9 @@ def _searches_views(options: CollectionOptions) -> bool:
     return options.hash_settings.views and options.method == "hash"
 
 
-def _search_image_views(options, query_path: Path, on_progress, on_total) -> SearchResult:
-    """One image query in its views: hashed as the library is (from the cache when it
-    holds it), then matched as a query folder's images are."""
+def _hash_query(options, query_path: Path) -> HashedFiles:
+    """The query image hashed as the library is, its views too (from the cache when it
+    holds them); UnreadableImage when it cannot be."""
     cache = _open_cache(options.cache_path)
     try:
         queries = hash_collection([query_path], options.hash_settings, cache=cache)
@@ -636,6 +666,12 @@ def _search_image_views(options, query_path: Path, on_progress, on_total) -> Sea
             cache.close()
     if queries.failures:
         raise UnreadableImage(query_path, queries.failures[0][1])
+    return queries
+
+
+def _search_image_views(options, query_path: Path, queries: HashedFiles, on_progress, on_total) -> SearchResult:
+    """One image query (`queries`, hashed in its views) against the collection, matched
+    as a query folder's images are."""
     collection = collect(options, on_progress=on_progress, on_total=on_total)
     matches = _view_queries(options, queries, collection)[queries.paths[0]]
     return SearchResult(str(query_path.absolute()), matches, collection, views=True)

@@ -227,33 +227,36 @@ def test_default_cache_path_falls_back_to_home_cache(tmp_path, monkeypatch):
     assert default_cache_path() == tmp_path / "home" / ".cache" / "dedup" / "hashes.sqlite"
 
 
-def test_a_second_run_reads_its_pairs_and_a_changed_library_finds_them_again(demo_copy, tmp_path, monkeypatch):
+@pytest.mark.parametrize("options", [(), ("--views", "y", "--isometric", "y")])
+def test_a_second_run_reads_its_pairs_and_a_changed_library_finds_them_again(demo_copy, tmp_path, monkeypatch,
+                                                                              options):
     from conftest import delete_report, groups_by_name
 
     import dedup_cli.plan.similarity as similarity
 
-    report = delete_report(demo_copy, tmp_path / "out1")
+    report = delete_report(demo_copy, tmp_path / "out1", *options)
     first = groups_by_name(report)
-    stored = list((default_cache_path().parent / "hashes.sqlite.pairs").glob("*.npy"))
+    stored = list((default_cache_path().parent / "hashes.sqlite.pairs").glob("*.npz"))
     assert len(stored) == 1 and first
     # Unchanged library: the stored pairs stand in for the search and every colour check.
     calls = []
-    real = similarity.pairs_within
-    monkeypatch.setattr(similarity, "pairs_within", lambda *a, **k: calls.append(1) or real(*a, **k))
-    assert groups_by_name(delete_report(demo_copy, tmp_path / "out2")) == first and calls == []
+    for search in ("pairs_within", "cross_pairs"):
+        real = getattr(similarity, search)
+        monkeypatch.setattr(similarity, search, lambda *a, real=real, **k: calls.append(1) or real(*a, **k))
+    assert groups_by_name(delete_report(demo_copy, tmp_path / "out2", *options)) == first and calls == []
     # A file changed: other hashes, another digest, the pairs found again and right.
     removed = Path(report["groups"][0]["remove"][0]["path"])
     photo(7).save(removed, format="PNG")  # another picture under the same name
-    changed = groups_by_name(delete_report(demo_copy, tmp_path / "out3"))
+    changed = groups_by_name(delete_report(demo_copy, tmp_path / "out3", *options))
     assert calls and changed != first and all(removed.name not in group[1] for group in changed)
     # A damaged stored file is passed over, not trusted, and not fatal: bytes that are no
     # array, and an array whose rows are not this library's.
     for damage in (lambda path: path.write_bytes(b"not an array"),
-                   lambda path: np.save(path, np.array([[0], [10**6], [3]]))):
-        for path in (default_cache_path().parent / "hashes.sqlite.pairs").glob("*.npy"):
+                   lambda path: np.savez(path, pairs=np.array([[0], [10**6], [3]]))):
+        for path in (default_cache_path().parent / "hashes.sqlite.pairs").glob("*.npz"):
             damage(path)
         calls.clear()
-        assert groups_by_name(delete_report(demo_copy, tmp_path / f"out-{len(calls)}-{id(damage)}")) == changed
+        assert groups_by_name(delete_report(demo_copy, tmp_path / f"out-{id(damage)}", *options)) == changed
         assert calls
 
 

@@ -17,6 +17,7 @@ pytest.importorskip("av")
 from dedup_cli.fingerprint import video as fingerprint  # noqa: E402
 from dedup_cli.media import video as media  # noqa: E402
 from dedup_cli.plan.video import video_pairs  # noqa: E402
+from dedup_cli.present.review import THUMB_SIDE  # noqa: E402
 from dedup_cli.video_benchmark import Clip, render_static_camera, write_clip  # noqa: E402
 
 FPS = 12
@@ -241,6 +242,20 @@ def test_many_video_queries_are_judged_from_one_search(clips, monkeypatch):
     together = plan_video.query_pairs_many(queries, library, isometric=True)
     assert together == one_by_one and len(searches) == 2  # one search per turn, not per query
     assert [pair.first for pair in together[0]] == [0, 1] and [pair.first for pair in together[1]] == [2]
+
+
+def test_review_makes_thumbnails_of_videos_from_their_middle_frame(clips, tmp_path):
+    report = delete_report(clips, tmp_path / "out")
+    folder = max(p for p in (tmp_path / "out").iterdir() if p.is_dir())
+    result = run("review", folder)
+    assert result.exit_code == 0, result.output
+    grouped = [entry["path"] for group in report["groups"] for entry in group["keep"] + group["remove"]]
+    assert len(grouped) == 3 and "0 unreadable" in result.output, result.output
+    thumbs = sorted((folder / "thumbs").iterdir())
+    assert len(thumbs) == 3
+    for thumb in thumbs:
+        with Image.open(thumb) as picture:
+            assert max(picture.size) <= THUMB_SIDE and np.asarray(picture).std() > 5  # a real frame, not a blank
 
 
 def test_frames_of_a_rotated_phone_video_are_turned_as_shown():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -289,11 +290,12 @@ def _free_name(path: Path) -> Path:
 
 class PairCache:
     """The duplicate pairs a Matcher found, by a digest of everything they follow from
-    (the hashes and colour signatures of every file in row order, the settings, the code
-    of the checks): a run over an unchanged library reads them back instead of searching
-    and checking every candidate pair again. One small .npy file per digest in `folder`,
-    written whole and renamed into place; the MAX_ENTRIES most recent are kept. A file
-    that cannot be read or written is passed over: the pairs are then found again."""
+    (the hashes, views and colour signatures of every file in row order, the settings,
+    the code of the checks): a run over an unchanged library reads them back instead of
+    searching and checking every candidate pair again. One small .npz file of named
+    arrays per digest in `folder`, written whole and renamed into place; the MAX_ENTRIES
+    most recent are kept. A file that cannot be read or written is passed over: the pairs
+    are then found again (the Matcher also checks that what it reads can be its own)."""
 
     MAX_ENTRIES = 16
     MAX_PAIRS = 2_000_000  # 48 MB a file: more pairs than that are found again, not stored
@@ -302,30 +304,29 @@ class PairCache:
         self.folder = Path(folder)
 
     def _path(self, digest: str) -> Path:
-        return self.folder / f"{digest}.npy"
+        return self.folder / f"{digest}.npz"
 
-    def load(self, digest: str) -> np.ndarray | None:
-        """(3, pairs) int64 rows first, second, bits, or None when not stored."""
+    def load(self, digest: str) -> dict[str, np.ndarray] | None:
+        """The arrays stored under `digest` by name, or None when there are none."""
         try:
-            with open(self._path(digest), "rb") as handle:
-                stored = np.load(handle, allow_pickle=False)
-        except (OSError, ValueError):
+            with np.load(self._path(digest), allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+            os.utime(self._path(digest))  # recently used: kept longest
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             return None
-        if stored.ndim != 2 or stored.shape[0] != 3:
-            return None
-        os.utime(self._path(digest))  # recently used: kept longest
-        return stored.astype(np.int64, copy=False)
+        return arrays
 
-    def save(self, digest: str, first: np.ndarray, second: np.ndarray, bits: np.ndarray) -> None:
-        if len(first) > self.MAX_PAIRS:
+    def save(self, digest: str, arrays: dict[str, np.ndarray]) -> None:
+        """Store `arrays` (among them "pairs", 3 rows) under `digest`, unless too many pairs."""
+        if arrays["pairs"].shape[1] > self.MAX_PAIRS:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             partial = self.folder / f"{digest}.{os.getpid()}.partial"
             with open(partial, "wb") as handle:
-                np.save(handle, np.stack([first, second, bits]).astype(np.int64), allow_pickle=False)
+                np.savez(handle, **arrays)
             os.replace(partial, self._path(digest))
-            entries = sorted(self.folder.glob("*.npy"), key=lambda path: path.stat().st_mtime, reverse=True)
+            entries = sorted(self.folder.glob("*.npz"), key=lambda path: path.stat().st_mtime, reverse=True)
             for old in entries[self.MAX_ENTRIES:]:
                 old.unlink(missing_ok=True)
         except OSError:

@@ -356,13 +356,14 @@ def hash_many(
     pool=None,
 ) -> list[HashRecord]:
     """Hash `paths` in batches over `workers` processes, or over `pool` (a pool with
-    `map` in order and `workers()`, such as distributed.DaskPool) when given; results in
-    the order of `paths`.
+    `map` in order, `workers()` and `min_batch_size`, such as distributed.DaskPool) when
+    given; results in the order of `paths`.
 
     Serial and parallel runs give the same records. `on_progress(n)` is called as each
     batch of n files completes.
     """
-    workers = pool.workers() if pool is not None else workers
+    if pool is not None:
+        workers, batch_size = pool.workers(), max(batch_size, pool.min_batch_size)
     # Small jobs get smaller batches, so that every worker has a share of the files.
     batch_size = max(1, min(batch_size, -(-len(paths) // (8 * max(1, workers)))))
     batches = [(list(paths[i : i + batch_size]), settings) for i in range(0, len(paths), batch_size)]

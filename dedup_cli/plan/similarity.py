@@ -633,7 +633,7 @@ def _checks_code() -> bytes:
 
 
 _CHECKS_MODULES = ("plan/similarity.py", "plan/coarse_kernel.py", "search/index.py", "search/engine.py",
-                   "search/block_trees.py", "fingerprint/signature.py")
+                   "search/block_trees.py", "fingerprint/signature.py", "fingerprint/views.py")
 _VETOED, _KEPT, _LOCAL_OPEN, _EDIT_OPEN = 1, 0, -1, -2
 _DENSE_SHARE = 0.95
 
@@ -950,22 +950,40 @@ class Matcher:
             self._file_facts = in_colour, luma.sum(axis=1, dtype=np.int32).astype(np.float32) / luma.shape[1]
         return self._file_facts
 
-    def _plausible(self, stored: np.ndarray) -> bool:
+    def _plausible(self, stored: dict) -> bool:
         """Whether stored pairs can be this matcher's: rows in range, each pair once in
-        order, bits within the threshold."""
-        first, second, bits = stored
+        order, bits within the threshold; remembered verdicts sorted, in range, 0 or 1,
+        and there exactly when the files have views or turns."""
+        pairs, judged = stored.get("pairs"), stored.get("judged")
         count = len(self.hashed.paths)
-        return bool(((first >= 0) & (first < second) & (second < count)
-                     & (bits >= 0) & (bits <= self.settings.max_bits)).all())
+        if pairs is None or pairs.ndim != 2 or pairs.shape[0] != 3 or pairs.dtype.kind != "i":
+            return False
+        if (judged is None) != self.whole_pictures_only:
+            return False
+        first, second, bits = pairs
+        if not ((first >= 0) & (first < second) & (second < count) & (bits >= 0)
+                & (bits <= self.settings.max_bits)).all():
+            return False
+        if judged is None:
+            return True
+        if judged.ndim != 2 or judged.shape[0] != 2 or judged.dtype.kind != "i":
+            return False
+        keys, vetoed = judged
+        return bool(((keys >= 0) & (keys < count * count)).all() and np.isin(vetoed, (0, 1)).all()
+                    and (np.diff(keys) > 0).all())
 
     def _pairs_digest(self) -> str:
-        """What the pairs of plain pictures follow from: the code of the checks and the
-        search, the settings, and every file's hash and colour signature in row order."""
+        """What the pairs follow from: the code of the checks and the search, the
+        settings, and every file's hashes and colour signatures (with its views and
+        turns) in row order."""
+        hashed = self.hashed
+        arrays = [hashed.packed, hashed.colour, hashed.variants, hashed.views, getattr(hashed, "view_colour", None)]
         digest = hashlib.sha256(_checks_code())
-        digest.update(repr((self.settings, self.index_settings, self.hashed.settings,
-                            self.hashed.packed.shape, self.hashed.colour.shape)).encode())
-        for values in (self.hashed.packed, self.hashed.colour):
-            digest.update(np.ascontiguousarray(values).data)
+        digest.update(repr((self.settings, self.index_settings, hashed.settings,
+                            [None if values is None else values.shape for values in arrays])).encode())
+        for values in arrays:
+            if values is not None:
+                digest.update(np.ascontiguousarray(values).data)
         return digest.hexdigest()
 
     @property
@@ -980,26 +998,36 @@ class Matcher:
         return self._pairs
 
     def _find_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        digest = self._pairs_digest() if self.pair_cache is not None else None
+        stored = self.pair_cache.load(digest) if digest else None
+        if stored is not None and not self._plausible(stored):
+            stored = None  # damaged or not ours: found again below
+        if stored is None:
+            stored = self._search_pairs()
+            if digest:
+                self.pair_cache.save(digest, stored)
+        first, second, bits = stored["pairs"]
+        if "judged" in stored:  # the verdicts _search_pairs remembered
+            self._judged_keys, self._judged_vetoed = stored["judged"][0], stored["judged"][1].astype(bool)
+            self._judged_rows = None
+        else:
+            # Plain pictures: every pair within max_bits was judged, and these are the
+            # ones accepted.
+            self._judged_keys = np.sort(self._key(first, second))
+            self._judged_vetoed = np.zeros(len(self._judged_keys), dtype=bool)
+            self._judged_all = True
+        return first, second, bits
+
+    def _search_pairs(self) -> dict[str, np.ndarray]:
+        """The pairs (3 rows: first < second, bits), searched and checked; with views or
+        turns also the verdicts remembered on the way ("judged": keys, vetoed)."""
         hashed, max_bits = self.hashed, self.settings.max_bits
         n_bits = hashed.settings.n_bits
         if hashed.variants is None and hashed.views is None:
-            digest = self._pairs_digest() if self.pair_cache is not None else None
-            stored = self.pair_cache.load(digest) if digest else None
-            if stored is not None and not self._plausible(stored):
-                stored = None  # damaged or not ours: found again below
-            if stored is not None:
-                found = (stored[0], stored[1], stored[2])
-            else:
-                found = pairs_within(hashed.packed, n_bits, max_bits, self.index_settings,
-                                     accept=lambda first, second: ~self._vetoed(
-                                         first, second, np.zeros(len(first), dtype=np.int64)))
-                if digest:
-                    self.pair_cache.save(digest, *found)
-            # Every pair within max_bits was judged, and these are the ones accepted.
-            self._judged_keys = np.sort(self._key(found[0], found[1]))
-            self._judged_vetoed = np.zeros(len(self._judged_keys), dtype=bool)
-            self._judged_all = True
-            return found
+            found = pairs_within(hashed.packed, n_bits, max_bits, self.index_settings,
+                                 accept=lambda first, second: ~self._vetoed(
+                                     first, second, np.zeros(len(first), dtype=np.int64)))
+            return {"pairs": np.stack(found).astype(np.int64)}
         first, second, bits, how = self._view_pairs(self)
         # Self-pairs out, and the plain pair once (it is found from both sides).
         keep = np.flatnonzero((first != second) & ((how != 0) | (first < second)))
@@ -1013,7 +1041,8 @@ class Matcher:
             self._remember(*(np.concatenate(column) for column in zip(*self._checked)))
         self._checked = []
         pair = order[chosen[chosen >= 0]]
-        return low[pair], high[pair], bits[pair]
+        return {"pairs": np.stack([low[pair], high[pair], bits[pair]]).astype(np.int64),
+                "judged": np.stack([self._judged_keys, self._judged_vetoed]).astype(np.int64)}
 
     def _view_pairs(self, index: Matcher) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(first, second, bits, how) for every query view of a file here (`first`) within

@@ -194,10 +194,14 @@ def _write_thumbnail(job: tuple[str, str, int]) -> str:
 
     from dedup_cli.errors import UnreadableImage
     from dedup_cli.media.loading import load_image
+    from dedup_cli.media.video import VideoError, is_video_name, video_still
 
     source, target, decode_side = job
     try:
-        image = load_image(source, min_side=decode_side, mode="RGB").image
+        if is_video_name(source):  # a video shows its middle frame, as on the map
+            image = video_still(source, THUMB_SIDE, THUMB_SIDE).convert("RGB")
+        else:
+            image = load_image(source, min_side=decode_side, mode="RGB").image
         # Bilinear after the integer reductions (draft, reducing_gap): as sharp at this size
         # and about half the time of the default bicubic.
         image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
@@ -206,6 +210,8 @@ def _write_thumbnail(job: tuple[str, str, int]) -> str:
         os.replace(partial, target)
     except UnreadableImage as exc:
         return exc.reason
+    except VideoError as exc:
+        return str(exc)
     except OSError as exc:
         return exc.strerror or str(exc)
     return ""

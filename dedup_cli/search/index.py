@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -72,12 +72,18 @@ class Metric:
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """Which engine finds the pairs (TREE_TYPES), the KD-trees' leaf size, and the metric
-    the threshold was given in."""
+    """Which engine finds the pairs (TREE_TYPES), the KD-trees' leaf size, the metric the
+    threshold was given in, and where the engine runs: here, or on the cluster of
+    `cluster`, a connected Dask client (distributed.connect), as block-pair tasks that
+    find the same pairs (distributed.iter_pairs). Not part of the settings' identity."""
 
     tree_type: str = "mih"
     leaf_size: int = 40
     metric: Metric = Metric("manhattan", 1.0)
+    cluster: object = field(default=None, compare=False, repr=False)
+    # With a cluster: a folder on storage that every worker sees at the same path; the
+    # hash blocks are written there once and read by the workers instead of sent in tasks.
+    shared_folder: str | None = field(default=None, compare=False, repr=False)
 
 
 def hamming(packed_a: np.ndarray, packed_b: np.ndarray) -> np.ndarray:
@@ -88,15 +94,21 @@ def hamming(packed_a: np.ndarray, packed_b: np.ndarray) -> np.ndarray:
 def iter_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_bits: int,
                settings: IndexSettings, threads: int | None = None) -> Iterator:
     """Every (query row, row) of packed hashes at most `max_bits` bits apart, exactly once,
-    as chunks of (first, second, distances) int32 arrays in no particular order; queries
+    as chunks of (first, second, distances) integer arrays in no particular order; queries
     None pairs the rows of `packed` among themselves (first < second). `n_bits` is the
     hash length (the packed rows may end in zero padding). `threads`: the mih engine's
-    threads (None: every CPU)."""
+    threads (None: every CPU). With settings.cluster the chunks come from the cluster,
+    however few the hashes (--scheduler asks for it), sorted by first, then second."""
     if n_bits > 8 * packed.shape[1]:
         raise ValueError(f"{n_bits}-bit hashes cannot be packed in {packed.shape[1]} bytes")
     if settings.tree_type not in TREE_TYPES:
         raise ValueError(f"unknown tree type {settings.tree_type!r}: one of {', '.join(TREE_TYPES)}")
-    if settings.tree_type == "mih" and _small(packed, queries):
+    if settings.cluster is not None:
+        from dedup_cli import distributed
+
+        yield from distributed.iter_pairs(settings.cluster, packed, queries, max_bits, settings.tree_type,
+                                          settings.leaf_size, settings.shared_folder)
+    elif settings.tree_type == "mih" and _small(packed, queries):
         yield from _numpy_pairs(packed, queries, max_bits)
     elif settings.tree_type == "mih":
         from dedup_cli.search import engine
