@@ -434,40 +434,61 @@ def _csv_field(text: str) -> str:
     return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
 
 
+def _match_row(match, views: bool) -> dict:
+    """A search hit as printed: with --views, the views that matched last."""
+    row = {"path": match.path, "distance": round(match.distance, 6), "bits": match.bits,
+           "width": match.width, "height": match.height}
+    return row | {"view": match.view} if views else row
+
+
+def _csv_views(row: dict) -> str:
+    """The view column of a CSV row (empty without --views, which has no such column)."""
+    return f",{_csv_field(row['view'])}" if "view" in row else ""
+
+
 def render_many(result, output_format: str) -> None:
     """The matches of a query folder: one row per (query, match)."""
-    rows = [{"query": query, "path": m.path, "distance": round(m.distance, 6), "bits": m.bits,
-             "width": m.width, "height": m.height} for query, found in result.queries.items() for m in found]
+    rows = [{"query": query} | _match_row(m, result.views) for query, found in result.queries.items() for m in found]
     if output_format == "json":
         click.echo(json.dumps({"query_folder": result.query, "queries": len(result.queries), "matches": rows,
                                "unreadable": [{"path": p, "reason": r} for p, r in result.unreadable]}, indent=2))
     elif output_format == "csv":
-        click.echo("query,path,distance,bits,width,height")
+        click.echo("query,path,distance,bits,width,height" + (",view" if result.views else ""))
         for row in rows:
             click.echo(f"{_csv_field(row['query'])},{_csv_field(row['path'])},{row['distance']:g},{row['bits']},"
-                       f"{row['width']},{row['height']}")
+                       f"{row['width']},{row['height']}{_csv_views(row)}")
     else:
         with_matches = sum(1 for found in result.queries.values() if found)
         click.echo(f"{with_matches} of {len(result.queries)} query images have a match within the threshold.")
         for row in rows:
-            click.echo(f"{row['bits']:>4}  {row['query']}  ->  {row['path']}")
+            in_views = f"  [{row['view']}]" if "view" in row else ""
+            click.echo(f"{row['bits']:>4}  {row['query']}  ->  {row['path']}{in_views}")
 
 
 def render_matches(result, output_format: str) -> None:
-    rows = [{"path": m.path, "distance": round(m.distance, 6), "bits": m.bits,
-             "width": m.width, "height": m.height} for m in result.matches]
+    rows = [_match_row(m, result.views) for m in result.matches]
     if output_format == "json":
         click.echo(json.dumps({"query": result.query, "matches": rows}, indent=2))
     elif output_format == "csv":
-        click.echo("path,distance,bits,width,height")
+        click.echo("path,distance,bits,width,height" + (",view" if result.views else ""))
         for row in rows:
-            click.echo(f"{_csv_field(row['path'])},{row['distance']:g},{row['bits']},{row['width']},{row['height']}")
+            click.echo(f"{_csv_field(row['path'])},{row['distance']:g},{row['bits']},{row['width']},{row['height']}"
+                       f"{_csv_views(row)}")
     elif not rows:
         click.echo(f"No {result.media} within the threshold of '{result.query}'.")
     else:
-        click.echo(f"{'distance':>8}  {'bits':>4}  {'size':>11}  path")
+        # With --views, the views that matched in a column as wide as the longest name.
+        width = max(len(row.get("view", "view")) for row in rows)
+        header = _view_column({"view": "view"} if result.views else {}, width)
+        click.echo(f"{'distance':>8}  {'bits':>4}  {'size':>11}  {header}path")
         for row in rows:
-            click.echo(f"{row['distance']:>8g}  {row['bits']:>4}  {row['width']:>5}x{row['height']:<5}  {row['path']}")
+            size = f"{row['width']:>5}x{row['height']:<5}"
+            click.echo(f"{row['distance']:>8g}  {row['bits']:>4}  {size}  {_view_column(row, width)}{row['path']}")
+
+
+def _view_column(row: dict, width: int) -> str:
+    """The view of a table row, padded to `width`; nothing without --views."""
+    return f"{row['view']:<{width}}  " if "view" in row else ""
 
 
 @main.command()

@@ -594,6 +594,7 @@ class Match:
     distance: float
     width: int
     height: int
+    view: str | None = None  # with --views: which views matched (Matcher.matches_views), else None
 
 
 @dataclass
@@ -607,6 +608,7 @@ class SearchResult:
     queries: dict[str, list[Match]] | None = None
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     media: str = "image"  # what the query is: an image (or folder of images) or a video
+    views: bool = False  # the images were matched in their views too: each Match names its views
 
 
 def run_search(options: CollectionOptions, query_path: Path, on_progress=None, on_total=None) -> SearchResult:
@@ -619,6 +621,10 @@ def run_search(options: CollectionOptions, query_path: Path, on_progress=None, o
             return _search_folder(connected, query_path, on_progress, on_total)
     if is_video_name(query_path.name) or (is_animation_name(query_path.name) and is_animated(query_path)):
         return _search_video(options, query_path, on_progress, on_total)
+    if _searches_views(options):
+        queries = _hash_query(options, query_path)  # said before any cluster starts
+        with on_cluster(options) as connected:
+            return _search_image_views(connected, query_path, queries, on_progress, on_total)
     record = hash_file(str(query_path), options.hash_settings)
     if record.packed_bits is None:  # said before any cluster starts
         raise UnreadableImage(query_path, record.error)
@@ -641,6 +647,44 @@ def _search_image(options, query_path: Path, record, query_embedding, on_progres
         rows, bits = collection.matcher(options).matches(orientations.reshape(-1, hashed.packed.shape[1]), colour)
     matches = _matches(options, hashed, str(query_path), rows, bits)
     return SearchResult(str(query_path.absolute()), matches, collection)
+
+
+def _searches_views(options: CollectionOptions) -> bool:
+    """Whether images are searched in their views (--views y with hashes; the CNN method
+    compares embeddings of the whole pictures)."""
+    return options.hash_settings.views and options.method == "hash"
+
+
+def _hash_query(options, query_path: Path) -> HashedFiles:
+    """The query image hashed as the library is, its views too (from the cache when it
+    holds them); UnreadableImage when it cannot be."""
+    cache = _open_cache(options.cache_path)
+    try:
+        queries = hash_collection([query_path], options.hash_settings, cache=cache)
+    finally:
+        if cache is not None:
+            cache.close()
+    if queries.failures:
+        raise UnreadableImage(query_path, queries.failures[0][1])
+    return queries
+
+
+def _search_image_views(options, query_path: Path, queries: HashedFiles, on_progress, on_total) -> SearchResult:
+    """One image query (`queries`, hashed in its views) against the collection, matched
+    as a query folder's images are."""
+    collection = collect(options, on_progress=on_progress, on_total=on_total)
+    matches = _view_queries(options, queries, collection)[queries.paths[0]]
+    return SearchResult(str(query_path.absolute()), matches, collection, views=True)
+
+
+def _view_queries(options, queries: HashedFiles, collection: Collection) -> dict[str, list[Match]]:
+    """The matches of each of `queries` in the collection by the views rule of delete
+    (Matcher.matches_views), nearest first, each naming the views that matched."""
+    query_rows, rows, bits, views = collection.matcher(options).matches_views(queries)
+    starts = np.searchsorted(query_rows, np.arange(len(queries.paths) + 1))
+    return {path: _matches(options, collection.hashed, path, rows[starts[q]:starts[q + 1]],
+                           bits[starts[q]:starts[q + 1]], views[starts[q]:starts[q + 1]])
+            for q, path in enumerate(queries.paths)}
 
 
 def _embed_query(options: CollectionOptions, path: str) -> np.ndarray | None:
@@ -685,17 +729,18 @@ def _video_matches(options, prints, query_path: Path, pairs) -> list[Match]:
     return matches[: options.nearest_neighbors]
 
 
-def _matches(options, hashed, query: str, rows, bits) -> list[Match]:
-    """Search hits for one query: the query file itself left out, at most k of them."""
+def _matches(options, hashed, query: str, rows, bits, views=None) -> list[Match]:
+    """Search hits for one query: the query file itself left out, at most k of them;
+    `views` names the views of each hit (None: not searched in views)."""
     metric = options.metric
     found = []
-    for row, distance in zip(rows.tolist(), bits.tolist()):  # noqa: B905
+    for at, (row, distance) in enumerate(zip(rows.tolist(), bits.tolist())):  # noqa: B905
         if len(found) == options.nearest_neighbors:
             break
         if _same_file(hashed.paths[row], Path(query)):
             continue
         found.append(Match(hashed.paths[row], distance, float(metric.from_bits(distance)),
-                           int(hashed.width[row]), int(hashed.height[row])))
+                           int(hashed.width[row]), int(hashed.height[row]), None if views is None else views[at]))
     return found
 
 
@@ -706,13 +751,19 @@ def _search_folder(options, folder: Path, on_progress, on_total) -> SearchResult
     query_collection = collect(options.for_folder(folder))
     queries = query_collection.hashed
     collection = collect(options, on_progress=on_progress, on_total=on_total)
-    by_query = _image_queries(options, query_collection, collection) if queries.paths else {}
+    views = _searches_views(options)
+    if not queries.paths:
+        by_query = {}
+    elif views:
+        by_query = _view_queries(options, queries, collection)
+    else:
+        by_query = _image_queries(options, query_collection, collection)
     prints = collection.videos.prints
     video_queries = query_collection.videos.prints
     for query, pairs in zip(video_queries, query_pairs_many(video_queries, prints, options.video_match,  # noqa: B905
                                                              options.video_mirror)):
         by_query[query.path] = _video_matches(options, prints, Path(query.path), pairs)
-    return SearchResult(str(folder.absolute()), [], collection, queries=by_query,
+    return SearchResult(str(folder.absolute()), [], collection, queries=by_query, views=views,
                         unreadable=queries.failures + query_collection.videos.failures + query_collection.scan.skipped)
 
 

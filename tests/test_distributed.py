@@ -245,6 +245,7 @@ def test_a_worker_killed_during_hashing_loses_nothing_and_caches_once(client, sm
 
 @pytest.mark.parametrize("command", [
     ["search", "--query", "{demo}/edits/bridge_70.jpg", "--format", "json"],
+    ["search", "--query", "{demo}/edits/bridge_70.jpg", "--format", "json", "--views", "y"],
     ["evaluate", "--truth", "{demo}/truth.csv"],
 ])
 def test_search_and_evaluate_on_the_cluster_print_what_they_print_locally(cluster, demo_copy, command, sent):

@@ -53,6 +53,9 @@ def check_output(command: str, output: str) -> None:
         assert {Path(r["query"]).name: Path(r["path"]).name for r in rows}["bridge_70.jpg"] == "bridge.jpg"
     elif words[1] == "search":
         assert "bridge_70.jpg" in output
+        if "--views" in words:  # a column says which views matched: whole pictures, for these copies
+            assert output.splitlines()[0].split() == ["distance", "bits", "size", "view", "path"]
+            assert all(line.split()[3] == "whole" for line in output.splitlines()[1:])
         if "cnn" in words:  # distances in 1 - cosine, not bits
             assert re.search(r"^\s*0\.\d{4}\s", output, re.M)
     elif words[1] == "show":

@@ -232,6 +232,22 @@ def join_hashed(first: HashedFiles, second: HashedFiles) -> HashedFiles:
     )
 
 
+def stack_hashed(parts: list[HashedFiles]) -> HashedFiles:
+    """The rows of `parts` (hashed with one HashSettings) one after the other, with their
+    orientations and views: one collection for a Matcher over files of several (a
+    search's queries and the library files they may match). Failures are left out."""
+    first = parts[0]
+    if any(part.settings != first.settings for part in parts):
+        raise ValueError("stack_hashed: the parts were hashed with different settings")
+    arrays = {name: np.concatenate([getattr(part, name) for part in parts])
+              for name in ("packed", "width", "height", "size", "mtime_ns", "colour", "digest", "facts",
+                           "content_share")}
+    for name in ("variants", "views", "view_colour"):
+        if getattr(first, name) is not None:
+            arrays[name] = np.concatenate([getattr(part, name) for part in parts])
+    return HashedFiles(settings=first.settings, paths=[path for part in parts for path in part.paths], **arrays)
+
+
 def default_workers() -> int:
     """Worker processes: the CPUs this process may run on."""
     return available_cpus()

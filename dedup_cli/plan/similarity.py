@@ -1028,12 +1028,7 @@ class Matcher:
                                  accept=lambda first, second: ~self._vetoed(
                                      first, second, np.zeros(len(first), dtype=np.int64)))
             return {"pairs": np.stack(found).astype(np.int64)}
-        queries = self._query_hashes(np.arange(len(hashed.paths)))
-        entries, entry_view = self._index_entries()
-        owner, entry, bits = cross_pairs(self._index_hashes(entries)[np.arange(len(entries)), entry_view], n_bits,
-                                         queries.reshape(-1, queries.shape[-1]), max_bits, self.index_settings)
-        first, query_view = np.divmod(owner, queries.shape[1])
-        second, how = entries[entry], query_view * self._index_views + entry_view[entry]
+        first, second, bits, how = self._view_pairs(self)
         # Self-pairs out, and the plain pair once (it is found from both sides).
         keep = np.flatnonzero((first != second) & ((how != 0) | (first < second)))
         first, second, bits, how = first[keep], second[keep], bits[keep], how[keep]
@@ -1048,6 +1043,18 @@ class Matcher:
         pair = order[chosen[chosen >= 0]]
         return {"pairs": np.stack([low[pair], high[pair], bits[pair]]).astype(np.int64),
                 "judged": np.stack([self._judged_keys, self._judged_vetoed]).astype(np.int64)}
+
+    def _view_pairs(self, index: Matcher) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(first, second, bits, how) for every query view of a file here (`first`) within
+        max_bits of an index view of a file of `index` (`second`, its row there): one
+        search of all the query views at once. `index` hashes alike (it may be self)."""
+        queries = self._query_hashes(np.arange(len(self.hashed.paths)))
+        entries, entry_view = index._index_entries()
+        owner, entry, bits = cross_pairs(index._index_hashes(entries)[np.arange(len(entries)), entry_view],
+                                         self.hashed.settings.n_bits, queries.reshape(-1, queries.shape[-1]),
+                                         self.settings.max_bits, self.index_settings)
+        first, query_view = np.divmod(owner, queries.shape[1])
+        return first, entries[entry], bits, query_view * self._index_views + entry_view[entry]
 
     def _index_entries(self) -> tuple[np.ndarray, np.ndarray]:
         """The rows of the index (file, index view): every whole picture, and the trimmed
@@ -1082,6 +1089,38 @@ class Matcher:
         queries, rows, bits = queries[~ruled_out], rows[~ruled_out], bits[~ruled_out]
         order = np.lexsort((rows, bits, queries))
         return queries[order], rows[order], bits[order]
+
+    def matches_views(self, queries) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """(query, row, bits, view) for every row that is a duplicate of one of `queries`
+        (a HashedFiles of outside files, hashed alike, with views or orientations) by the
+        rule of pairs(): a query view of either file within max_bits of an index view of
+        the other, and the nearest such pair of views that the colour checks accept.
+        Each pair once, sorted by query, bits, row; `view` is views_label's, the row's
+        file in the place of the removed one ('trimmed ~ whole': a padded copy of the
+        query). The pairs are judged by a Matcher over the queries and only the rows
+        that have a candidate, so the library's signatures are not copied."""
+        from dedup_cli.fingerprint.hashing import stack_hashed
+
+        outside = Matcher(queries, self.settings, self.index_settings)
+        query_first = outside._view_pairs(self)
+        row_first = self._view_pairs(outside)
+        plain_once = row_first[3] != 0  # the plain pair is found from both sides
+        query = np.concatenate([query_first[0], row_first[1][plain_once]])
+        row = np.concatenate([query_first[1], row_first[0][plain_once]])
+        bits = np.concatenate([query_first[2], row_first[2][plain_once]])
+        how = np.concatenate([query_first[3], row_first[3][plain_once]])
+        by_row = np.repeat([False, True], [len(query_first[0]), int(plain_once.sum())])
+        involved, at = np.unique(row, return_inverse=True)
+        judge = Matcher(stack_hashed([queries, self.hashed.subset(involved)]), self.settings, self.index_settings)
+        at = at.reshape(-1) + len(queries.paths)  # the rows' places in `judge`, after the queries
+        order = np.lexsort((by_row, how, bits, at, query))
+        first, second = np.where(by_row, at, query), np.where(by_row, query, at)
+        _, chosen = judge._first_accepted(query[order] * len(judge.hashed.paths) + at[order], first[order],
+                                          second[order], how[order])
+        pair = order[chosen[chosen >= 0]]
+        pair = pair[np.lexsort((row[pair], bits[pair], query[pair]))]
+        views = [self.views_label(int(code), bool(flag)) for code, flag in zip(how[pair], by_row[pair])]  # noqa: B905
+        return query[pair], row[pair], bits[pair], views
 
 
 def vetoed(colour_a: np.ndarray, colour_b: np.ndarray, settings: MatchSettings) -> np.ndarray:

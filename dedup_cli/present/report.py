@@ -112,12 +112,13 @@ def write_delete_report(run_folder: Path, report: DeleteReport, size_label: int 
 
 
 def write_search_matches(output_path, result) -> str:
-    """matches.csv (query, path, distance, bits, width, height) of a query-folder search
-    in a new run folder; returns its path."""
+    """matches.csv (query, path, distance, bits, width, height, and with --views the views
+    that matched) of a query-folder search in a new run folder; returns its path."""
     folder = create_run_folder(output_path, "search")
     path = folder / "matches.csv"
-    _write_csv(path, ["query", "path", "distance", "bits", "width", "height"],
-               ([query, m.path, round(m.distance, 6), m.bits, m.width, m.height]
+    views = ["view"] if result.views else []
+    _write_csv(path, ["query", "path", "distance", "bits", "width", "height", *views],
+               ([query, m.path, round(m.distance, 6), m.bits, m.width, m.height, *([m.view] if views else [])]
                 for query, found in result.queries.items() for m in found))
     return str(path)
 
