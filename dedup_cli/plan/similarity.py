@@ -16,7 +16,9 @@ finer 16x16 grids (signature.py), where a small emblem is not averaged away. A t
 for two pictures in colour, holds the fit to what one brightness or contrast edit does
 to the RGB channels (all scaled alike about black or the mean grey, clipped at the ends)
 and counts what it leaves in smooth regions: a lighter red that is as saturated as the
-darker one (Monaco's flag against Indonesia's) is no edit of it.
+darker one (Monaco's flag against Indonesia's) is no edit of it. A fourth compares hues
+cell by cell: those edits keep every coloured cell's hue, and a part of the picture
+recoloured to another hue (a product in another colour) turns it.
 
 The checks run on many pairs at once (vetoed), in chunks whose float grids stay within
 the caches: each grid is taken once per chunk (the inner cells only, which are all a
