@@ -265,3 +265,17 @@ def test_no_cache_keeps_no_pairs(demo_copy, tmp_path):
 
     delete_report(demo_copy, tmp_path / "out", "--no-cache")
     assert not (default_cache_path().parent / "hashes.sqlite.pairs").exists()
+
+
+def test_pairs_are_not_kept_where_the_checks_code_cannot_be_read(demo_copy, tmp_path, monkeypatch):
+    from conftest import delete_report, groups_by_name
+
+    import dedup_cli.plan.similarity as similarity
+
+    monkeypatch.setattr(similarity, "_CHECKS_MODULES", ("plan/no_such_module.py",))
+    similarity._checks_code.cache_clear()
+    try:
+        assert groups_by_name(delete_report(demo_copy, tmp_path / "out"))
+    finally:
+        similarity._checks_code.cache_clear()
+    assert not list((default_cache_path().parent / "hashes.sqlite.pairs").glob("*"))

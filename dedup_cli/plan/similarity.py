@@ -624,13 +624,18 @@ class _Pairs:
 
 
 @functools.cache
-def _checks_code() -> bytes:
+def _checks_code() -> bytes | None:
     """The source of the modules that decide which pairs are duplicates (read, not
-    imported: the engine loads numba): a change to any of them makes stored pairs stale."""
+    imported: the engine loads numba): a change to any of them makes stored pairs stale.
+    None where the sources cannot be read (an install without them): then no pairs are
+    kept, since nothing would tell stale ones."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for name in _CHECKS_MODULES:
-        digest.update((package / name).read_bytes())
+    try:
+        for name in _CHECKS_MODULES:
+            digest.update((package / name).read_bytes())
+    except OSError:
+        return None
     return digest.digest()
 
 
@@ -974,13 +979,16 @@ class Matcher:
         return bool(((keys >= 0) & (keys < count * count)).all() and np.isin(vetoed, (0, 1)).all()
                     and (np.diff(keys) > 0).all())
 
-    def _pairs_digest(self) -> str:
+    def _pairs_digest(self) -> str | None:
         """What the pairs follow from: the code of the checks and the search, the
         settings, and every file's hashes and colour signatures (with its views and
         turns) in row order."""
+        code = _checks_code()
+        if code is None:
+            return None
         hashed = self.hashed
         arrays = [hashed.packed, hashed.colour, hashed.variants, hashed.views, getattr(hashed, "view_colour", None)]
-        digest = hashlib.sha256(_checks_code())
+        digest = hashlib.sha256(code)
         digest.update(repr((self.settings, self.index_settings, hashed.settings,
                             [None if values is None else values.shape for values in arrays])).encode())
         for values in arrays:
