@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dedup_cli.media import animation
 from dedup_cli.media import video as media
 from dedup_cli.media.loading import content_digest
 
@@ -167,7 +168,8 @@ def fingerprint_video(path: str, settings: VideoSettings) -> VideoPrint:
     """Decode and fingerprint one video; a failure comes back as a VideoPrint with `error`."""
     try:
         digest = content_digest(path)
-        sampled = media.sample_frames(path)
+        # Animated GIF and WebP: Pillow's frames (FFmpeg cannot decode animated WebP).
+        sampled = animation.sample_animation(path) if animation.is_animation_name(path) else media.sample_frames(path)
         record = fingerprint_frames(path, sampled, settings)
     except OSError as exc:
         return VideoPrint(path, error=(exc.strerror or str(exc)).lower())

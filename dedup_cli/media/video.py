@@ -67,12 +67,8 @@ def sample_frames(path: str | os.PathLike) -> SampledFrames:
     Raises VideoError with a short reason for anything that is not a decodable video:
     an empty file, no video stream, a corrupt or truncated stream with no frame at all.
     A stream that breaks off after some frames keeps the frames decoded before the break.
-    Animated GIF and WebP files are decoded by Pillow instead (media/animation.py).
+    (Animated GIF and WebP files are decoded by Pillow: media/animation.py.)
     """
-    from dedup_cli.media import animation  # it builds on this module's types
-
-    if animation.is_animation_name(path):
-        return animation.sample_animation(path)
     try:
         import av
     except ImportError as exc:
