@@ -210,7 +210,8 @@ def bench_match(count: int, max_bits: int, workers: int, samples: int, local_up_
     with started_cluster(workers) as client:
         sent = counted_submissions(client)
         start = time.perf_counter()
-        first, second, distances = index.pairs_within(packed, 64, max_bits, index.IndexSettings(cluster=client))
+        first, second, distances = index.pairs_within(packed, 64, max_bits, index.IndexSettings(
+            cluster=dedup_distributed.ClusterSearch(client)))
         seconds = time.perf_counter() - start
         worker_mb = sorted(client.run(peak_rss_mb).values())
         blocks = len(dedup_distributed.block_bounds(count, dedup_distributed.worker_threads(client)))
@@ -219,7 +220,7 @@ def bench_match(count: int, max_bits: int, workers: int, samples: int, local_up_
             sent["bytes"] = 0
             start = time.perf_counter()
             shared = index.pairs_within(packed, 64, max_bits, index.IndexSettings(
-                cluster=client, shared_folder=str(shared_folder)))
+                cluster=dedup_distributed.ClusterSearch(client, str(shared_folder))))
             shared_seconds = time.perf_counter() - start
     line = (f"match {count} 64-bit hashes at {max_bits} bits on {workers} Dask workers ({blocks} blocks, "
             f"{blocks * (blocks + 1) // 2} tasks): {seconds:.1f} s, {len(first)} pairs, peak RSS per worker "

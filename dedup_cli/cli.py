@@ -678,8 +678,12 @@ def match(hashes, against, threshold, tree_type, output, scheduler, shared_folde
     except HashListError as exc:
         raise InputRefused(str(exc)) from exc
     with dask_client(scheduler) as client:
-        pairs = iter_matches(first, second, threshold, IndexSettings(
-            tree_type, cluster=client, shared_folder=None if shared_folder is None else str(shared_folder.absolute())))
+        search = None
+        if client is not None:
+            from dedup_cli.distributed import ClusterSearch
+
+            search = ClusterSearch(client, None if shared_folder is None else str(shared_folder.absolute()))
+        pairs = iter_matches(first, second, threshold, IndexSettings(tree_type, cluster=search))
         if output is None:
             count = write_matches(sys.stdout.buffer, pairs, first, second)
         else:

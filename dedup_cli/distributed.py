@@ -9,9 +9,9 @@ which read the files at the same paths (shared storage) and send back HashRecord
 client alone writes the cache. Every task is a pure function of its arguments, which
 travel with the task, so Dask may run it again on another worker when one dies.
 
-The pair search is reached through index.iter_pairs, whose IndexSettings carries the
-client (`cluster`): `match`, and the candidate pairs of delete, search and evaluate
-(plan/similarity.py's Matcher), whose colour checks stay on the client.
+The pair search is reached through index.iter_pairs, whose IndexSettings carries a
+ClusterSearch (`cluster`): `match`, and the candidate pairs of delete, search and
+evaluate (plan/similarity.py's Matcher), whose colour checks stay on the client.
 
 `distributed` is an optional dependency (the extra `dask`): it is imported only here,
 only when a scheduler is asked for.
@@ -26,6 +26,7 @@ import warnings
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -196,10 +197,25 @@ def _threads_per_task() -> int | None:
     return max(1, available_cpus() // max(1, worker.state.nthreads))
 
 
+@dataclass(frozen=True)
+class ClusterSearch:
+    """What IndexSettings.cluster holds with --scheduler: index.iter_pairs hands its
+    search to `iter_pairs` here, on the cluster of `client`, the hash blocks written into
+    `shared_folder` for the workers to read when one is given (match --shared-folder).
+    The index never imports this module: the search comes to it in its settings."""
+
+    client: object
+    shared_folder: str | None = None
+
+    def iter_pairs(self, packed: np.ndarray, queries: np.ndarray | None, max_bits: int, tree_type: str = "mih",
+                   leaf_size: int = 40) -> Iterator[tuple[np.ndarray, ...]]:
+        return iter_pairs(self.client, packed, queries, max_bits, tree_type, leaf_size, self.shared_folder)
+
+
 def iter_pairs(client, packed: np.ndarray, queries: np.ndarray | None, max_bits: int, tree_type: str = "mih",
                leaf_size: int = 40, shared_folder=None) -> Iterator[tuple[np.ndarray, ...]]:
     """The pairs of index.iter_pairs(packed, n_bits, queries, max_bits), computed on the
-    cluster of `client` (index.iter_pairs calls this when its settings have a cluster):
+    cluster of `client` (through ClusterSearch, when index.iter_pairs's settings have one):
     chunks of int64 (first, second, distances), in order of first, then second (queries
     None: first < second, both rows of `packed`). At most a few tasks per worker thread
     are in flight, and the client holds the pairs of one block row of queries at a time.

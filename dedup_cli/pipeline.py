@@ -236,9 +236,9 @@ def hashing_pool(options: CollectionOptions):
     processes)."""
     from dedup_cli import distributed
 
-    client = options.index_settings.cluster
-    if client is not None:
-        yield distributed.DaskPool(client)
+    search = options.index_settings.cluster
+    if search is not None:
+        yield distributed.DaskPool(search.client)
     elif options.scheduler:
         with distributed.connect(options.scheduler) as client:
             yield distributed.DaskPool(client)
@@ -257,7 +257,8 @@ def on_cluster(options: CollectionOptions):
     from dedup_cli import distributed
 
     with distributed.connect(options.scheduler) as client:
-        yield replace(options, index_settings=replace(options.index_settings, cluster=client))
+        yield replace(options, index_settings=replace(options.index_settings,
+                                                      cluster=distributed.ClusterSearch(client)))
 
 
 def _choose_media(scan: ScanResult, media: str) -> list[str]:

@@ -96,7 +96,7 @@ def sent(monkeypatch) -> dict:
 
 def test_block_pairs_are_the_local_pairs_in_the_same_order(client, monkeypatch, sent):
     packed = synthetic_hashes(3000)
-    settings, on_cluster = IndexSettings(), IndexSettings(cluster=client)
+    settings, on_cluster = IndexSettings(), IndexSettings(cluster=dedup_distributed.ClusterSearch(client))
     monkeypatch.setattr(dedup_distributed, "BLOCK_ROWS", 500)
     first, second, bits = pairs_within(packed, 64, 9, on_cluster)
     assert sent["tasks"] == 6 * 7 // 2  # 6 blocks: each with itself and with every later one
@@ -211,7 +211,7 @@ def test_a_worker_killed_during_the_pair_search_loses_nothing(client, tmp_path, 
     monkeypatch.setattr(dedup_distributed, "block_pair_task", functools.partial(
         die_the_first_time, tmp_path / "killed", dedup_distributed.block_pair_task))
     monkeypatch.setattr(dedup_distributed, "BLOCK_ROWS", 1000)
-    got = pairs_within(packed, 64, 10, IndexSettings(cluster=client))
+    got = pairs_within(packed, 64, 10, IndexSettings(cluster=dedup_distributed.ClusterSearch(client)))
     assert (tmp_path / "killed").exists()
     for got_column, wanted in zip(got, pairs_within(packed, 64, 10, IndexSettings()), strict=True):
         np.testing.assert_array_equal(got_column, wanted)

@@ -73,17 +73,15 @@ class Metric:
 @dataclass(frozen=True)
 class IndexSettings:
     """Which engine finds the pairs (TREE_TYPES), the KD-trees' leaf size, the metric the
-    threshold was given in, and where the engine runs: here, or on the cluster of
-    `cluster`, a connected Dask client (distributed.connect), as block-pair tasks that
-    find the same pairs (distributed.iter_pairs). Not part of the settings' identity."""
+    threshold was given in, and where the engine runs: here, or through `cluster`, an
+    object whose iter_pairs(packed, queries, max_bits, tree_type, leaf_size) finds the
+    same pairs elsewhere (distributed.ClusterSearch: block-pair tasks on a Dask cluster).
+    Not part of the settings' identity."""
 
     tree_type: str = "mih"
     leaf_size: int = 40
     metric: Metric = Metric("manhattan", 1.0)
     cluster: object = field(default=None, compare=False, repr=False)
-    # With a cluster: a folder on storage that every worker sees at the same path; the
-    # hash blocks are written there once and read by the workers instead of sent in tasks.
-    shared_folder: str | None = field(default=None, compare=False, repr=False)
 
 
 def hamming(packed_a: np.ndarray, packed_b: np.ndarray) -> np.ndarray:
@@ -104,10 +102,7 @@ def iter_pairs(packed: np.ndarray, n_bits: int, queries: np.ndarray | None, max_
     if settings.tree_type not in TREE_TYPES:
         raise ValueError(f"unknown tree type {settings.tree_type!r}: one of {', '.join(TREE_TYPES)}")
     if settings.cluster is not None:
-        from dedup_cli import distributed
-
-        yield from distributed.iter_pairs(settings.cluster, packed, queries, max_bits, settings.tree_type,
-                                          settings.leaf_size, settings.shared_folder)
+        yield from settings.cluster.iter_pairs(packed, queries, max_bits, settings.tree_type, settings.leaf_size)
     elif settings.tree_type == "mih" and _small(packed, queries):
         yield from _numpy_pairs(packed, queries, max_bits)
     elif settings.tree_type == "mih":
