@@ -169,7 +169,7 @@ def test_search_finds_the_pairs_delete_finds_between_queries_and_library(folders
 
     assert by_search == by_delete
     assert len(by_delete) == (5 if isometric else 4)
-    assert len(views) == len(by_search) and "whole" not in views
+    assert "whole" not in views
 
 
 def test_the_query_s_views_come_from_the_cache(folders, tmp_path, monkeypatch):

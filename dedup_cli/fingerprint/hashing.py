@@ -307,8 +307,8 @@ def hash_file(path: str, settings: HashSettings) -> HashRecord:
             packed, variants = phash_orientations(grey, settings.hash_size)
         else:
             packed = hash_image(grey, settings)
-        if settings.isometric and variants is None:
-            variants = b"".join(hash_image(grey.transpose(t), settings) for t in OTHER_ORIENTATIONS)
+            if settings.isometric:
+                variants = b"".join(hash_image(grey.transpose(t), settings) for t in OTHER_ORIENTATIONS)
         if settings.views and image.mode not in ("YCbCr", "L"):
             image = image.convert("YCbCr")  # once, for the signature of every view
         colour = colour_signature(image)

@@ -88,6 +88,9 @@ class EmbeddingMatcher:
     """Distances between the files of one HashedFiles by their embeddings (row i of
     `embeddings` is hashed.paths[i]); same interface as similarity.Matcher."""
 
+    walks_in_batches = False  # the planner asks distances() file by file
+    pair_cache = None
+
     def __init__(self, hashed, embeddings: np.ndarray, settings: MatchSettings):
         self.hashed = hashed
         self.sizes = np.column_stack([hashed.width, hashed.height])  # (files, 2), for the colour checks

@@ -32,7 +32,7 @@ class Removal:
     row: int
     nearest_keep: int
     bits: int
-    view: str = "whole"  # which views matched (Matcher.matched_views)
+    view: str = "whole"  # which views matched (Matcher.views_label)
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None, orde
             if walked is None:
                 distances, views = _nearest_views(matcher, candidates, row)
             else:
-                distances, views = walked(matcher, [step[kept] for kept in candidates], step[row], row)
+                distances, views = walked([step[kept] for kept in candidates], step[row], row)
             nearest = int(np.argmin(distances))
             if distances[nearest] <= matcher.settings.max_bits:
                 removals.append(Removal(row, candidates[nearest], int(distances[nearest]), views(nearest)))
@@ -200,46 +200,31 @@ def plan_group(rows, hashed, matcher: Matcher, policy: str, reference=None, orde
     return Group(keep=tuple(keep), remove=tuple(removals))
 
 
-# Groups up to this many files are walked from matrices of their distances (plain
-# pictures: Matcher.walk_distances, 8 bytes a pair, 32 MB at the limit), or with views or
-# turns (Matcher.walk_views) up to WALK_VIEW_PAIRS pairs of views in all; larger groups
-# ask file by file.
-WALK_MATRIX_LIMIT = 2048
+# Groups are walked from matrices of their distances (Matcher.walk_views) while the pairs
+# of views to compare stay within WALK_VIEW_PAIRS (plain pictures: groups of about 2,000
+# files, three int32 matrices of 16 MB); larger groups ask file by file.
 WALK_VIEW_PAIRS = 4_000_000
 
 
 def _walk_matrices(matcher, walk: list[int]):
-    """A function (matcher, kept positions, row position, row) -> (distances, views) that
+    """A function (kept positions, row position, row) -> (distances, views) that
     answers from matrices made for the whole walk at once, or None to ask file by file."""
-    if len(walk) > WALK_MATRIX_LIMIT or not getattr(matcher, "walks_in_batches", False):
-        return None
-    if matcher.whole_pictures_only:
-        distances = matcher.walk_distances(walk)
-        return lambda _, kept, at, row: (distances[kept, at], _whole)
-    views = matcher._query_hashes([walk[0]]).shape[1] * matcher._index_hashes([walk[0]]).shape[1]
-    if len(walk) * (len(walk) - 1) // 2 * 2 * views > WALK_VIEW_PAIRS:
+    if not matcher.walks_in_batches or len(walk) * (len(walk) - 1) * matcher.view_pairs > WALK_VIEW_PAIRS:
         return None
     bits, first, how = matcher.walk_views(walk)
 
-    def answer(matcher, kept, at, row):
+    def answer(kept, at, row):
         found_first, found_how = first[kept, at], how[kept, at]
         return bits[kept, at], lambda position: matcher.views_label(int(found_how[position]),
                                                                     int(found_first[position]) == row)
     return answer
 
 
-def _whole(position: int) -> str:
-    return "whole"
-
-
 def _nearest_views(matcher, candidates: list[int], row: int):
     """Bits from each candidate to `row`, and a function giving the views that matched for
     a candidate's position (Matcher.views_label); a matcher without views (videos) gives
     only distances, and its pairs are of the whole pictures."""
-    if not hasattr(matcher, "accepted_views") or matcher.whole_pictures_only:
-        # Plain pictures (no views, no turns): every pair is of the whole pictures, and
-        # distances() answers from the verdicts pairs() reached (a warm run over 100,000
-        # files asks this 10,000 times).
+    if not hasattr(matcher, "accepted_views"):
         return matcher.distances(candidates, row), lambda position: "whole"
     distances, first, how = matcher.accepted_views(candidates, row)
     return distances, lambda position: matcher.views_label(int(how[position]), int(first[position]) == row)

@@ -586,34 +586,37 @@ class _Pairs:
         local_above = checked.local_error(local_limit, _ALIGNMENTS[:1])[rows] > local_limit
         verdicts[still_open[local_above]] = _LOCAL_OPEN
         in_colour = np.flatnonzero(~local_above & checked.with_chroma[rows])
-        edit_above = checked._edit_above(settings, _EDIT_FITS[:1], rows[in_colour])
+        edit_above, hue_turned = checked._edit_then_hue(settings, _EDIT_FITS[:1], rows[in_colour])
         verdicts[still_open[in_colour[edit_above]]] = _EDIT_OPEN
-        # Last, on the pairs every other check kept, with the detail grids the local check took.
-        kept = in_colour[~edit_above]
-        verdicts[still_open[kept[checked._hue_turned(rows[kept])]]] = _VETOED
+        verdicts[still_open[in_colour[hue_turned]]] = _VETOED
         return verdicts
 
-    def _hue_turned(self, rows: np.ndarray) -> np.ndarray:
-        """Whether the pairs at `rows` (in colour) fail the hue check."""
-        return self.turned_hue_share(rows) > HUE_SHARE if len(rows) else np.zeros(0, dtype=bool)
+    def _edit_then_hue(self, settings: MatchSettings, fits: list, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For the pairs at `rows` (in colour): whether they are above the one-edit limit
+        in `fits`, and whether those that are not fail the hue check, which comes last
+        (with the detail grids the local check took)."""
+        edit_above = self._edit_above(settings, fits, rows)
+        hue_turned = np.zeros(len(rows), dtype=bool)
+        kept = np.flatnonzero(~edit_above)
+        if len(kept):
+            hue_turned[kept] = self.turned_hue_share(rows[kept]) > HUE_SHARE
+        return edit_above, hue_turned
 
     def finish_local(self, settings: MatchSettings) -> np.ndarray:
-        """The verdicts of pairs left LOCAL_OPEN: the other alignments, then the one-edit check."""
+        """The verdicts of pairs left LOCAL_OPEN: the other alignments, then the one-edit
+        and hue checks."""
         local_limit = settings.local_factor * settings.colour_threshold
-        local_above = self.local_error(local_limit, _ALIGNMENTS[1:]) > local_limit
-        in_colour = np.flatnonzero(~local_above & self.with_chroma)
-        edit_above = np.zeros(self.count, dtype=bool)
-        edit_above[in_colour] = self._edit_above(settings, _EDIT_FITS, in_colour)
-        kept = in_colour[~edit_above[in_colour]]
-        edit_above[kept] = self._hue_turned(kept)
-        return np.where(local_above | edit_above, _VETOED, _KEPT).astype(np.int8)
+        ruled_out = self.local_error(local_limit, _ALIGNMENTS[1:]) > local_limit
+        in_colour = np.flatnonzero(~ruled_out & self.with_chroma)
+        edit_above, hue_turned = self._edit_then_hue(settings, _EDIT_FITS, in_colour)
+        ruled_out[in_colour[edit_above | hue_turned]] = True
+        return np.where(ruled_out, _VETOED, _KEPT).astype(np.int8)
 
     def finish_edit(self, settings: MatchSettings) -> np.ndarray:
-        """The verdicts of pairs left EDIT_OPEN: the other fits of the one-edit check."""
-        edit_above = self._edit_above(settings, _EDIT_FITS[1:], np.arange(self.count))
-        kept = np.flatnonzero(~edit_above)
-        edit_above[kept] = self._hue_turned(kept)  # EDIT_OPEN pairs are all in colour
-        return np.where(edit_above, _VETOED, _KEPT).astype(np.int8)
+        """The verdicts of pairs left EDIT_OPEN (all in colour): the other fits of the
+        one-edit check, then the hue check."""
+        edit_above, hue_turned = self._edit_then_hue(settings, _EDIT_FITS[1:], np.arange(self.count))
+        return np.where(edit_above | hue_turned, _VETOED, _KEPT).astype(np.int8)
 
     def _edit_above(self, settings: MatchSettings, fits: list, rows: np.ndarray) -> np.ndarray:
         """Whether the pairs at `rows` are above the one-edit limit in each of `fits`."""
@@ -653,7 +656,7 @@ class Matcher:
         self.hashed = hashed
         self.settings = settings
         self.index_settings = index_settings
-        # Where pairs() of plain pictures are kept between runs (cache.PairCache), or None.
+        # Where pairs() are kept between runs (cache.PairCache), or None.
         self.pair_cache = pair_cache
         self.rejected = hashed.settings.n_bits + 1  # the distance of a vetoed pair
         self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -698,6 +701,13 @@ class Matcher:
     def _index_views(self) -> int:
         return 1 if self.hashed.views is None else 2
 
+    @property
+    def view_pairs(self) -> int:
+        """How many pairs of views (query view, index view) one side of a pair of files
+        is compared in."""
+        extra = [values.shape[1] for values in (self.hashed.variants, self.hashed.views) if values is not None]
+        return (1 + sum(extra)) * self._index_views
+
     def _query_hashes(self, rows) -> np.ndarray:
         """(len(rows), query views, bytes): the hash of each row in each query view."""
         hashed = self.hashed
@@ -734,35 +744,42 @@ class Matcher:
         first, second = self._sides(np.array([how]))
         return names[int(first[0])], names[int(second[0])]
 
-    def _candidates(self, rows, row: int) -> tuple[np.ndarray, ...]:
-        """Every pair of views of each of `rows` and `row` within max_bits, as (position in
-        rows, bits, first, second, how), sorted by position, then fewest bits, the plain
-        pair first among equals: `first` is the file whose query view matched."""
-        rows = np.asarray(rows, dtype=np.int64)
-        forward = hamming(self._query_hashes(rows)[:, :, None, :], self._index_hashes([row])[0][None, None])
-        backward = hamming(self._query_hashes([row])[0][None, :, None, :], self._index_hashes(rows)[:, None])
+    def _candidates(self, firsts: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Every pair of views of firsts[k] and seconds[k] within max_bits, as (k, bits,
+        first, second, how), sorted by k, then fewest bits, the plain pair first among
+        equals: `first` is the file whose query view matched (firsts[k]'s query views
+        against seconds[k]'s index views come first, then the other way round)."""
+        forward = hamming(self._query_hashes(firsts)[:, :, None, :], self._index_hashes(seconds)[:, None, :, :])
         views = forward.shape[1] * forward.shape[2]
-        bits = np.stack([forward.reshape(len(rows), views), backward.reshape(len(rows), views)], axis=1)
-        bits[:, 1, 0] = self.settings.max_bits + 1  # the plain pair once, not from both sides
+        bits = np.full((len(firsts), 2, views), self.settings.max_bits + 1, dtype=np.int64)
+        bits[:, 0] = forward.reshape(len(firsts), views)
+        if views > 1:  # plain pictures have the plain pair only, taken once from the first side
+            backward = hamming(self._query_hashes(seconds)[:, :, None, :], self._index_hashes(firsts)[:, None, :, :])
+            bits[:, 1, 1:] = backward.reshape(len(firsts), views)[:, 1:]
         position, backwards, how = np.nonzero(bits <= self.settings.max_bits)
         bits = bits[position, backwards, how]
-        first = np.where(backwards == 1, row, rows[position])
-        second = np.where(backwards == 1, rows[position], row)
+        first = np.where(backwards == 1, seconds[position], firsts[position])
+        second = np.where(backwards == 1, firsts[position], seconds[position])
         order = np.lexsort((backwards, how, bits, position))
         return position[order], bits[order], first[order], second[order], how[order]
 
-    def accepted_views(self, rows, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For each of `rows` and `row`, the pair of views with the fewest bits that the
-        colour checks accept, as (bits, first, how) (see views_label); bits n_bits + 1
-        where none is."""
-        position, bits, first, second, how = self._candidates(rows, row)
-        found_bits = np.full(len(rows), self.rejected)
-        found_first, found_how = np.zeros(len(rows), dtype=np.int64), np.zeros(len(rows), dtype=np.int64)
+    def _accepted_pairs(self, firsts: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each pair (firsts[k], seconds[k]), the pair of views with the fewest bits
+        that the colour checks accept, as (bits, first, how) (see views_label); bits
+        n_bits + 1 where none is."""
+        position, bits, first, second, how = self._candidates(firsts, seconds)
+        found_bits = np.full(len(firsts), self.rejected)
+        found_first, found_how = np.zeros(len(firsts), dtype=np.int64), np.zeros(len(firsts), dtype=np.int64)
         starts, chosen = self._first_accepted(position, first, second, how, lookup=True)
         accepted = chosen >= 0
         at, pair = position[starts[accepted]], chosen[accepted]
         found_bits[at], found_first[at], found_how[at] = bits[pair], first[pair], how[pair]
         return found_bits, found_first, found_how
+
+    def accepted_views(self, rows, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """_accepted_pairs of each of `rows` with `row`."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return self._accepted_pairs(rows, np.full(len(rows), row, dtype=np.int64))
 
     def _first_accepted(self, group, first, second, how, lookup=False) -> tuple[np.ndarray, np.ndarray]:
         """Candidate pairs of views sorted by `group` (one group per pair of files), best
@@ -792,67 +809,27 @@ class Matcher:
         checks accept; n_bits + 1 where no pair within max_bits is accepted."""
         return self.accepted_views(rows, row)[0]
 
-    # Whether the planner may walk a group from walk_distances/walk_views: a subclass that
+    # Whether the planner may walk a group from walk_views: a subclass that
     # answers accepted_views its own way (verify.VerifyingMatcher) says no.
     walks_in_batches = True
-
-    def walk_distances(self, rows) -> np.ndarray:
-        """distances() between every two of `rows` (plain pictures: whole_pictures_only)
-        at once, for a walk through them in this order: entry [i, j] for i < j is what
-        distances([rows[i]], rows[j]) gives, the same pair judged in the same order, and
-        the matrix is symmetric. One batch instead of a call per file of a group: the
-        calls' own overhead was most of a warm run over a small folder."""
-        rows = np.asarray(rows, dtype=np.int64)
-        matrix = np.full((len(rows), len(rows)), self.rejected, dtype=np.int64)
-        earlier, later = np.triu_indices(len(rows), k=1)
-        packed = self.hashed.packed[rows]
-        bits = hamming(packed[earlier], packed[later])
-        near = np.flatnonzero(bits <= self.settings.max_bits)
-        first, second = rows[earlier[near]], rows[later[near]]
-        how = np.zeros(len(near), dtype=np.int64)
-        ruled_out = self._remembered(first, second, how)
-        unknown = np.flatnonzero(ruled_out < 0)
-        ruled_out[unknown] = self._vetoed(first[unknown], second[unknown], how[unknown])
-        accepted = near[ruled_out == 0]
-        matrix[earlier[accepted], later[accepted]] = bits[accepted]
-        matrix[later[accepted], earlier[accepted]] = bits[accepted]
-        return matrix
 
     def walk_views(self, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """accepted_views between every two of `rows` at once, for a walk through them in
         this order: entry [i, j] for i < j is what accepted_views([rows[i]], rows[j])
         gives (bits, first, how), the same candidate pairs of views tried in the same
-        order; [j, i] holds the same (the matrices serve either side). For files with
-        views or turns, as walk_distances is for plain pictures."""
+        order; [j, i] holds the same (the matrices serve either side). One batch instead
+        of a call per file of a group: the calls' own overhead was most of a warm run over
+        a small folder."""
         rows = np.asarray(rows, dtype=np.int64)
-        count = len(rows)
-        bits_matrix = np.full((count, count), self.rejected, dtype=np.int64)
-        first_matrix = np.zeros((count, count), dtype=np.int64)
-        how_matrix = np.zeros((count, count), dtype=np.int64)
-        earlier, later = np.triu_indices(count, k=1)
-        if not len(earlier):
-            return bits_matrix, first_matrix, how_matrix
-        queries, index = self._query_hashes(rows), self._index_hashes(rows)
-        # Per pair (earlier file a, later file b): a's query views against b's index views,
-        # then b's against a's, as _candidates(rows=[a], row=b) lays them out.
-        forward = hamming(queries[earlier][:, :, None, :], index[later][:, None, :, :])
-        backward = hamming(queries[later][:, :, None, :], index[earlier][:, None, :, :])
-        views = forward.shape[1] * forward.shape[2]
-        bits = np.stack([forward.reshape(len(earlier), views), backward.reshape(len(earlier), views)], axis=1)
-        bits[:, 1, 0] = self.settings.max_bits + 1  # the plain pair once, not from both sides
-        position, backwards, how = np.nonzero(bits <= self.settings.max_bits)
-        bits = bits[position, backwards, how]
-        first = np.where(backwards == 1, rows[later[position]], rows[earlier[position]])
-        second = np.where(backwards == 1, rows[earlier[position]], rows[later[position]])
-        order = np.lexsort((backwards, how, bits, position))
-        position, bits, first, second, how = position[order], bits[order], first[order], second[order], how[order]
-        starts, chosen = self._first_accepted(position, first, second, how, lookup=True)
-        accepted = chosen >= 0
-        pair, at = position[starts[accepted]], chosen[accepted]
-        for matrix, values in ((bits_matrix, bits[at]), (first_matrix, first[at]), (how_matrix, how[at])):
-            matrix[earlier[pair], later[pair]] = values
-            matrix[later[pair], earlier[pair]] = values
-        return bits_matrix, first_matrix, how_matrix
+        earlier, later = np.triu_indices(len(rows), k=1)
+        found = self._accepted_pairs(rows[earlier], rows[later])
+        matrices = []
+        for values, fill in zip(found, (self.rejected, 0, 0)):  # noqa: B905
+            matrix = np.full((len(rows), len(rows)), fill, dtype=np.int32)
+            matrix[earlier, later] = values
+            matrix[later, earlier] = values
+            matrices.append(matrix)
+        return tuple(matrices)
 
     def matched_views(self, kept: int, removed: int) -> str:
         """Which views of a removed file and its kept file matched (views_label)."""
@@ -987,7 +964,7 @@ class Matcher:
         if code is None:
             return None
         hashed = self.hashed
-        arrays = [hashed.packed, hashed.colour, hashed.variants, hashed.views, getattr(hashed, "view_colour", None)]
+        arrays = [hashed.packed, hashed.colour, hashed.variants, hashed.views, hashed.view_colour]
         digest = hashlib.sha256(code)
         digest.update(repr((self.settings, self.index_settings, hashed.settings,
                             [None if values is None else values.shape for values in arrays])).encode())

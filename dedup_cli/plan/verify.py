@@ -36,8 +36,8 @@ import numpy as np
 
 from dedup_cli.errors import MissingDependency, UnreadableImage
 from dedup_cli.plan.grouping import PADDED_SHARE
-from dedup_cli.plan.similarity import Matcher, MatchSettings
-from dedup_cli.search.index import IndexSettings
+from dedup_cli.plan.similarity import Matcher, MatchSettings, _run_starts
+from dedup_cli.search.index import IndexSettings, hamming
 
 VERIFY_SIDE = 384  # longer side, in pixels, that features are found at
 COLOUR_SIDE = 128  # longer side of the pixels kept for the aligned colour check (grids of 16x16 at most)
@@ -518,14 +518,12 @@ class VerifyingMatcher(Matcher):
         low, high = np.minimum(low, high), np.maximum(low, high)
         keys = low * len(self.hashed.paths) + high
         order = np.lexsort((bits, keys))
-        firsts = order[np.r_[True, keys[order][1:] != keys[order][:-1]]]
+        firsts = order[_run_starts(keys[order])]
         fresh = firsts[~np.isin(keys[firsts], self._pair_keys(first, second)) & (bits[firsts] <= self.hash_bits)]
         return low[fresh], high[fresh], bits[fresh]
 
     def _view_bits(self, first: np.ndarray, second: np.ndarray, how: np.ndarray) -> np.ndarray:
         """Bits between the views of pairs matched `how` (Matcher's view codes)."""
-        from dedup_cli.search.index import hamming
-
         query, index = np.divmod(how, self._index_views)
         at = np.arange(len(first))
         return hamming(self._query_hashes(first)[at, query], self._index_hashes(second)[at, index]).astype(np.int64)
@@ -612,8 +610,6 @@ class VerifyingMatcher(Matcher):
     def _rescue(self, rows: np.ndarray, row: int, bits, first, how) -> None:
         """Fill in, for the colour-vetoed pairs of `rows` with `row`, those the features
         rescued (already, or now: the nearest TRIES_PER_LINK within max_bits)."""
-        from dedup_cli.search.index import hamming
-
         whole = hamming(self.hashed.packed[rows], self.hashed.packed[row][None]).astype(np.int64)
         keys = self._pair_keys(rows, np.full(len(rows), row))
         known = np.array([key in self._rescued for key in keys], dtype=bool)

@@ -263,6 +263,9 @@ class VideoMatcher:
     (found_pairs, pairs(), distances(), settings.max_bits), so that videos are grouped
     and planned by the same code as images."""
 
+    walks_in_batches = False  # the planner asks distances() file by file
+    pair_cache = None
+
     def __init__(self, pairs: list[VideoPair], settings: VideoMatchSettings):
         self.settings = settings
         self.video_pairs = pairs
