@@ -62,8 +62,9 @@ def main() -> int:
     parser.add_argument("--from-bench", type=Path, nargs="?", const=DEFAULT_BENCH)
     parser.add_argument("--max-side", type=int, default=1024)
     parser.add_argument("--kinds", nargs="+", default=list(DEFAULT_KINDS), choices=list(TRANSFORMS),
-                        help="edits to make (default: all but crop15, letterbox, watermark_big, logo_small, "
-                        "logo_large, which are made only when named)")
+                        help="edits to make (default: all but "
+                        + ", ".join(name for name, transform in TRANSFORMS.items() if not transform.default)
+                        + ", which are made only when named)")
     args = parser.parse_args()
     if args.originals:
         originals = scan_images(args.originals).files

@@ -241,9 +241,10 @@ def make_benchmark(originals: list[Path], out: Path, kinds: tuple[str, ...] = DE
         original = out / f"{group}_original.jpg"
         save_copy(image, Transform("original", lambda im: im, save_options=(("quality", 92),)), original)
         rows.append({"file": original.name, "group": group, "transform": "original", "source": str(source)})
+        varies = any(TRANSFORMS[name].negative for name in kinds) and has_colour_variant(image)
         for name in kinds:
             transform = TRANSFORMS[name]
-            if transform.negative and not has_colour_variant(image):
+            if transform.negative and not varies:
                 continue  # its variant would be the picture itself: no negative
             path = out / f"{group}_{name}{transform.extension}"
             save_copy(image, transform, path)

@@ -33,7 +33,6 @@ import numpy as np
 
 from dedup_cli.errors import DedupError
 
-ENVIRONMENT_VARIABLE = "DEDUP_SCHEDULER"
 INSTALL_HINT = "--scheduler needs Dask's distributed package: pip install 'dedup-cli[dask]'"
 BLOCK_ROWS = 1 << 20  # hashes per block at most: a task holds two blocks and their tables (~250 MB at 1M)
 TASKS_PER_THREAD = 4  # at least this many block pairs per worker thread, so that all are busy

@@ -77,6 +77,7 @@ def score(plan, hashed, truth: dict[str, str], kinds: dict[str, str], links=None
         linked = {"linked_pairs": len(linked_pairs), "linked_false_pairs": len(linked_pairs - true_pairs),
                   "linked_precision": _ratio(linked_hits, len(linked_pairs)),
                   "linked_recall": _ratio(linked_hits, len(true_pairs))}
+    recall_by_kind, negatives_by_kind = _by_kind(plan, hashed, truth, kinds)
     return linked | {
         "files": len(hashed.paths),
         "files_in_truth": len(truth),
@@ -92,47 +93,41 @@ def score(plan, hashed, truth: dict[str, str], kinds: dict[str, str], links=None
         "removal_precision": _ratio(len(good_removals), len(removed)),
         "removal_recall": _ratio(len(good_removals), redundant),
         "groups_losing_every_member": lost,
-        "recall_by_kind": _recall_by_kind(plan, hashed, truth, kinds),
-        "negatives_by_kind": _negatives_by_kind(plan, hashed, truth, kinds),
+        "recall_by_kind": recall_by_kind,
+        "negatives_by_kind": negatives_by_kind,
         "false_pair_examples": sorted(predicted_pairs - true_pairs)[:20],
     }
 
 
-def _recall_by_kind(plan, hashed, truth, kinds) -> dict[str, dict]:
-    """Per kind of edit: how many files of that kind share a predicted group with at least
-    one other member of their truth group (were detected as a copy at all)."""
-    group_of_row = {row: number for number, group in enumerate(plan.groups) for row in group.rows}
-    truth_members = Counter(truth[p] for p in hashed.paths if p in truth)
-    totals, found = Counter(), Counter()
-    for row, path in enumerate(hashed.paths):
-        if path not in kinds or truth_members[truth[path]] < 2:
-            continue
-        totals[kinds[path]] += 1
-        number = group_of_row.get(row)
-        if number is not None:
-            same = sum(1 for r in plan.groups[number].rows if truth.get(hashed.paths[r]) == truth[path])
-            found[kinds[path]] += same > 1
-    return {kind: {"files": totals[kind], "found": found[kind], "recall": _ratio(found[kind], totals[kind])}
-            for kind in sorted(totals)}
-
-
-def _negatives_by_kind(plan, hashed, truth, kinds) -> dict[str, dict]:
-    """Per kind of file that is alone in its truth group (a hard negative: a colour
-    variant, another flag): how many share a predicted group with any other file, and how
-    many the plan removes. Such a kind has no copies to find, so it counts mistakes."""
+def _by_kind(plan, hashed, truth, kinds) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Per kind of edit, in one pass over the files:
+    - copies (files with others in their truth group): how many share a predicted group
+      with at least one other member of their truth group (were detected as a copy at all);
+    - hard negatives (files alone in their truth group: a colour variant, another flag):
+      how many share a predicted group with any other file, and how many the plan
+      removes. Such a kind has no copies to find, so it counts mistakes."""
     group_of_row = {row: number for number, group in enumerate(plan.groups) for row in group.rows}
     truth_members = Counter(truth[p] for p in hashed.paths if p in truth)
     removed_rows = {removal.row for removal in plan.removals}
-    totals, paired, removed = Counter(), Counter(), Counter()
+    totals, found, alone, paired, removed = Counter(), Counter(), Counter(), Counter(), Counter()
     for row, path in enumerate(hashed.paths):
-        if path not in kinds or truth_members[truth[path]] != 1:
+        if path not in kinds:
             continue
-        kind = kinds[path]
+        kind, number = kinds[path], group_of_row.get(row)
+        if truth_members[truth[path]] == 1:
+            alone[kind] += 1
+            paired[kind] += number is not None and len(plan.groups[number].rows) > 1
+            removed[kind] += row in removed_rows
+            continue
         totals[kind] += 1
-        number = group_of_row.get(row)
-        paired[kind] += number is not None and len(plan.groups[number].rows) > 1
-        removed[kind] += row in removed_rows
-    return {kind: {"files": totals[kind], "paired": paired[kind], "removed": removed[kind]} for kind in sorted(totals)}
+        if number is not None:
+            same = sum(1 for r in plan.groups[number].rows if truth.get(hashed.paths[r]) == truth[path])
+            found[kind] += same > 1
+    recall = {kind: {"files": totals[kind], "found": found[kind], "recall": _ratio(found[kind], totals[kind])}
+              for kind in sorted(totals)}
+    negatives = {kind: {"files": alone[kind], "paired": paired[kind], "removed": removed[kind]}
+                 for kind in sorted(alone)}
+    return recall, negatives
 
 
 def run_evaluate(options, truth_path, keep_policy: str = "resolution", on_progress=None, on_total=None) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -186,7 +186,7 @@ def collect(options: CollectionOptions, exclude: tuple = (),
         require_opencv()
     cache = _open_cache(options.cache_path)
     try:
-        with hashing_pool(options) as pool:
+        with hashing_pool(options) if scan.files else nullcontext() as pool:  # no cluster for no images
             hashed = hash_collection(scan.files, options.hash_settings, options.workers,
                                      options.batch_size, cache=cache, on_progress=on_progress, pool=pool)
         videos = fingerprint_collection(scan.videos, options.video_settings, options.workers, cache, on_progress)
@@ -371,7 +371,6 @@ class DeleteResult:
     report: report.DeleteReport
     run_folder: Path
     files: dict
-    hashed: HashedFiles | None = None  # the plan's rows: the images, then the videos
 
 
 def run_delete(options: CollectionOptions, delete: DeleteOptions,
@@ -409,7 +408,7 @@ def _plan_and_act(options, delete, on_progress, on_total) -> DeleteResult:
                                                 options.effective_threshold)
     if delete.review:
         files.update(_review_page(run_folder, written, collection.notes))
-    return DeleteResult(collection, plan, delete_report, run_folder, files, hashed)
+    return DeleteResult(collection, plan, delete_report, run_folder, files)
 
 
 @dataclass
@@ -458,7 +457,7 @@ def _add_videos(planned: PlannedCollection, videos: VideoCollection, options, po
     planned.hashed = join_hashed(images, video_rows)
     planned.plan.groups.extend(
         Group(tuple(row + offset for row in group.keep),
-              tuple(Removal(r.row + offset, r.nearest_keep + offset, r.bits) for r in group.remove))
+              tuple(replace(r, row=r.row + offset, nearest_keep=r.nearest_keep + offset) for r in group.remove))
         for group in plan.groups)
     planned.plan.groups.sort(key=lambda group: planned.hashed.paths[group.keep[0]])
     for pair in pairs:
@@ -579,8 +578,8 @@ def _report_groups(planned: PlannedCollection, metric, frame_metric) -> list[dic
         entry["media"] = "video"
         for member in entry["remove"]:
             member["distance"] = round(float(frame_metric.from_bits(member["bits"])), 6)
-        for member in (*entry["keep"], *entry["remove"]):
-            row = paths.index(member["path"], planned.first_video)
+        rows = (*group.keep, *(removal.row for removal in group.remove))  # build_groups' order
+        for member, row in zip((*entry["keep"], *entry["remove"]), rows):  # noqa: B905
             member["pairs_with"] = sorted(paths[other] for other in planned.partners.get(row, ()))
             member["length_steps"] = int(length_steps[row])
     return groups

@@ -18,9 +18,16 @@ import numpy as np
 from PIL import Image
 
 from dedup_cli.media.loading import describe_error, flatten_transparency
-from dedup_cli.media.video import CHECK_GAP, MAX_CHECKED, THUMB_SIDE, SampledFrames, VideoError, VideoInfo
+from dedup_cli.media.video import (
+    ANIMATED_EXTENSIONS,
+    CHECK_GAP,
+    MAX_CHECKED,
+    THUMB_SIDE,
+    SampledFrames,
+    VideoError,
+    VideoInfo,
+)
 
-ANIMATED_EXTENSIONS = frozenset({".gif", ".webp"})
 # Browsers and FFmpeg's GIF reader play a frame delay under 20 ms as 100 ms (many GIFs
 # store 0): what the viewer sees is what the times mean.
 MIN_DURATION_MS, DEFAULT_DURATION_MS = 20, 100

@@ -6,8 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dedup_cli.media.animation import ANIMATED_EXTENSIONS, is_animated
-from dedup_cli.media.video import VIDEO_EXTENSIONS
+from dedup_cli.media.video import ANIMATED_EXTENSIONS, VIDEO_EXTENSIONS
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff", ".webp",
@@ -106,7 +105,13 @@ def _sort_file(entry: os.DirEntry, result: ScanResult) -> None:
 def _is_video(path: str, extension: str) -> bool:
     """A video file, or a GIF or WebP with more than one frame (a short video: one header
     read, no frame decoded)."""
-    return extension in VIDEO_EXTENSIONS or (extension in ANIMATED_EXTENSIONS and is_animated(path))
+    if extension in VIDEO_EXTENSIONS:
+        return True
+    if extension not in ANIMATED_EXTENSIONS:
+        return False
+    from dedup_cli.media.animation import is_animated  # Pillow, only once a GIF or WebP is met
+
+    return is_animated(path)
 
 
 def _skip_dir_reason(path: Path, name: str, excluded: set[Path], symlink: bool) -> str | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"})
+ANIMATED_EXTENSIONS = frozenset({".gif", ".webp"})  # short videos when they hold more than one frame
 THUMB_SIDE = 48  # thumbnails are THUMB_SIDE x THUMB_SIDE grey (aspect squashed, as the hash's resize does)
 CHECK_GAP = 0.2  # seconds: at most this many frames a second are looked at
 MAX_CHECKED = 20_000  # looked-at frames per video (an hour at CHECK_GAP is 18,000)

@@ -69,11 +69,6 @@ def units(similarity: np.ndarray) -> np.ndarray:
     return np.rint((1.0 - np.asarray(similarity, dtype=np.float64)) * COSINE_SCALE).clip(0).astype(np.int64)
 
 
-def similarity_of(distance_units) -> np.ndarray:
-    """The cosine similarity an integer distance stands for."""
-    return 1.0 - np.asarray(distance_units, dtype=np.float64) / COSINE_SCALE
-
-
 @dataclass(frozen=True)
 class CosineUnits:
     """The reports' `metric` for the CNN method: distance = 1 - cosine similarity."""
