@@ -98,18 +98,15 @@ def frame_spans(prints) -> np.ndarray:
     return np.concatenate(spans) if spans else np.zeros(0)
 
 
-def frame_matches(prints, frame_bits: int, mirrored: bool = False) -> engine.Pairs:
-    """Frame pairs (rows of the frame table) of different videos within frame_bits; with
-    `mirrored`, the first frame of each pair is taken mirrored."""
+def _frame_matches(packed: np.ndarray, owners: np.ndarray, frame_bits: int, queries: np.ndarray | None = None
+                   ) -> engine.Pairs:
+    """Frame pairs (rows of the frame table, packed) of different videos within
+    frame_bits; with `queries` (the mirrored frames, packed, in table order), the first
+    frame of each pair is taken from them."""
     from dedup_cli.search import engine  # numba: loaded only when there are videos
 
-    hashes, owners, _ = _frame_table(prints)
-    packed = packed_rows(hashes)
-    if mirrored:
-        queries = packed_rows(np.concatenate([p.mirrored for p in prints]))
-        found = engine.cross_pairs(queries, packed, frame_bits)
-    else:
-        found = engine.pairs_within(packed, frame_bits)
+    found = engine.pairs_within(packed, frame_bits) if queries is None else engine.cross_pairs(queries, packed,
+                                                                                                 frame_bits)
     other = owners[found.first] != owners[found.second]
     return engine.Pairs(found.first[other], found.second[other], found.distances[other])
 
@@ -119,12 +116,14 @@ def video_pairs(prints, settings: VideoMatchSettings = VideoMatchSettings(), iso
     """Every pair of videos that the rule of the module docstring calls one video."""
     if len(prints) < 2:
         return []
-    _, owners, times = _frame_table(prints)
+    hashes, owners, times = _frame_table(prints)
     table = _Table(prints, owners, times)
+    packed = packed_rows(hashes)  # once, for every orientation
     best: dict[tuple[int, int], VideoPair] = {}
     orientations = [False, True] if isometric and all(p.mirrored is not None for p in prints) else [False]
     for mirrored in orientations:
-        matches = frame_matches(prints, settings.frame_bits, mirrored)
+        queries = packed_rows(np.concatenate([p.mirrored for p in prints])) if mirrored else None
+        matches = _frame_matches(packed, owners, settings.frame_bits, queries)
         for first, second, verdict in _judge(matches, table, settings):
             if verdict is None:
                 continue
