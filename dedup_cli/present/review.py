@@ -122,7 +122,7 @@ def make_thumbnails(run_folder: Path, report: dict, workers: int = 1) -> ReviewR
     folder = run_folder / THUMBS_FOLDER
     folder.mkdir(exist_ok=True)
     result = ReviewResult(page=run_folder / REVIEW_PAGE)
-    moved = _removed_to(run_folder)
+    moved, _ = _journal_state(run_folder)
     jobs: dict[str, tuple[str, str, int]] = {}
     seen: set[str] = set()
     for entry in _entries(report):
@@ -147,18 +147,25 @@ def _entries(report: dict):
         yield from group["remove"]
 
 
-def _removed_to(run_folder: Path) -> dict[str, str]:
-    """path -> where a real run moved its bytes (backups of moves and links), from the
-    journal: the original name may be gone or hold a link to the kept file by now."""
-    from dedup_cli.act.actions import read_journal
+def _journal_state(run_folder: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """From one read of the run's journal: path -> where a real run moved its bytes
+    (backups of moves and links: the original name may be gone or hold a link to the kept
+    file by now), and path -> the action a real run or an apply carried out on it; both
+    without what was undone."""
+    from dedup_cli.act.actions import ACTIONS, read_journal
 
-    destinations = {}
-    for entry in read_journal(run_folder / "journal.jsonl"):
-        if entry.get("state") == "intent" and entry.get("destination"):
-            destinations[entry["path"]] = entry["destination"]
-        elif entry.get("state") == "undone":
-            destinations.pop(entry.get("path"), None)
-    return destinations
+    moved: dict[str, str] = {}
+    done: dict[str, str] = {}
+    for entry in read_journal(Path(run_folder) / "journal.jsonl"):
+        state = entry.get("state")
+        if state == "intent" and entry.get("destination"):
+            moved[entry["path"]] = entry["destination"]
+        elif state == "done" and entry.get("action") in ACTIONS:
+            done[entry["path"]] = entry["action"]
+        elif state == "undone":
+            moved.pop(entry.get("path"), None)
+            done.pop(entry.get("path"), None)
+    return moved, done
 
 
 def _decode_side(entry: dict) -> int:
@@ -234,12 +241,12 @@ def thumbnail_names(report: dict, run_folder: Path) -> dict[str, str]:
     return names
 
 
-def file_links(report: dict, run_folder: Path) -> dict[str, str]:
+def file_links(report: dict, run_folder: Path, moved: dict[str, str]) -> dict[str, str]:
     """path -> a URL relative to the page of the picture itself, or of its backup in
     remove/ when the run moved it: what the page shows where there is no thumbnail, and
     what the comparison zooms into. Relative, so a run folder moved with its images
-    still finds them; names that are not UTF-8 are encoded as their own bytes."""
-    moved = _removed_to(run_folder)
+    still finds them; names that are not UTF-8 are encoded as their own bytes. `moved`:
+    _journal_state's first part."""
     base = os.path.abspath(run_folder)
     # Most files lie under the images folder: its relative path is worked out once.
     root = os.path.abspath(report["settings"].get("images_path") or base).rstrip(os.sep) + os.sep
@@ -268,8 +275,9 @@ def page_data(run_folder: Path, report: dict) -> dict:
     """Everything the page shows, as plain data: run facts, settings, the keep policy in
     words, and per group its files (kept first) with facts, plan, reasons and pictures."""
     settings = report["settings"]
-    pictures = Pictures(thumbnail_names(report, run_folder), file_links(report, run_folder),
-                        _done_actions(run_folder), str(settings.get("images_path") or ""))
+    moved, done = _journal_state(run_folder)
+    pictures = Pictures(thumbnail_names(report, run_folder), file_links(report, run_folder, moved), done,
+                        str(settings.get("images_path") or ""))
     return {
         "run": {"folder": str(Path(run_folder).absolute()), "created": report.get("created", ""),
                 "tool_version": report.get("tool_version", ""), "summary": report.get("summary", {})},
@@ -324,19 +332,6 @@ def file_data(entry: dict, plan: str, pictures: Pictures) -> dict:
         "plan": plan,
         "done": pictures.done.get(path, ""),
     }
-
-
-def _done_actions(run_folder: Path) -> dict[str, str]:
-    """path -> the action a real run or an apply carried out on it (and not undone)."""
-    from dedup_cli.act.actions import ACTIONS, read_journal
-
-    done: dict[str, str] = {}
-    for entry in read_journal(Path(run_folder) / "journal.jsonl"):
-        if entry.get("action") in ACTIONS and entry.get("state") == "done":
-            done[entry["path"]] = entry["action"]
-        elif entry.get("state") == "undone":
-            done.pop(entry.get("path"), None)
-    return done
 
 
 def file_format(path: str) -> str:
