@@ -258,6 +258,19 @@ def test_review_makes_thumbnails_of_videos_from_their_middle_frame(clips, tmp_pa
             assert max(picture.size) <= THUMB_SIDE and np.asarray(picture).std() > 5  # a real frame, not a blank
 
 
+def test_the_review_page_gives_the_video_keep_order_as_the_reason(clips, tmp_path):
+    # Regression: video groups were explained by the image keep order (animation frames,
+    # or "the facts in the report disagree"), though videos are kept longest first.
+    from dedup_cli.present.review import page_data
+
+    delete_report(clips, tmp_path / "out")
+    folder = max(p for p in (tmp_path / "out").iterdir() if p.is_dir())
+    data = page_data(folder, json.loads((folder / "report.json").read_text()))
+    reasons = {Path(f["path"]).name: f["reason"] for group in data["groups"] for f in group["files"] if "reason" in f}
+    assert reasons["subclip.mov"].startswith("kept file chosen by: the longer video (8 s against")
+    assert all("longer video" in reason or "as long a video" in reason for reason in reasons.values())
+
+
 def test_frames_of_a_rotated_phone_video_are_turned_as_shown():
     thumb = np.zeros((4, 4), dtype=np.uint8)
     thumb[0] = 255  # a bright top row

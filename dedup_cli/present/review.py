@@ -309,10 +309,11 @@ def group_data(group: dict, settings: dict, pictures: Pictures) -> dict:
     files = [file_data(entry, "keep", pictures) for entry in keep]
     for entry in remove:
         keeper = keep[index[entry["nearest_keep"]]] if entry.get("nearest_keep") in index else None
+        reason = video_keep_reason if group.get("media") == "video" else keep_reason
         files.append(file_data(entry, "remove", pictures) | {
             "bits": entry.get("bits"), "distance": entry.get("distance"),
             "nearest": index.get(entry.get("nearest_keep"), -1),
-            "reason": keep_reason(keeper, entry, settings) if keeper else "the plan names no kept file here"})
+            "reason": reason(keeper, entry, settings) if keeper else "the plan names no kept file here"})
     return {"id": group["id"], "files": files, "media": group.get("media", "image")}
 
 
@@ -456,6 +457,24 @@ def _better_by_facts(keeper: dict, other: dict) -> tuple[int, str] | None:
 
 
 TIE_NAMES = {"pixels": "pixels", "size": "file size", "older": "date", "newer": "date", "path": "path"}
+
+
+def video_keep_reason(keeper: dict, other: dict, settings: dict) -> str:
+    """Why `keeper` was kept rather than `other`, two videos of one group: videos are
+    kept longest first (plan/video.video_keep_order: removing a longer copy because of a
+    shorter one would lose footage), and only then by the keep policy, on facts the report
+    does not all hold (the picture without its bars, the bitrate)."""
+    from dedup_cli.fingerprint.video import DURATION_STEP
+
+    reference = settings.get("reference") or ()
+    if _under(keeper["path"], reference) and not _under(other["path"], reference):
+        return "kept file chosen by: it is under a --reference folder, whose files are never removed"
+    kept, removed = keeper.get("length_steps", 0), other.get("length_steps", 0)
+    if kept > removed:
+        seconds = f"{kept * DURATION_STEP:g} s against {removed * DURATION_STEP:g} s"
+        return f"kept file chosen by: the longer video ({seconds})"
+    return (f"kept file chosen by: as long a video, then --keep {settings.get('keep_policy', 'resolution')} "
+            "on the picture without its bars, then the higher bitrate")
 
 
 def keep_reason(keeper: dict, other: dict, settings: dict) -> str:
