@@ -12,6 +12,7 @@ come from the installed wheel and the model from the user's cache folder.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
@@ -53,6 +54,13 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=4)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    """file_sha256, once per process for a file as it stands (a rewritten file has
+    another size or mtime): a search checks the model for its query and its library."""
+    return file_sha256(path)
+
+
 def checked_model(path: Path | None = None) -> tuple[Path, str]:
     """The model file and its sha256, after checking it is the one the build makes.
 
@@ -62,7 +70,8 @@ def checked_model(path: Path | None = None) -> tuple[Path, str]:
     if not path.is_file():
         raise ModelError(f"The CNN model '{path}' is not built yet; build it once (no download) with: "
                          f"{BUILD_COMMAND}")
-    sha = file_sha256(path)
+    stat = path.stat()
+    sha = _sha256_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if EXPECTED_SHA256 and sha != EXPECTED_SHA256:
         raise ModelError(f"The CNN model '{path}' is not the expected file (sha256 {sha[:16]}..., expected "
                          f"{EXPECTED_SHA256[:16]}...): it is damaged or was built otherwise; delete it and run: "
