@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from dedup_cli.errors import UnreadableImage
 from dedup_cli.fingerprint.cnn_model import FEATURES, INPUT_SIDE, RUNTIME_INSTALL, ModelError, checked_model
-from dedup_cli.fingerprint.hashing import FileStat, die_with_parent, gather_batches
+from dedup_cli.fingerprint.hashing import FileStat, gather_batches, worker_pool
 from dedup_cli.media.loading import DECODER_VERSION, describe_error, load_image
 
 PREPROCESS_VERSION = 1  # bumped when decoding or scaling for the model changes (part of the cache key)
@@ -93,13 +92,12 @@ class EmbeddingRecord:
     error: str = ""
 
 
-_SESSION = None  # the worker's onnxruntime session, made once by _start_worker
+_SESSION = None  # the worker's onnxruntime session, made once by _open_session
 
 
-def _start_worker(model_path: str, threads: int, parent_pid: int | None) -> None:
+def _open_session(model_path: str, threads: int) -> None:
+    """This process's onnxruntime session (in a worker: its start-up, see worker_pool)."""
     global _SESSION
-    if parent_pid is not None:
-        die_with_parent(parent_pid)
     _SESSION = new_session(model_path, threads)
 
 
@@ -131,11 +129,10 @@ def embed_many(paths: Sequence[str], settings: EmbeddingSettings, workers: int =
     if not batches:
         return records
     if workers <= 1 or len(batches) <= 1:
-        _start_worker(settings.model_path, max(1, workers), None)
+        _open_session(settings.model_path, max(1, workers))
         results = map(embed_batch, batches)
         return gather_batches(results, records, on_progress)
-    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), initializer=_start_worker,
-                             initargs=(settings.model_path, 1, os.getpid())) as pool:
+    with worker_pool(min(workers, len(batches)), _open_session, (settings.model_path, 1)) as pool:
         return gather_batches(pool.map(embed_batch, batches), records, on_progress)
 
 

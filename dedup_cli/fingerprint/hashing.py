@@ -393,16 +393,24 @@ class InlinePool:
 
 
 @contextmanager
-def worker_pool(workers: int):
+def worker_pool(workers: int, initializer: Callable | None = None, initargs: tuple = ()):
     """A ProcessPoolExecutor of `workers` processes that die with this one (see
-    die_with_parent), or an InlinePool for one: hashing, thumbnails and maps share it."""
+    die_with_parent) and then run `initializer(*initargs)`, or an InlinePool for one
+    (which runs no initializer): hashing, thumbnails, embeddings and maps share it."""
     if workers <= 1:
         yield InlinePool()
         return
     from concurrent.futures import ProcessPoolExecutor  # not on a warm run's path (multiprocessing)
 
-    with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
+                             initargs=(os.getpid(), initializer, initargs)) as pool:
         yield pool
+
+
+def _start_worker(parent_pid: int, initializer: Callable | None, initargs: tuple) -> None:
+    die_with_parent(parent_pid)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def die_with_parent(parent_pid: int) -> None:
