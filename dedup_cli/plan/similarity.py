@@ -677,7 +677,6 @@ class Matcher:
         # needed (a library with 1,000 such copies asked one pair at a time otherwise).
         self._twin_vetoed: np.ndarray | None = None
         self._file_facts: tuple[np.ndarray, np.ndarray] | None = None  # _file_kinds, once
-        self._checked: list = []  # (first, second, how, vetoed) of each round _find_pairs checked
 
     def reuse_verdicts(self, other: Matcher, rows: np.ndarray):
         """Take over the verdicts `other` reached, its row rows[i] standing for row i here
@@ -781,12 +780,14 @@ class Matcher:
         rows = np.asarray(rows, dtype=np.int64)
         return self._accepted_pairs(rows, np.full(len(rows), row, dtype=np.int64))
 
-    def _first_accepted(self, group, first, second, how, lookup=False) -> tuple[np.ndarray, np.ndarray]:
+    def _first_accepted(self, group, first, second, how, lookup=False, record: list | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
         """Candidate pairs of views sorted by `group` (one group per pair of files), best
         first: per group, its first candidate (`starts`) and the first one the colour
         checks accept (`chosen`, -1 where none is). Checked in rounds, so a group's later
         candidates are looked at only when all before them were vetoed. `lookup`: take
-        the verdicts pairs() reached on plain pairs where there are any."""
+        the verdicts pairs() reached on plain pairs where there are any. `record`: a list
+        that gets (first, second, how, vetoed) of each round checked."""
         starts = np.flatnonzero(_run_starts(group)) if len(group) else np.zeros(0, dtype=np.int64)
         ends = np.append(starts[1:], len(group)).astype(np.int64)
         chosen, position = np.full(len(starts), -1, dtype=np.int64), starts.astype(np.int64)
@@ -797,8 +798,8 @@ class Matcher:
             unknown = np.flatnonzero(ruled_out < 0)
             ruled_out[unknown] = self._vetoed(first[at][unknown], second[at][unknown], how[at][unknown])
             ruled_out = ruled_out == 1
-            if not lookup:
-                self._checked.append((first[at], second[at], how[at], ruled_out))
+            if record is not None:
+                record.append((first[at], second[at], how[at], ruled_out))
             chosen[still_open[~ruled_out]] = at[~ruled_out]
             position[still_open] += 1
             still_open = still_open[ruled_out & (position[still_open] < ends[still_open])]
@@ -855,12 +856,6 @@ class Matcher:
             first, second = self._judged_rows[first], self._judged_rows[second]
         return np.minimum(first, second) * self._judged_count + np.maximum(first, second)
 
-    def _remember(self, first: np.ndarray, second: np.ndarray, how: np.ndarray, ruled_out: np.ndarray):
-        unturned = how == 0
-        keys = self._key(first[unturned], second[unturned])
-        order = np.argsort(keys)
-        self._judged_keys, self._judged_vetoed = keys[order], ruled_out[unturned][order]
-        self._judged_rows = None
 
     def _remembered(self, first: np.ndarray, second: np.ndarray, how: np.ndarray) -> np.ndarray:
         """1 (vetoed), 0 (not) or -1 (not judged yet) for each pair (first[i], second[i])
@@ -1021,15 +1016,20 @@ class Matcher:
         first, second, bits, how = first[keep], second[keep], bits[keep], how[keep]
         low, high = np.minimum(first, second), np.maximum(first, second)
         order = np.lexsort((how, bits, high, low))
-        self._checked = []
+        rounds: list = []
         starts, chosen = self._first_accepted(low[order] * len(hashed.paths) + high[order], first[order],
-                                              second[order], how[order])
-        if self._checked:
-            self._remember(*(np.concatenate(column) for column in zip(*self._checked)))
-        self._checked = []
+                                              second[order], how[order], record=rounds)
+        # The verdicts reached on the plain pairs, by key, sorted: the planner asks again.
+        judged = np.zeros((2, 0), dtype=np.int64)
+        if rounds:
+            checked_first, checked_second, checked_how, vetoed = (np.concatenate(column) for column in zip(*rounds))
+            plain = checked_how == 0
+            keys = self._key(checked_first[plain], checked_second[plain])
+            by_key = np.argsort(keys)
+            judged = np.stack([keys[by_key], vetoed[plain][by_key]]).astype(np.int64)
         pair = order[chosen[chosen >= 0]]
         return {"pairs": np.stack([low[pair], high[pair], bits[pair]]).astype(np.int64),
-                "judged": np.stack([self._judged_keys, self._judged_vetoed]).astype(np.int64)}
+                "judged": judged}
 
     def _view_pairs(self, index: Matcher) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(first, second, bits, how) for every query view of a file here (`first`) within
