@@ -273,3 +273,21 @@ def test_a_worker_process_gets_the_malloc_limits_of_a_process_without_dask(monke
     assert dedup_distributed.on_worker(sum, [1, 2]) == 3
     dedup_distributed.on_worker(sum, [3])
     assert calls == [(dedup_distributed.M_MMAP_THRESHOLD, 32 << 20), (dedup_distributed.M_TRIM_THRESHOLD, 64 << 20)]
+
+
+@pytest.mark.slow
+def test_dedup_scheduler_local_starts_its_own_cluster_and_plans_as_a_local_run(demo_copy, tmp_path, monkeypatch, sent):
+    # The README's `--scheduler local:N` and DEDUP_SCHEDULER, as a user runs them: dedup
+    # starts a LocalCluster of its own, hashes and pairs there, and plans as a local run.
+    pytest.importorskip("distributed", reason="the extra dask is not installed")
+    local = CliRunner().invoke(main, ["delete", "--images-path", str(demo_copy), "--output-path",
+                                      str(tmp_path / "local"), "--no-cache", "--no-progress", "--review", "n"],
+                               catch_exceptions=False)
+    monkeypatch.setenv("DEDUP_SCHEDULER", "local:2")
+    remote = CliRunner().invoke(main, ["delete", "--images-path", str(demo_copy), "--output-path",
+                                       str(tmp_path / "dask"), "--no-cache", "--no-progress", "--review", "n"],
+                                catch_exceptions=False)
+    assert local.exit_code == remote.exit_code == 0, remote.output
+    assert sent["hashing"] and sent["pairs"] >= 1  # the work went to the cluster
+    assert plan_of(tmp_path / "dask") == plan_of(tmp_path / "local")
+    assert plan_of(tmp_path / "local")["groups"]
