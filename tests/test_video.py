@@ -215,6 +215,10 @@ def test_show_draws_videos_as_their_middle_frame(clips, tmp_path):
     (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
     rows = (folder / "tsne.csv").read_text().splitlines()
     assert len(rows) == 1 + 4 and any("subclip.mov" in row for row in rows)
+    # Every point has its picture on the map: the videos' middle frames were decoded.
+    text = (folder / "tsne.html").read_text()
+    data = json.loads(text.split('<script id="map-data" type="application/json">', 1)[1].split("</script>", 1)[0])
+    assert data["count"] == 4 and not data["missing"]
 
 
 def test_search_with_a_query_folder_looks_up_its_videos_too(clips, tmp_path):
