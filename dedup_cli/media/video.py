@@ -160,6 +160,17 @@ def _decode(container, stream, av) -> tuple[list, list, list]:
     return times, thumbs, chroma
 
 
+def picture_of(path: str, width: int, height: int, decode_side: int):
+    """An RGB PIL picture of an image or video file for a thumbnail that fits width x
+    height: a video's middle frame (video_still), or the image decoded at a shorter side
+    of at least `decode_side` (loading.load_image). Raises VideoError or UnreadableImage."""
+    if is_video_name(path):
+        return video_still(path, width, height).convert("RGB")
+    from dedup_cli.media.loading import load_image
+
+    return load_image(path, min_side=decode_side, mode="RGB").image
+
+
 def video_still(path: str | os.PathLike, width: int, height: int):
     """A PIL RGB picture of the frame nearest the middle of the video, fitting width x
     height (for thumbnails). Raises VideoError when there is none."""

@@ -14,8 +14,7 @@ from PIL import Image, ImageDraw
 
 from dedup_cli.errors import UnreadableImage
 from dedup_cli.fingerprint.hashing import worker_pool
-from dedup_cli.media.loading import load_image
-from dedup_cli.media.video import VideoError, is_video_name, video_still
+from dedup_cli.media.video import VideoError, picture_of
 from dedup_cli.runs import create_run_folder
 
 PREVIEW_SIDE = 800
@@ -98,17 +97,10 @@ def fan_out(positions: np.ndarray, gap: float = FAN_GAP) -> np.ndarray:
 
 def _thumbnail(job: tuple[str, int, int]) -> tuple[bytes, tuple[int, int]] | None:
     path, width, height = job
-    if is_video_name(path):  # a video is drawn as its middle frame
-        try:
-            image = video_still(path, width, height).convert("RGB")
-        except VideoError:
-            return None
-        return image.tobytes(), image.size
     try:
-        loaded = load_image(path, min_side=max(width, height), mode="RGB")
-    except UnreadableImage:
+        image = picture_of(path, width, height, max(width, height))  # a video: its middle frame
+    except (UnreadableImage, VideoError):
         return None
-    image = loaded.image
     image.thumbnail((width, height))
     return image.tobytes(), image.size
 

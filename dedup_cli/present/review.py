@@ -200,15 +200,11 @@ def _write_thumbnail(job: tuple[str, str, int]) -> str:
     from PIL import Image
 
     from dedup_cli.errors import UnreadableImage
-    from dedup_cli.media.loading import load_image
-    from dedup_cli.media.video import VideoError, is_video_name, video_still
+    from dedup_cli.media.video import VideoError, picture_of
 
     source, target, decode_side = job
     try:
-        if is_video_name(source):  # a video shows its middle frame, as on the map
-            image = video_still(source, THUMB_SIDE, THUMB_SIDE).convert("RGB")
-        else:
-            image = load_image(source, min_side=decode_side, mode="RGB").image
+        image = picture_of(source, THUMB_SIDE, THUMB_SIDE, decode_side)  # a video: its middle frame
         # Bilinear after the integer reductions (draft, reducing_gap): as sharp at this size
         # and about half the time of the default bicubic.
         image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
