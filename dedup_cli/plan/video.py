@@ -291,22 +291,24 @@ def video_keep_order(prints):
     longer copy because of a shorter one would lose footage; then the policy's own
     criterion, where 'resolution' means most pixels of picture (letterbox bars left
     out), then the higher bitrate; then file size, age and path, as for images."""
+    # The policy's criteria, in order, from (pixels, bitrate, size, age) negated as sort keys.
+    policies = {
+        "resolution": lambda pixels, bitrate, size, age: (pixels, bitrate, size, age),
+        "size": lambda pixels, bitrate, size, age: (size, pixels, bitrate, age),
+        "oldest": lambda pixels, bitrate, size, age: (age, pixels, bitrate, size),
+        "newest": lambda pixels, bitrate, size, age: (-age, pixels, bitrate, size),
+        "path": lambda pixels, bitrate, size, age: (),
+    }
+
     def order(rows, hashed, policy: str, reference=None) -> list[int]:
+        criteria = policies[policy]
+
         def key(row):
             record = prints[row]
-            info = record.info
             first = 0 if reference is not None and reference[row] else 1
-            length = -record.length_steps
-            pixels, bitrate = -record.content_pixels, -info.bitrate
             size, age, path = -int(hashed.size[row]), int(hashed.mtime_ns[row]), hashed.paths[row]
-            policies = {
-                "resolution": (pixels, bitrate, size, age),
-                "size": (size, pixels, bitrate, age),
-                "oldest": (age, pixels, bitrate, size),
-                "newest": (-age, pixels, bitrate, size),
-                "path": (),
-            }
-            return (first, length, *policies[policy], path)
+            return (first, -record.length_steps, *criteria(-record.content_pixels, -record.info.bitrate, size, age),
+                    path)
 
         return sorted(rows, key=key)
 
