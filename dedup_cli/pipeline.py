@@ -681,10 +681,15 @@ def _view_queries(options, queries: HashedFiles, collection: Collection) -> dict
     """The matches of each of `queries` in the collection by the views rule of delete
     (Matcher.matches_views), nearest first, each naming the views that matched."""
     query_rows, rows, bits, views = collection.matcher(options).matches_views(queries)
-    starts = np.searchsorted(query_rows, np.arange(len(queries.paths) + 1))
-    return {path: _matches(options, collection.hashed, path, rows[starts[q]:starts[q + 1]],
-                           bits[starts[q]:starts[q + 1]], views[starts[q]:starts[q + 1]])
-            for q, path in enumerate(queries.paths)}
+    return _by_query(options, collection.hashed, queries.paths, query_rows, rows, bits, views)
+
+
+def _by_query(options, hashed, paths: list[str], query_rows, rows, bits, views=None) -> dict[str, list[Match]]:
+    """The search hits of each query path, from matches sorted by query row (_matches)."""
+    starts = np.searchsorted(query_rows, np.arange(len(paths) + 1))
+    return {path: _matches(options, hashed, path, rows[starts[q]:starts[q + 1]], bits[starts[q]:starts[q + 1]],
+                           None if views is None else views[starts[q]:starts[q + 1]])
+            for q, path in enumerate(paths)}
 
 
 def _embed_query(options: CollectionOptions, path: str) -> np.ndarray | None:
@@ -777,9 +782,7 @@ def _image_queries(options, query_collection: Collection, collection: Collection
         if queries.variants is not None:
             orientations = np.concatenate([orientations, queries.variants], axis=1)
         query_rows, rows, bits = collection.matcher(options).matches_many(orientations, queries.colour)
-    starts = np.searchsorted(query_rows, np.arange(len(queries.paths) + 1))
-    return {path: _matches(options, hashed, path, rows[starts[q]:starts[q + 1]], bits[starts[q]:starts[q + 1]])
-            for q, path in enumerate(queries.paths)}
+    return _by_query(options, hashed, queries.paths, query_rows, rows, bits)
 
 
 def _same_file(path: str, other: Path) -> bool:
