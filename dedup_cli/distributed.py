@@ -82,7 +82,7 @@ def local_workers(address: str) -> int | None:
 
 @contextmanager
 def connect(address: str):
-    """A Client of the scheduler at `address` (tcp://host:port, or a scheduler file), or of
+    """A Client of the scheduler at `address` (tcp://host:port), or of
     a new LocalCluster of one single-threaded worker process per CPU for `local` (N for
     `local:N`) on this machine only, closed on exit."""
     distributed = require()
