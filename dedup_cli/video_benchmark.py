@@ -125,7 +125,8 @@ def _map_frames(clip: Clip, change: Callable[[Image.Image], Image.Image]) -> Cli
 
 
 def _letterbox(clip: Clip) -> Clip:
-    """The picture scaled into a 4:3 frame with black bars (top and bottom for a wide clip)."""
+    """The picture placed in a 4:3 frame with black bars above and below (a wide clip;
+    one taller than 4:3 is cut to it), unscaled."""
     height, width = clip.frames.shape[1:3]
     canvas_h = int(width * 3 / 4) // 2 * 2
     scaled_h = height if height <= canvas_h else canvas_h

@@ -88,7 +88,7 @@ def _is_folder(entry: os.DirEntry) -> bool:
 
 
 def _sort_file(entry: os.DirEntry, result: ScanResult) -> None:
-    """Add one directory entry to the files to hash, the skipped files, or neither."""
+    """Add one directory entry to the images to hash, the videos, the skipped files, or neither."""
     name = entry.name
     extension = os.path.splitext(name)[1].lower()
     if name.startswith("."):

@@ -296,7 +296,7 @@ def group_scatter(positions: np.ndarray, groups, path: Path) -> None:
     if (~single).any():
         axes.scatter(positions[~single, 0], positions[~single, 1], s=14, c=labels[~single], cmap="tab20",
                      label="near-duplicate group")
-    axes.set_title(f"t-SNE of {len(positions)} images ({len(groups)} duplicate groups)")
+    axes.set_title(f"t-SNE of {len(positions)} files ({len(groups)} duplicate groups)")
     axes.set_xticks([])
     axes.set_yticks([])
     axes.legend(loc="upper right", fontsize="small")  # "best" scans every point for a free corner
