@@ -146,7 +146,7 @@ def test_a_recoloured_copy_is_still_rejected(folders):
     unchecked = _found(_search(library, queries / "storm.jpg", "--format", "json", "--views", "y", "--colour", "n"))
 
     assert checked == {}
-    assert unchecked == {"storm_recoloured.jpg": "trimmed ~ whole"}  # its hash does match: colour rules it out
+    assert set(unchecked) == {"storm_recoloured.jpg"}  # its hash does match (in a view): colour rules it out
 
 
 @pytest.mark.parametrize("isometric", [False, True], ids=["views", "views+isometric"])

@@ -14,8 +14,8 @@ from PIL.Image import Transpose
 
 from dedup_cli.cpus import available_cpus
 from dedup_cli.errors import UnreadableImage
-from dedup_cli.fingerprint.signature import SIGNATURE_BYTES, colour_signature
-from dedup_cli.fingerprint.views import VIEW_NAMES, view_boxes
+from dedup_cli.fingerprint.signature import SIGNATURE_BYTES, colour_signature, colour_signatures
+from dedup_cli.fingerprint.views import VIEW_NAMES, crop_boxes, trim_box
 from dedup_cli.media.loading import (
     DECODER_VERSION,
     DIGEST_BYTES,
@@ -41,6 +41,10 @@ ORIENTATION_NAMES = ("mirrored", "flipped", "rotated 90", "rotated 180", "rotate
 # The decoded image keeps this many times the pixels the hash's own resize step asks for,
 # so that Lanczos still has real detail to average over after DCT-scaled decoding.
 DECODE_MARGIN = 4
+# The views are hashed from the decoded picture box-reduced by up to this factor more: a
+# view's hash and signature need no more detail than the whole picture's, and reducing
+# first makes the four crops' resizes cheap.
+VIEW_REDUCTION = 2
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class HashSettings:
         between paths."""
         return (f"{DECODER_VERSION}.{SIGNATURE_VERSION}-{'full' if self.full_decode else 'reduced'}"
                 f"{'-iso2' if self.isometric else ''}{'' if self.colour else '-grey'}"
-                f"{'-views' if self.views else ''}")
+                f"{'-views2' if self.views else ''}")
 
 
 @dataclass(frozen=True)
@@ -268,19 +272,43 @@ def phash_orientations(grey, hash_size: int) -> tuple[bytes, bytes]:
     a median of 64 numbers instead of a resize and a DCT of its own (--isometric took
     1.33 times the hashing CPU of a plain run, mostly in those 7 resizes). The turned
     hashes agree with hashing the turned picture except where resizing rounds unevenly."""
-    import scipy.fftpack
-    from PIL import Image
-
-    side = ALGORITHMS["phash"].resize_side(hash_size)
-    pixels = np.asarray(grey.convert("L").resize((side, side), Image.Resampling.LANCZOS))
-    low = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=0), axis=1)[:hash_size, :hash_size]
+    low = _low_frequencies(grey, hash_size)[0]
     odd = (-1.0) ** np.arange(hash_size)
     hashes = [low]
     for transposed, rows, columns in _DCT_ORIENTATIONS:
         turned = low.T if transposed else low
         hashes.append(turned * (odd[:, None] if rows else 1.0) * (odd[None, :] if columns else 1.0))
-    packed = [np.packbits(coefficients > np.median(coefficients)).tobytes() for coefficients in hashes]
-    return packed[0], b"".join(packed[1:])
+    packed = _median_bits(np.stack(hashes))
+    return packed[0].tobytes(), packed[1:].tobytes()
+
+
+def _low_frequencies(grey, hash_size: int, boxes: Sequence = (None,)) -> np.ndarray:
+    """(boxes, hash_size, hash_size): the low-frequency DCT coefficients pHash thresholds,
+    of each part `box` of a greyscale PIL image (None: all of it), computed as
+    imagehash.phash does (Lanczos resize to 4 x hash_size, DCT down then across)."""
+    import scipy.fftpack
+    from PIL import Image
+
+    side = ALGORITHMS["phash"].resize_side(hash_size)
+    # Cropped first: resizing with box= would let the filter reach past the box (into the
+    # border a trimmed view leaves out).
+    parts = (grey if box is None else grey.crop(box) for box in boxes)
+    pixels = np.stack([np.asarray(part.resize((side, side), Image.Resampling.LANCZOS)) for part in parts])
+    return scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=1), axis=2)[:, :hash_size, :hash_size]
+
+
+def _median_bits(coefficients: np.ndarray) -> np.ndarray:
+    """(n, bytes): each hash's bits (coefficient above its hash's median), packed."""
+    flat = coefficients.reshape(len(coefficients), -1)
+    return np.packbits(flat > np.median(flat, axis=1, keepdims=True), axis=1)
+
+
+def hash_boxes(grey, settings: HashSettings, boxes: Sequence) -> bytes:
+    """The packed hash of each part `box` of a greyscale PIL image, one after the other
+    (pHash: every part resized, then one DCT and one median for all of them)."""
+    if settings.algorithm == "phash":
+        return _median_bits(_low_frequencies(grey, settings.hash_size, boxes)).tobytes()
+    return b"".join(hash_image(grey if box is None else grey.crop(box), settings) for box in boxes)
 
 
 def hash_image(image, settings: HashSettings) -> bytes:
@@ -306,20 +334,14 @@ def hash_file(path: str, settings: HashSettings) -> HashRecord:
         if settings.isometric and settings.algorithm == "phash":
             packed, variants = phash_orientations(grey, settings.hash_size)
         else:
-            packed = hash_image(grey, settings)
+            packed = hash_boxes(grey, settings, (None,))
             if settings.isometric:
                 variants = b"".join(hash_image(grey.transpose(t), settings) for t in OTHER_ORIENTATIONS)
-        if settings.views and image.mode not in ("YCbCr", "L"):
-            image = image.convert("YCbCr")  # once, for the signature of every view
         colour = colour_signature(image)
         views = view_colour = None
         content_share = 1.0
         if settings.views:
-            boxes = view_boxes(image)
-            left, top, right, bottom = boxes[0]
-            content_share = (right - left) * (bottom - top) / (image.width * image.height)
-            views = b"".join(hash_image(grey.crop(box), settings) for box in boxes)
-            view_colour = b"".join(colour_signature(image, box) for box in boxes)
+            views, view_colour, content_share = _hash_views(image, grey, settings, packed, colour)
     except UnreadableImage as exc:
         return HashRecord(path, None, error=exc.reason)
     except Exception as exc:  # a hash that fails on odd pixels is still one file's failure
@@ -327,6 +349,39 @@ def hash_file(path: str, settings: HashSettings) -> HashRecord:
     return HashRecord(path, packed, loaded.width, loaded.height, colour=colour, variants=variants,
                       views=views, view_colour=view_colour, content_share=content_share, digest=digest,
                       facts=loaded.facts)
+
+
+def _hash_views(image, grey, settings: HashSettings, packed: bytes, colour: bytes) -> tuple[bytes, bytes, float]:
+    """The hash and colour signature of each view (views.VIEW_NAMES) of a decoded picture
+    (`grey`: its luma) whose whole hash and signature are `packed` and `colour`, and the
+    share of its pixels left once uniform borders are trimmed.
+
+    The trimmed view is cut from the picture as decoded, so that it lines up with the
+    whole picture of an unpadded copy to the pixel; a picture with nothing to trim (most)
+    keeps its whole hash and signature there, and is not indexed twice. The centre crops
+    never line up exactly with a cropped copy, so they are cut from a copy box-reduced by
+    up to VIEW_REDUCTION, which makes their resizes cheap."""
+    full = image if image.mode in ("YCbCr", "L") else image.convert("YCbCr")
+    trimmed = trim_box(full)
+    share = 1.0
+    if trimmed is None:
+        trimmed_hash, trimmed_colour = packed, colour
+    else:
+        left, top, right, bottom = trimmed
+        share = (right - left) * (bottom - top) / (full.width * full.height)
+        trimmed_hash, trimmed_colour = hash_boxes(grey, settings, [trimmed]), colour_signatures(full, [trimmed])
+    small = _view_source(full, ALGORITHMS[settings.algorithm].decode_side(settings.hash_size) // VIEW_REDUCTION)
+    small_grey = small.getchannel(0) if small.mode == "YCbCr" else small
+    boxes = crop_boxes(small.width, small.height)
+    return (trimmed_hash + hash_boxes(small_grey, settings, boxes),
+            trimmed_colour + colour_signatures(small, boxes), share)
+
+
+def _view_source(image, min_side: int):
+    """The decoded picture shrunk by integer box reduction to at least `min_side` pixels on
+    its shorter side: what the views are cut from."""
+    factor = min(image.size) // min_side if min_side else 1
+    return image.reduce(factor) if factor >= 2 else image
 
 
 def _hash_batch(batch: tuple[list[str], HashSettings]) -> list[HashRecord]:

@@ -30,24 +30,31 @@ def _area_weights(source: int, target: int, start: float = 0.0, stop: float | No
 
 
 _CENTRE_WEIGHTS = _area_weights(SOURCE_SIDE - 2 * CENTRE_MARGIN, GRID_SIDES[2])
-
-
-def _block_means(grid: np.ndarray, side: int) -> np.ndarray:
-    step = grid.shape[0] // side
-    return grid.reshape(side, step, side, step, 3).mean(axis=(1, 3))
+# All three grids' rows (and, transposed, columns) as one (40, 32) matrix of area weights
+# over the 32x32 source: one product per channel gives every grid on its diagonal blocks.
+_GRID_WEIGHTS = np.concatenate([_area_weights(SOURCE_SIDE, GRID_SIDES[0]), _area_weights(SOURCE_SIDE, GRID_SIDES[1]),
+                                np.pad(_CENTRE_WEIGHTS, ((0, 0), (CENTRE_MARGIN, CENTRE_MARGIN)))])
+_GRID_STARTS = np.cumsum((0, *GRID_SIDES))
 
 
 def colour_signature(image, box: tuple[int, int, int, int] | None = None) -> bytes:
     """The signature of a decoded PIL image (any mode), or of its part `box` (left, top,
     right, bottom: a view, see views.py)."""
+    return colour_signatures(image, (box,))
+
+
+def colour_signatures(image, boxes) -> bytes:
+    """The signature of each part `box` of a decoded PIL image (None: all of it), one
+    after the other."""
     from PIL import Image
 
     ycbcr = image if image.mode == "YCbCr" else image.convert("YCbCr")
-    source = np.asarray(ycbcr.resize((SOURCE_SIDE, SOURCE_SIDE), Image.Resampling.BOX, box=box), dtype=np.float64)
-    inner = source[CENTRE_MARGIN:SOURCE_SIDE - CENTRE_MARGIN, CENTRE_MARGIN:SOURCE_SIDE - CENTRE_MARGIN]
-    centre = (_CENTRE_WEIGHTS @ inner.transpose(2, 0, 1) @ _CENTRE_WEIGHTS.T).transpose(1, 2, 0)
-    grids = (_block_means(source, GRID_SIDES[0]), _block_means(source, GRID_SIDES[1]), centre)
-    return b"".join(np.clip(np.rint(grid), 0, 255).astype(np.uint8).tobytes() for grid in grids)
+    sources = np.stack([np.asarray(ycbcr.resize((SOURCE_SIDE, SOURCE_SIDE), Image.Resampling.BOX, box=box))
+                        for box in boxes]).astype(np.float64)
+    cells = _GRID_WEIGHTS @ sources.transpose(0, 3, 1, 2) @ _GRID_WEIGHTS.T  # (boxes, 3, 40, 40)
+    grids = [cells[:, :, start:stop, start:stop].transpose(0, 2, 3, 1).reshape(len(sources), -1)
+             for start, stop in zip(_GRID_STARTS[:-1], _GRID_STARTS[1:])]  # noqa: B905
+    return np.clip(np.rint(np.concatenate(grids, axis=1)), 0, 255).astype(np.uint8).tobytes()
 
 
 def zoomed(colour: np.ndarray, scale_x: np.ndarray, scale_y: np.ndarray) -> np.ndarray:
