@@ -71,6 +71,14 @@ PIVOTS = 5  # contrast pivots tried, evenly from black to the brighter picture's
 SMOOTH_SPREAD = 4.0  # cells whose detail spreads this much count half as much in the fit (8: a fifth)
 
 
+# A pair matched in any other pair of views than the plain pictures (a turned picture, a
+# trimmed or cropped view) must be this many bits closer than max_bits. Each pair of
+# files is compared in up to 44 pairs of views with --isometric and --views, which gives
+# unrelated pictures that many more chances to come close by accident; the true copies
+# matched that way are mostly within 10 bits (README, accuracy section).
+VIEW_MARGIN = 4
+
+
 @dataclass(frozen=True)
 class MatchSettings:
     """What makes two files duplicates."""
@@ -84,6 +92,12 @@ class MatchSettings:
     # Near misses up to this many bits beyond max_bits that local features verify also
     # match (plan/verify.py: VerifyingMatcher); 0 is the hash alone.
     verify_bits: int = 0
+    view_margin: int = VIEW_MARGIN  # see VIEW_MARGIN
+
+    @property
+    def view_max_bits(self) -> int:
+        """The most bits a pair matched in other views than the plain pictures may differ."""
+        return max(0, self.max_bits - self.view_margin)
 
 
 def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -660,6 +674,12 @@ class Matcher:
         self.pair_cache = pair_cache
         self.rejected = hashed.settings.n_bits + 1  # the distance of a vetoed pair
         self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # With views or turns: for each of _pairs, the pair of views it was accepted in
+        # (how, and the file whose query view matched), and per file the pairs it is in
+        # (_pair_index): walk_views answers from them.
+        self._pair_views: np.ndarray | None = None
+        self._pair_index: tuple[np.ndarray, np.ndarray] | None = None
+        self._walk_source: Matcher | None = None  # the matcher whose pairs walk_views reads
         # The verdicts pairs() reached on unturned pairs, by key low * n + high (sorted):
         # the planner asks for them again, pair by pair. The checks are symmetric, so the
         # order of the two files does not matter.
@@ -685,6 +705,7 @@ class Matcher:
         self._judged_rows, self._judged_count = rows, len(other.hashed.paths)
         self._judged_all = other._judged_all
         self._twin_vetoed = None
+        self._walk_source = other if other._pair_views is not None else None
 
     # Views of a pair. Each file is looked up by its query views: the whole picture (code
     # 0), its 7 other orientations (--isometric, codes 1-7) and views.VIEW_NAMES (--views,
@@ -744,7 +765,8 @@ class Matcher:
         return names[int(first[0])], names[int(second[0])]
 
     def _candidates(self, firsts: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Every pair of views of firsts[k] and seconds[k] within max_bits, as (k, bits,
+        """Every pair of views of firsts[k] and seconds[k] within max_bits (view_max_bits
+        for all but the plain pair), as (k, bits,
         first, second, how), sorted by k, then fewest bits, the plain pair first among
         equals: `first` is the file whose query view matched (firsts[k]'s query views
         against seconds[k]'s index views come first, then the other way round)."""
@@ -755,7 +777,9 @@ class Matcher:
         if views > 1:  # plain pictures have the plain pair only, taken once from the first side
             backward = hamming(self._query_hashes(seconds)[:, :, None, :], self._index_hashes(firsts)[:, None, :, :])
             bits[:, 1, 1:] = backward.reshape(len(firsts), views)[:, 1:]
-        position, backwards, how = np.nonzero(bits <= self.settings.max_bits)
+        limits = np.full(views, self.settings.view_max_bits)
+        limits[0] = self.settings.max_bits
+        position, backwards, how = np.nonzero(bits <= limits)
         bits = bits[position, backwards, how]
         first = np.where(backwards == 1, seconds[position], firsts[position])
         second = np.where(backwards == 1, firsts[position], seconds[position])
@@ -792,17 +816,30 @@ class Matcher:
         ends = np.append(starts[1:], len(group)).astype(np.int64)
         chosen, position = np.full(len(starts), -1, dtype=np.int64), starts.astype(np.int64)
         still_open = np.arange(len(starts))
+        width = 1
         while len(still_open):
-            at = position[still_open]
+            # A round looks at the next `width` candidates of each open group; the width
+            # grows, so a pair with dozens of vetoed views takes a few rounds, not dozens
+            # (each round's checks cost a fixed overhead on top of their pairs).
+            begin = position[still_open]
+            stop = np.minimum(begin + width, ends[still_open])
+            counts = stop - begin
+            owner = np.repeat(np.arange(len(still_open)), counts)
+            at = begin[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
             ruled_out = self._remembered(first[at], second[at], how[at]) if lookup else np.full(len(at), -1)
             unknown = np.flatnonzero(ruled_out < 0)
             ruled_out[unknown] = self._vetoed(first[at][unknown], second[at][unknown], how[at][unknown])
             ruled_out = ruled_out == 1
             if record is not None:
                 record.append((first[at], second[at], how[at], ruled_out))
-            chosen[still_open[~ruled_out]] = at[~ruled_out]
-            position[still_open] += 1
-            still_open = still_open[ruled_out & (position[still_open] < ends[still_open])]
+            accepted = np.flatnonzero(~ruled_out)
+            settled, earliest = np.unique(owner[accepted], return_index=True)
+            chosen[still_open[settled]] = at[accepted[earliest]]
+            position[still_open] = stop
+            unsettled = np.ones(len(still_open), dtype=bool)
+            unsettled[settled] = False
+            still_open = still_open[unsettled & (stop < ends[still_open])]
+            width *= 4
         return starts, chosen
 
     def distances(self, rows, row: int) -> np.ndarray:
@@ -822,6 +859,8 @@ class Matcher:
         of a call per file of a group: the calls' own overhead was most of a warm run over
         a small folder."""
         rows = np.asarray(rows, dtype=np.int64)
+        if self._walk_source is not None:
+            return self._walk_found(rows)
         earlier, later = np.triu_indices(len(rows), k=1)
         found = self._accepted_pairs(rows[earlier], rows[later])
         matrices = []
@@ -831,6 +870,55 @@ class Matcher:
             matrix[later, earlier] = values
             matrices.append(matrix)
         return tuple(matrices)
+
+    def _walk_found(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """walk_views from the pairs pairs() accepted and the views it accepted them in
+        (this matcher's, or those of the matcher over the distinct files whose verdicts
+        it took over): a pair of files has an accepted pair of views exactly when pairs()
+        holds it, with the fewest bits. Only which of two pairs of views at equal bits is
+        named can differ from trying them again."""
+        source = self._walk_source
+        mapped = rows if source is self else self._judged_rows[rows]
+        distinct, inverse = np.unique(mapped, return_inverse=True)
+        inverse = inverse.ravel()
+        found = source._found_matrices(distinct)
+        bits, first, how = (matrix[np.ix_(inverse, inverse)] for matrix in found)
+        first = np.where(first == mapped[:, None], rows[:, None], rows[None, :]).astype(np.int32)
+        if len(distinct) < len(rows):  # files identical in all the checks read: one row there
+            twins = inverse[:, None] == inverse[None, :]
+            np.fill_diagonal(twins, False)
+            accepted = twins & (self._twins()[mapped] == 0)[:, None]
+            bits[twins], how[twins] = self.rejected, 0
+            bits[accepted] = 0
+            first[twins] = np.broadcast_to(rows[:, None], first.shape)[twins]
+        return bits, first, how
+
+    def _found_matrices(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bits, first, how) between every two of `rows` (distinct) from pairs() and the
+        views of each pair (_pair_views); the rejected distance where pairs() has none."""
+        first_rows, second_rows, bits = self._pairs
+        if self._pair_index is None:  # per file, the pairs it is in
+            ends = np.concatenate([first_rows, second_rows])
+            order = np.argsort(ends, kind="stable")
+            starts = np.searchsorted(ends[order], np.arange(len(self.hashed.paths) + 1))
+            self._pair_index = (order % max(len(first_rows), 1), starts)
+        order, starts = self._pair_index
+        mine = np.unique(np.concatenate([order[starts[row]:starts[row + 1]] for row in rows.tolist()] or [order[:0]]))
+        sorter = np.argsort(rows)
+        ends = []
+        for side in (first_rows[mine], second_rows[mine]):
+            at = sorter[np.minimum(np.searchsorted(rows, side, sorter=sorter), max(len(rows) - 1, 0))]
+            ends.append((at, rows[at] == side))
+        (low, low_in), (high, high_in) = ends
+        inside = low_in & high_in  # pairs with both files among `rows`
+        low, high, mine = low[inside], high[inside], mine[inside]
+        found_bits = np.full((len(rows), len(rows)), self.rejected, dtype=np.int32)
+        found_first, found_how = np.zeros_like(found_bits), np.zeros_like(found_bits)
+        for matrix, values in ((found_bits, bits[mine]), (found_how, self._pair_views[0, mine]),
+                               (found_first, self._pair_views[1, mine])):
+            matrix[low, high] = values
+            matrix[high, low] = values
+        return found_bits, found_first, found_how
 
     def matched_views(self, kept: int, removed: int) -> str:
         """Which views of a removed file and its kept file matched (views_label)."""
@@ -851,23 +939,31 @@ class Matcher:
         removed_view, kept_view = names if removed_first else names[::-1]
         return f"{removed_view} ~ {kept_view}"
 
-    def _key(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    def _key(self, first: np.ndarray, second: np.ndarray, how: np.ndarray | None = None) -> np.ndarray:
+        """The key of each pair of files (first[i], second[i]) matched `how` (default:
+        plain pairs) among the judged verdicts: the plain pair's key is the same both
+        ways round (the checks are symmetric); another pair of views is its first file's
+        query view against the second's index view, so the order counts."""
         if self._judged_rows is not None:
             first, second = self._judged_rows[first], self._judged_rows[second]
-        return np.minimum(first, second) * self._judged_count + np.maximum(first, second)
+        if how is None:
+            how = np.zeros(len(first), dtype=np.int64)
+        plain = how == 0
+        low = np.where(plain, np.minimum(first, second), first)
+        high = np.where(plain, np.maximum(first, second), second)
+        return (low * self._judged_count + high) * self.view_pairs + how
 
 
     def _remembered(self, first: np.ndarray, second: np.ndarray, how: np.ndarray) -> np.ndarray:
         """1 (vetoed), 0 (not) or -1 (not judged yet) for each pair (first[i], second[i])
-        of whole pictures (`how` 0); -1 for pairs matched in other views."""
+        matched `how`."""
         verdicts = np.full(len(first), -1, dtype=np.int8)
         if not len(self._judged_keys) and not self._judged_all:
             return verdicts
-        keys = self._key(first, second)
+        keys = self._key(first, second, how)
         at = np.minimum(np.searchsorted(self._judged_keys, keys), max(len(self._judged_keys) - 1, 0))
         found = (self._judged_keys[at] == keys) if len(self._judged_keys) else np.zeros(len(first), dtype=bool)
-        known = found & (how == 0)
-        verdicts[known] = self._judged_vetoed[at[known]]
+        verdicts[found] = self._judged_vetoed[at[found]]
         if self._judged_all:
             # Not accepted, so vetoed, unless the two are one row of the judging matcher
             # (identical files, never judged against each other).
@@ -947,8 +1043,14 @@ class Matcher:
             return True
         if judged.ndim != 2 or judged.shape[0] != 2 or judged.dtype.kind != "i":
             return False
+        views = stored.get("views")
+        if views is None or views.ndim != 2 or views.shape != (2, len(first)) or views.dtype.kind != "i":
+            return False
+        how, query_side = views
+        if not ((how >= 0) & (how < self.view_pairs) & ((query_side == first) | (query_side == second))).all():
+            return False
         keys, vetoed = judged
-        return bool(((keys >= 0) & (keys < count * count)).all() and np.isin(vetoed, (0, 1)).all()
+        return bool(((keys >= 0) & (keys < count * count * self.view_pairs)).all() and np.isin(vetoed, (0, 1)).all()
                     and (np.diff(keys) > 0).all())
 
     def _pairs_digest(self) -> str | None:
@@ -992,6 +1094,8 @@ class Matcher:
         if "judged" in stored:  # the verdicts _search_pairs remembered
             self._judged_keys, self._judged_vetoed = stored["judged"][0], stored["judged"][1].astype(bool)
             self._judged_rows = None
+            self._pair_views, self._pair_index = stored["views"], None
+            self._walk_source = self
         else:
             # Plain pictures: every pair within max_bits was judged, and these are the
             # ones accepted.
@@ -1019,17 +1123,17 @@ class Matcher:
         rounds: list = []
         starts, chosen = self._first_accepted(low[order] * len(hashed.paths) + high[order], first[order],
                                               second[order], how[order], record=rounds)
-        # The verdicts reached on the plain pairs, by key, sorted: the planner asks again.
+        # The verdicts reached, by key, sorted: asked again when a pair of files is looked
+        # up outside the walk (Matcher.accepted_views).
         judged = np.zeros((2, 0), dtype=np.int64)
         if rounds:
             checked_first, checked_second, checked_how, vetoed = (np.concatenate(column) for column in zip(*rounds))
-            plain = checked_how == 0
-            keys = self._key(checked_first[plain], checked_second[plain])
+            keys = self._key(checked_first, checked_second, checked_how)
             by_key = np.argsort(keys)
-            judged = np.stack([keys[by_key], vetoed[plain][by_key]]).astype(np.int64)
+            judged = np.stack([keys[by_key], vetoed[by_key]]).astype(np.int64)
         pair = order[chosen[chosen >= 0]]
         return {"pairs": np.stack([low[pair], high[pair], bits[pair]]).astype(np.int64),
-                "judged": judged}
+                "judged": judged, "views": np.stack([how[pair], first[pair]]).astype(np.int64)}
 
     def _view_pairs(self, index: Matcher) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(first, second, bits, how) for every query view of a file here (`first`) within
@@ -1041,7 +1145,9 @@ class Matcher:
                                          self.hashed.settings.n_bits, queries.reshape(-1, queries.shape[-1]),
                                          self.settings.max_bits, self.index_settings)
         first, query_view = np.divmod(owner, queries.shape[1])
-        return first, entries[entry], bits, query_view * self._index_views + entry_view[entry]
+        how = query_view * self._index_views + entry_view[entry]
+        close = (how == 0) | (bits <= self.settings.view_max_bits)
+        return first[close], entries[entry][close], bits[close], how[close]
 
     def _index_entries(self) -> tuple[np.ndarray, np.ndarray]:
         """The rows of the index (file, index view): every whole picture, and the trimmed
@@ -1071,7 +1177,8 @@ class Matcher:
                                          packed_orientations.reshape(count * turns, -1),
                                          self.settings.max_bits, self.index_settings)
         queries, orientation = np.divmod(owners, turns)
-        queries, rows, bits, orientation = _best_per_pair(queries, rows, bits, orientation)
+        close = (orientation == 0) | (bits <= self.settings.view_max_bits)
+        queries, rows, bits, orientation = _best_per_pair(queries[close], rows[close], bits[close], orientation[close])
         ruled_out = vetoed(turn_grids(colours[queries], orientation), hashed.colour[rows], self.settings)
         queries, rows, bits = queries[~ruled_out], rows[~ruled_out], bits[~ruled_out]
         order = np.lexsort((rows, bits, queries))
