@@ -31,18 +31,17 @@ CROP_SCALES = (0.85, 0.7)
 VIEW_NAMES = ("trimmed", *(f"centre {round(scale * 100)}%" for scale in CROP_SCALES))
 
 
-def _border_depth(strip, limit: int) -> int:
-    """How many leading lines from an edge inward are one neutral colour; 0 when the band
-    is thinner than TRIM_MIN_PIXELS or wider than `limit` (then it is content).
-    `strip(n)` gives the first n lines from the edge as (lines, pixels, channels): the
-    band past the edge is read only for an edge that is uniform (few are)."""
-    edge = strip(1)[0].astype(np.int16)
+def _border_depth(lines: np.ndarray, limit: int) -> int:
+    """How many leading lines of `lines` (lines, pixels, channels), from the edge inward,
+    are one neutral colour; 0 when the band is thinner than TRIM_MIN_PIXELS or wider than
+    `limit` (then it is content)."""
+    edge = lines[0].astype(np.int16)
     colour = _median(edge)
     if edge.shape[1] == 3 and np.abs(colour[1:] - 128).max() > NEUTRAL_CHROMA:
         return 0
     if (np.abs(edge - colour).max(axis=1) <= BORDER_TOLERANCE).mean() < LINE_UNIFORM_SHARE:
         return 0  # most pictures: their edge is no border
-    band = strip(limit + 1)  # one line past the limit tells a band that goes on
+    band = lines[:limit + 1]  # one line past the limit tells a band that goes on
     # The depth is the first line that does not match (the edge does): looked for in
     # chunks that double, so a thin border costs a few lines, not the whole band.
     depth, step = 1, 4
@@ -71,24 +70,14 @@ def trim_box(image) -> tuple[int, int, int, int] | None:
     uniform neutral borders, or None when no side has one."""
     if image.mode not in ("L", "YCbCr"):
         image = image.convert("YCbCr")
-    width, height = image.size
+    pixels = np.asarray(image)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    height, width = pixels.shape[:2]
     down, across = int(height * TRIM_MAX_SHARE), int(width * TRIM_MAX_SHARE)
-
-    def strip(side: str):
-        def lines(count: int) -> np.ndarray:
-            count = min(count, height if side in ("top", "bottom") else width)
-            box = {"top": (0, 0, width, count), "bottom": (0, height - count, width, height),
-                   "left": (0, 0, count, height), "right": (width - count, 0, width, height)}[side]
-            pixels = np.asarray(image.crop(box))
-            if pixels.ndim == 2:
-                pixels = pixels[:, :, None]
-            if side in ("left", "right"):
-                pixels = pixels.transpose(1, 0, 2)
-            return pixels[::-1] if side in ("bottom", "right") else pixels
-        return lines
-
-    top, bottom = _border_depth(strip("top"), down), _border_depth(strip("bottom"), down)
-    left, right = _border_depth(strip("left"), across), _border_depth(strip("right"), across)
+    top, bottom = _border_depth(pixels, down), _border_depth(pixels[::-1], down)
+    across_lines = pixels.transpose(1, 0, 2)
+    left, right = _border_depth(across_lines, across), _border_depth(across_lines[::-1], across)
     if not (top or bottom or left or right):
         return None
     return left, top, width - right, height - bottom
