@@ -177,3 +177,20 @@ def test_rounds_of_growing_width_choose_the_first_candidate_not_vetoed(library):
     assert chosen.tolist() == expected
     assert starts.tolist() == (np.cumsum(sizes) - sizes).tolist()
     assert len(matcher.looks) <= 5  # 1, 4, 16, 64: not one round per candidate (59 here)
+
+
+def test_with_verify_a_view_match_beyond_the_margin_is_no_match_by_the_hash_alone(library):
+    from dedup_cli.plan.verify import VERIFIED_HOW, VerifyingMatcher
+
+    hashed = hash_collection(library, HashSettings("phash", 8, views=True))
+    row = {Path(path).name: number for number, path in enumerate(hashed.paths)}
+    original, copy = row[f"{PICTURES[0].stem}_original.jpg"], row[f"{PICTURES[0].stem}_cropped.jpg"]
+    found = int(Matcher(hashed, MatchSettings(max_bits=14, view_margin=0)).accepted_views([copy], original)[0][0])
+    assert 0 < found <= 14
+
+    matcher = VerifyingMatcher(hashed, MatchSettings(max_bits=14, verify_bits=6, view_margin=14 - found + 1))
+    bits, _, how = matcher.accepted_views([copy], original)
+
+    assert bits[0] > 14 or how[0] >= VERIFIED_HOW  # rejected, or vouched for by the features
+    assert (min(copy, original), max(copy, original)) not in set(
+        zip(*Matcher(hashed, MatchSettings(max_bits=14, view_margin=14 - found + 1)).pairs()[:2], strict=True))

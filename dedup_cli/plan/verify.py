@@ -462,6 +462,13 @@ class VerifyingMatcher(Matcher):
         # over the distinct files (which would know nothing of the features).
         return True
 
+    def _hash_within(self, bits: np.ndarray, how: np.ndarray) -> np.ndarray:
+        """Whether pairs at `bits` matched `how` are matches by the hash alone: within the
+        hash threshold as plain pictures, VIEW_MARGIN closer in other views (as a Matcher
+        without --verify has it)."""
+        plain = (np.asarray(how) % VERIFIED_HOW) == 0
+        return np.asarray(bits) <= np.where(plain, self.hash_bits, max(0, self.hash_bits - self.settings.view_margin))
+
     def _pair_keys(self, first: np.ndarray, second: np.ndarray) -> list[int]:
         count = len(self.hashed.paths)
         first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
@@ -478,13 +485,17 @@ class VerifyingMatcher(Matcher):
     def _find_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._vetoed_pairs = [0]
         first, second, bits = super()._find_pairs()
+        how = self._pair_views[0] if self._pair_views is not None else np.zeros(len(first), dtype=np.int64)
         vetoed_first, vetoed_second, vetoed_bits = self._colour_vetoed_pairs(first, second)
         self._vetoed_pairs = None
         count = len(first)
         first, second = np.concatenate([first, vetoed_first]), np.concatenate([second, vetoed_second])
         bits = np.concatenate([bits, vetoed_bits])
         rescue = np.arange(len(first)) >= count
-        within = ~rescue & (bits <= self.hash_bits)
+        # A pair accepted in another view than the plain pictures is a near miss beyond
+        # the hash threshold less the view margin. (Its plain pair, further apart, may be
+        # within the threshold: then it goes to the features too; it is rare.)
+        within = ~rescue & self._hash_within(bits, np.concatenate([how, np.zeros(len(first) - count, dtype=np.int64)]))
         links, worth, self._hash_groups = _near_misses(first, second, bits, within, rescue, len(self.hashed.paths),
                                                        self.per_file)
         if len(links) < worth:
@@ -519,7 +530,8 @@ class VerifyingMatcher(Matcher):
         keys = low * len(self.hashed.paths) + high
         order = np.lexsort((bits, keys))
         firsts = order[_run_starts(keys[order])]
-        fresh = firsts[~np.isin(keys[firsts], self._pair_keys(first, second)) & (bits[firsts] <= self.hash_bits)]
+        fresh = firsts[~np.isin(keys[firsts], self._pair_keys(first, second))
+                       & self._hash_within(bits[firsts], how[firsts])]
         return low[fresh], high[fresh], bits[fresh]
 
     def _view_bits(self, first: np.ndarray, second: np.ndarray, how: np.ndarray) -> np.ndarray:
@@ -591,11 +603,12 @@ class VerifyingMatcher(Matcher):
         self.pairs()
         rows = np.asarray(rows, dtype=np.int64)
         bits, first, how = super().accepted_views(rows, row)
-        near = (bits > self.hash_bits) & (bits < self.rejected)
+        within = self._hash_within(bits, how)
+        near = ~within & (bits < self.rejected)
         other = self._hash_groups[rows] != self._hash_groups[row]
         bits[near & ~other] = self.rejected  # the hash's own group: walked as without features
         near = np.flatnonzero(near & other)
-        if (bits <= self.hash_bits).any():  # the nearest is taken anyway
+        if within.any():  # the nearest is taken anyway
             bits[near] = self.rejected
             return bits, first, how
         if len(near):
