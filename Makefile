@@ -9,7 +9,7 @@ BENCH_DIR ?= ../shared/bench/wallpapers
 
 MODEL_VENV ?= .venv-model
 
-.PHONY: model model-build all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-100k bench-fidelity bench-scale bench-video calibrate
+.PHONY: model model-build all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-100k bench-fidelity bench-scale bench-video bench-views calibrate
 
 all: check package
 
@@ -78,6 +78,10 @@ bench-fidelity: setup-env
 
 bench-scale: setup-env
 	$(BIN)/python benchmarks/bench_scale.py
+
+# What --isometric and --views cost against the default run (a folder of images: set FOLDER).
+bench-views: setup-env
+	$(BIN)/python benchmarks/bench_views.py $(FOLDER)
 
 bench-video: setup-env
 	$(BIN)/python benchmarks/bench_video.py --sweep 12 14 16 18 20 --hd 30
