@@ -279,3 +279,58 @@ def test_pairs_are_not_kept_where_the_checks_code_cannot_be_read(demo_copy, tmp_
     finally:
         similarity._checks_code.cache_clear()
     assert not list((default_cache_path().parent / "hashes.sqlite.pairs").glob("*"))
+
+
+def _rows_by_path(hashed) -> dict[str, tuple]:
+    arrays = [hashed.packed, hashed.colour, hashed.digest, hashed.variants, hashed.views, hashed.view_colour]
+    return {path: tuple(bytes(values[row]) for values in arrays) + (int(hashed.width[row]), int(hashed.size[row]))
+            for row, path in enumerate(hashed.paths)}
+
+
+def test_records_read_from_the_cache_a_chunk_at_a_time_keep_their_rows(tmp_path, monkeypatch):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    paths = []
+    for seed in range(9):
+        path = folder / f"pic{seed}.png"
+        photo(seed).resize((60 + 7 * seed, 48 + 5 * seed)).save(path)
+        paths.append(path)
+        if seed % 3 == 1:  # unreadable files between readable ones
+            broken = folder / f"broken{seed}.jpg"
+            broken.write_bytes(b"not a picture")
+            paths.append(broken)
+    settings = HashSettings("phash", 8, isometric=True, views=True)
+    expected = _rows_by_path(hash_collection(paths, settings))
+    monkeypatch.setattr(dedup_cli.fingerprint.hashing, "_ASSEMBLE_CHUNK", 2)
+    cache = HashCache(tmp_path / "chunks.sqlite")
+
+    cold = hash_collection(paths, settings, cache=cache)
+    half_cached = hash_collection(paths[::2], settings, cache=cache)  # every other file from the cache
+    for path in paths[1::2]:
+        os.utime(path, ns=(1, 1))  # these are hashed again, between cached ones
+    warm = hash_collection(paths, settings, cache=cache)
+    cache.close()
+
+    assert _rows_by_path(cold) == expected
+    assert _rows_by_path(half_cached) == {path: row for path, row in expected.items() if Path(path) in paths[::2]}
+    assert {path: row[:-1] for path, row in _rows_by_path(warm).items()} == {
+        path: row[:-1] for path, row in expected.items()}  # (the touched files' size is as before)
+    assert [reason for _, reason in warm.failures] == ["not an image file Pillow can read"] * 3
+    assert 0 < warm.from_cache < len(expected)
+
+
+def test_a_cache_that_fails_while_read_hashes_everything(images, cache, monkeypatch):
+    hash_collection(images, PHASH, cache=cache)
+    rows = cache._current_rows
+
+    def failing_after_one(*args, **kwargs):
+        for number, row in enumerate(rows(*args, **kwargs)):
+            if number == 1:
+                raise sqlite3.DatabaseError("database disk image is malformed")
+            yield row
+
+    monkeypatch.setattr(cache, "_current_rows", failing_after_one)
+    again = hash_collection(images, PHASH, cache=cache)
+
+    assert again.from_cache == 0 and len(again.paths) == len(images)
+    assert any("could not be read" in warning for warning in cache.warnings)

@@ -112,6 +112,7 @@ class HashCache:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.warnings: list[str] = []
+        self.read_failed = False  # the last lookup failed part way (iter_lookup)
         self._connection = self._open_or_recover()
 
     def _open_or_recover(self) -> sqlite3.Connection:
@@ -183,7 +184,14 @@ class HashCache:
 
     def lookup(self, stats: list[FileStat], settings: HashSettings) -> dict[str, HashRecord]:
         """Records for the files whose size and mtime match the cached entry."""
-        found: dict[str, HashRecord] = {}
+        found = {stat.path: record for stat, record in self.iter_lookup(stats, settings)}
+        return {} if self.read_failed else found
+
+    def iter_lookup(self, stats: list[FileStat], settings: HashSettings):
+        """(stat, record) for the files whose size and mtime match the cached entry, as
+        they are read. A cache that fails while read sets `read_failed` and warns; what
+        came before then counts as not cached."""
+        self.read_failed = False
         try:
             columns = ("bits, width, height, error, colour, variants, views, view_colour, content_share, digest, "
                        "grey_mode, depth, lossless, frames")
@@ -192,12 +200,11 @@ class HashCache:
                     stats, columns, "hashes_v4", "algorithm = ? AND hash_size = ? AND decoder = ?",
                     [settings.algorithm, settings.hash_size, settings.decoder_id]):
                 facts = ImageFacts(bool(facts[0]), facts[1], bool(facts[2]), facts[3])
-                found[stat.path] = HashRecord(stat.path, bits, width, height, error, colour, variants, views,
-                                              view_colour, content_share, digest, facts)
+                yield stat, HashRecord(stat.path, bits, width, height, error, colour, variants, views,
+                                       view_colour, content_share, digest, facts)
         except sqlite3.DatabaseError as exc:
+            self.read_failed = True
             self.warnings.append(f"hash cache '{self.path}' could not be read ({exc}); hashing everything")
-            return {}
-        return found
 
     def store(self, entries: list[tuple[FileStat, HashRecord]], settings: HashSettings) -> None:
         """Insert or replace the records of freshly hashed files, in one transaction."""

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
 from PIL.Image import Transpose
@@ -507,69 +508,99 @@ def hash_collection(
 ) -> HashedFiles:
     """Hash every file (from `cache` when size and mtime match) into a HashedFiles; the
     files not cached are hashed over `pool` when given (see hash_many). Only this process
-    writes the cache."""
+    writes the cache.
+
+    Cached records go into the arrays a chunk at a time as they are read, so a warm run
+    never holds every file's record (Python bytes) beside the arrays."""
     stats, failures = stat_files(str(p) for p in paths)
-    cached = cache.lookup(stats, settings) if cache is not None else {}
+    table = _Rows(stats, settings)
+    if cache is not None:
+        read = iter(cache.iter_lookup(stats, settings))
+        while chunk := list(islice(read, _ASSEMBLE_CHUNK)):
+            table.fill([table.row_of[stat.path] for stat, _ in chunk], [record for _, record in chunk])
+        if cache.read_failed:
+            table.filled[:] = False  # hashed again, all of them (see HashCache.iter_lookup)
+    cached = int(table.filled.sum())
     if on_progress and cached:
-        on_progress(len(cached))
-    to_hash = [stat.path for stat in stats if stat.path not in cached]
-    fresh = {r.path: r for r in hash_many(to_hash, settings, workers, batch_size, on_progress, pool)}
+        on_progress(cached)
+    to_hash = [stat.path for stat, filled in zip(stats, table.filled.tolist()) if not filled]  # noqa: B905
+    fresh = hash_many(to_hash, settings, workers, batch_size, on_progress, pool)
     if cache is not None:  # failures are not kept: a fixed permission changes neither size nor mtime
-        cache.store([(stat, fresh[stat.path]) for stat in stats
-                     if stat.path in fresh and fresh[stat.path].packed_bits is not None], settings)
-    return _assemble(stats, cached, fresh, failures, settings)
+        by_path = {stat.path: stat for stat in stats}
+        cache.store([(by_path[record.path], record) for record in fresh if record.packed_bits is not None], settings)
+    for start in range(0, len(fresh), _ASSEMBLE_CHUNK):
+        chunk = [record for record in fresh[start:start + _ASSEMBLE_CHUNK] if record.packed_bits is not None]
+        failures += [(record.path, record.error) for record in fresh[start:start + _ASSEMBLE_CHUNK]
+                     if record.packed_bits is None]
+        table.fill([table.row_of[record.path] for record in chunk], chunk)
+    return table.result(failures, cached)
 
 
 _ASSEMBLE_CHUNK = 8192
 
 
-def _assemble(stats, cached, fresh, failures, settings) -> HashedFiles:
-    result = HashedFiles(settings=settings, failures=list(failures), from_cache=len(cached))
-    records = []
-    for stat in stats:
-        record = cached.get(stat.path) or fresh[stat.path]
-        if record.packed_bits is None:
-            result.failures.append((stat.path, record.error))
-            continue
-        result.paths.append(stat.path)
-        records.append((stat, record))
-    n_bytes = (settings.n_bits + 7) // 8
-    count = len(records)
-    result.packed = np.empty((count, n_bytes), dtype=np.uint8)
-    result.colour = np.empty((count, SIGNATURE_BYTES), dtype=np.uint8)
-    if settings.isometric:
-        result.variants = np.empty((count, len(OTHER_ORIENTATIONS), n_bytes), dtype=np.uint8)
-    if settings.views:
-        result.views = np.empty((count, len(VIEW_NAMES), n_bytes), dtype=np.uint8)
-        result.view_colour = np.empty((count, len(VIEW_NAMES), SIGNATURE_BYTES), dtype=np.uint8)
-    result.digest = np.empty((count, DIGEST_BYTES), dtype=np.uint8)
-    result.facts = np.empty((count, 4), dtype=np.int32)
-    meta = np.empty((count, 4), dtype=np.int64)
-    result.content_share = np.empty(count)
-    # Filled a chunk of rows at a time: the bytes of a chunk joined, then read as one
-    # array (joining them all first would hold every signature twice).
-    for start in range(0, count, _ASSEMBLE_CHUNK):
-        chunk = records[start:start + _ASSEMBLE_CHUNK]
-        rows = slice(start, start + len(chunk))
+class _Rows:
+    """The arrays of a HashedFiles with a row for each of `stats`, filled a chunk of
+    records at a time (the bytes of a chunk joined, then read as one array: joining them
+    all first would hold every signature twice)."""
 
-        def joined(name, width, chunk=chunk):
-            return np.frombuffer(b"".join([getattr(record, name) for _, record in chunk]),
-                                 dtype=np.uint8).reshape(len(chunk), width)
-
-        result.packed[rows] = joined("packed_bits", n_bytes)
-        result.colour[rows] = joined("colour", SIGNATURE_BYTES)
-        result.digest[rows] = joined("digest", DIGEST_BYTES)
+    def __init__(self, stats: list[FileStat], settings: HashSettings):
+        self.stats, self.settings = stats, settings
+        self.row_of = {stat.path: row for row, stat in enumerate(stats)}
+        self.filled = np.zeros(len(stats), dtype=bool)
+        count, n_bytes = len(stats), (settings.n_bits + 7) // 8
+        self.n_bytes = n_bytes
+        self.arrays = {
+            "packed": np.empty((count, n_bytes), dtype=np.uint8),
+            "colour": np.empty((count, SIGNATURE_BYTES), dtype=np.uint8),
+            "digest": np.empty((count, DIGEST_BYTES), dtype=np.uint8),
+            "facts": np.empty((count, 4), dtype=np.int32),
+            "meta": np.empty((count, 4), dtype=np.int64),
+            "content_share": np.empty(count),
+        }
         if settings.isometric:
-            result.variants[rows] = joined("variants", len(OTHER_ORIENTATIONS) * n_bytes).reshape(
-                len(chunk), len(OTHER_ORIENTATIONS), n_bytes)
+            self.arrays["variants"] = np.empty((count, len(OTHER_ORIENTATIONS), n_bytes), dtype=np.uint8)
         if settings.views:
-            result.views[rows] = joined("views", len(VIEW_NAMES) * n_bytes).reshape(len(chunk), -1, n_bytes)
-            result.view_colour[rows] = joined("view_colour", len(VIEW_NAMES) * SIGNATURE_BYTES).reshape(
-                len(chunk), -1, SIGNATURE_BYTES)
-        result.facts[rows] = [(record.facts.grey_mode, record.facts.depth, record.facts.lossless, record.facts.frames)
-                              for _, record in chunk]
-        meta[rows] = [(record.width, record.height, stat.size, stat.mtime_ns) for stat, record in chunk]
-        result.content_share[rows] = [record.content_share for _, record in chunk]
-    result.width, result.height, result.size, result.mtime_ns = meta.T.copy()
-    result.failures.sort()
-    return result
+            self.arrays["views"] = np.empty((count, len(VIEW_NAMES), n_bytes), dtype=np.uint8)
+            self.arrays["view_colour"] = np.empty((count, len(VIEW_NAMES), SIGNATURE_BYTES), dtype=np.uint8)
+
+    def fill(self, rows: list[int], records: list[HashRecord]) -> None:
+        if not rows:
+            return
+        arrays, at = self.arrays, np.asarray(rows, dtype=np.int64)
+
+        def joined(name: str, shape: tuple[int, ...]) -> np.ndarray:
+            values = b"".join([getattr(record, name) for record in records])
+            return np.frombuffer(values, dtype=np.uint8).reshape(len(records), *shape)
+
+        arrays["packed"][at] = joined("packed_bits", (self.n_bytes,))
+        arrays["colour"][at] = joined("colour", (SIGNATURE_BYTES,))
+        arrays["digest"][at] = joined("digest", (DIGEST_BYTES,))
+        if "variants" in arrays:
+            arrays["variants"][at] = joined("variants", (len(OTHER_ORIENTATIONS), self.n_bytes))
+        if "views" in arrays:
+            arrays["views"][at] = joined("views", (len(VIEW_NAMES), self.n_bytes))
+            arrays["view_colour"][at] = joined("view_colour", (len(VIEW_NAMES), SIGNATURE_BYTES))
+        arrays["facts"][at] = [(r.facts.grey_mode, r.facts.depth, r.facts.lossless, r.facts.frames) for r in records]
+        arrays["meta"][at] = [(record.width, record.height, self.stats[row].size, self.stats[row].mtime_ns)
+                              for row, record in zip(rows, records)]  # noqa: B905
+        arrays["content_share"][at] = [record.content_share for record in records]
+        self.filled[at] = True
+
+    def result(self, failures: list[tuple[str, str]], from_cache: int) -> HashedFiles:
+        """The HashedFiles of the filled rows, in the order of `stats`."""
+        kept = np.flatnonzero(self.filled)
+        arrays = self.arrays
+        if len(kept) < len(self.stats):  # moved down in place, a chunk at a time (kept[i] >= i)
+            for name, values in arrays.items():
+                for start in range(0, len(kept), _ASSEMBLE_CHUNK):
+                    part = kept[start:start + _ASSEMBLE_CHUNK]
+                    values[start:start + len(part)] = values[part]
+                arrays[name] = values[:len(kept)]
+        width, height, size, mtime_ns = arrays["meta"].T.copy()
+        return HashedFiles(
+            settings=self.settings, paths=[self.stats[row].path for row in kept.tolist()],
+            packed=arrays["packed"], width=width, height=height, size=size, mtime_ns=mtime_ns,
+            colour=arrays["colour"], variants=arrays.get("variants"), views=arrays.get("views"),
+            view_colour=arrays.get("view_colour"), digest=arrays["digest"], facts=arrays["facts"],
+            content_share=arrays["content_share"], failures=sorted(failures), from_cache=from_cache)

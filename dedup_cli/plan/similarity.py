@@ -823,9 +823,12 @@ class Matcher:
             # (each round's checks cost a fixed overhead on top of their pairs).
             begin = position[still_open]
             stop = np.minimum(begin + width, ends[still_open])
-            counts = stop - begin
-            owner = np.repeat(np.arange(len(still_open)), counts)
-            at = begin[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+            if width == 1:  # most pairs are settled by their first candidate: the cheap round
+                owner, at = np.arange(len(still_open)), begin
+            else:
+                counts = stop - begin
+                owner = np.repeat(np.arange(len(still_open)), counts)
+                at = begin[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
             ruled_out = self._remembered(first[at], second[at], how[at]) if lookup else np.full(len(at), -1)
             unknown = np.flatnonzero(ruled_out < 0)
             ruled_out[unknown] = self._vetoed(first[at][unknown], second[at][unknown], how[at][unknown])
@@ -833,7 +836,10 @@ class Matcher:
             if record is not None:
                 record.append((first[at], second[at], how[at], ruled_out))
             accepted = np.flatnonzero(~ruled_out)
-            settled, earliest = np.unique(owner[accepted], return_index=True)
+            if width == 1:
+                settled, earliest = accepted, np.arange(len(accepted))
+            else:
+                settled, earliest = np.unique(owner[accepted], return_index=True)
             chosen[still_open[settled]] = at[accepted[earliest]]
             position[still_open] = stop
             unsettled = np.ones(len(still_open), dtype=bool)
