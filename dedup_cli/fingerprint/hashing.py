@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -418,19 +418,24 @@ def hash_many(
     Serial and parallel runs give the same records. `on_progress(n)` is called as each
     batch of n files completes.
     """
+    return gather_batches(iter_hashed(paths, settings, workers, batch_size, pool), [], on_progress)
+
+
+def iter_hashed(paths: Sequence[str], settings: HashSettings, workers: int = 1, batch_size: int = 64,
+                pool=None) -> Iterator[list[HashRecord]]:
+    """hash_many's batches of records, in order, each as soon as it is done."""
     if pool is not None:
         workers, batch_size = pool.workers(), max(batch_size, pool.min_batch_size)
     # Small jobs get smaller batches, so that every worker has a share of the files.
     batch_size = max(1, min(batch_size, -(-len(paths) // (8 * max(1, workers)))))
     batches = [(list(paths[i : i + batch_size]), settings) for i in range(0, len(paths), batch_size)]
-    records: list[HashRecord] = []
     if pool is not None:
-        return gather_batches(pool.map(_hash_batch, batches), records, on_progress)
-    if workers <= 1 or len(batches) <= 1:
-        results: Iterable[list[HashRecord]] = map(_hash_batch, batches)
-        return gather_batches(results, records, on_progress)
-    with worker_pool(min(workers, len(batches))) as pool:
-        return gather_batches(pool.map(_hash_batch, batches), records, on_progress)
+        yield from pool.map(_hash_batch, batches)
+    elif workers <= 1 or len(batches) <= 1:
+        yield from map(_hash_batch, batches)
+    else:
+        with worker_pool(min(workers, len(batches))) as executor:
+            yield from executor.map(_hash_batch, batches)
 
 
 class InlinePool:
@@ -524,15 +529,28 @@ def hash_collection(
     if on_progress and cached:
         on_progress(cached)
     to_hash = [stat.path for stat, filled in zip(stats, table.filled.tolist()) if not filled]  # noqa: B905
-    fresh = hash_many(to_hash, settings, workers, batch_size, on_progress, pool)
-    if cache is not None:  # failures are not kept: a fixed permission changes neither size nor mtime
-        by_path = {stat.path: stat for stat in stats}
-        cache.store([(by_path[record.path], record) for record in fresh if record.packed_bits is not None], settings)
-    for start in range(0, len(fresh), _ASSEMBLE_CHUNK):
-        chunk = [record for record in fresh[start:start + _ASSEMBLE_CHUNK] if record.packed_bits is not None]
-        failures += [(record.path, record.error) for record in fresh[start:start + _ASSEMBLE_CHUNK]
-                     if record.packed_bits is None]
-        table.fill([table.row_of[record.path] for record in chunk], chunk)
+    by_path = {stat.path: stat for stat in stats}
+    pending: list[HashRecord] = []
+
+    def settle() -> None:
+        """Store (failures are not kept: a fixed permission changes neither size nor
+        mtime) and place the records hashed since the last call."""
+        hashed = [record for record in pending if record.packed_bits is not None]
+        if cache is not None:
+            cache.store([(by_path[record.path], record) for record in hashed], settings)
+        failures.extend((record.path, record.error) for record in pending if record.packed_bits is None)
+        table.fill([table.row_of[record.path] for record in hashed], hashed)
+        pending.clear()
+
+    # Settled a chunk at a time as the batches come in: a cold run never holds every
+    # file's record beside the arrays either.
+    for batch in iter_hashed(to_hash, settings, workers, batch_size, pool):
+        pending.extend(batch)
+        if on_progress:
+            on_progress(len(batch))
+        if len(pending) >= _ASSEMBLE_CHUNK:
+            settle()
+    settle()
     return table.result(failures, cached)
 
 
