@@ -194,3 +194,32 @@ def test_with_verify_a_view_match_beyond_the_margin_is_no_match_by_the_hash_alon
     assert bits[0] > 14 or how[0] >= VERIFIED_HOW  # rejected, or vouched for by the features
     assert (min(copy, original), max(copy, original)) not in set(
         zip(*Matcher(hashed, MatchSettings(max_bits=14, view_margin=14 - found + 1)).pairs()[:2], strict=True))
+
+
+def test_dropping_colour_vetoed_view_candidates_during_the_search_finds_the_same_pairs(library, monkeypatch):
+    import dedup_cli.search.index
+    from dedup_cli.plan import coarse_kernel
+
+    hashed = hash_collection(library, BOTH)
+    settings = MatchSettings(max_bits=14)
+    as_before = Matcher(hashed, settings)
+    assert not as_before._prefilter_views()
+    expected = as_before.pairs()
+
+    monkeypatch.setattr(dedup_cli.search.index, "SMALL_COMPARISONS", 0)  # as if the collection were large
+    checked = []
+    global_errors = coarse_kernel.global_errors
+
+    def counted(colour, first, second, *args, **kwargs):
+        errors = global_errors(colour, first, second, *args, **kwargs)
+        checked.append((len(first), int((errors > settings.colour_threshold).sum())))
+        return errors
+
+    monkeypatch.setattr(coarse_kernel, "global_errors", counted)
+    prefiltered = Matcher(hashed, settings)
+    assert prefiltered._prefilter_views()
+    found = prefiltered.pairs()
+
+    assert [values.tolist() for values in found] == [values.tolist() for values in expected]
+    assert sum(count for count, _ in checked) > 0
+    assert _plan_rows(make_plan(hashed, settings, matcher=prefiltered)) == _plan_rows(make_plan(hashed, settings))

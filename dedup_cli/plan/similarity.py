@@ -1120,7 +1120,7 @@ class Matcher:
                                  accept=lambda first, second: ~self._vetoed(
                                      first, second, np.zeros(len(first), dtype=np.int64)))
             return {"pairs": np.stack(found).astype(np.int64)}
-        first, second, bits, how = self._view_pairs(self)
+        first, second, bits, how = self._view_pairs(self, prefilter=self._prefilter_views())
         # Self-pairs out, and the plain pair once (it is found from both sides).
         keep = np.flatnonzero((first != second) & ((how != 0) | (first < second)))
         first, second, bits, how = first[keep], second[keep], bits[keep], how[keep]
@@ -1141,19 +1141,67 @@ class Matcher:
         return {"pairs": np.stack([low[pair], high[pair], bits[pair]]).astype(np.int64),
                 "judged": judged, "views": np.stack([how[pair], first[pair]]).astype(np.int64)}
 
-    def _view_pairs(self, index: Matcher) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _view_pairs(self, index: Matcher, prefilter: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(first, second, bits, how) for every query view of a file here (`first`) within
         max_bits of an index view of a file of `index` (`second`, its row there): one
-        search of all the query views at once. `index` hashes alike (it may be self)."""
+        search of all the query views at once. `index` hashes alike (it may be self).
+        `prefilter` (index must be self): candidates that the global colour check rules
+        out are dropped a chunk at a time as the search finds them, by the compiled
+        check, so a large collection never holds them all (see _prefilter_views)."""
         queries = self._query_hashes(np.arange(len(self.hashed.paths)))
         entries, entry_view = index._index_entries()
+        accept = self._globally_possible(entries, entry_view) if prefilter else None
         owner, entry, bits = cross_pairs(index._index_hashes(entries)[np.arange(len(entries)), entry_view],
                                          self.hashed.settings.n_bits, queries.reshape(-1, queries.shape[-1]),
-                                         self.settings.max_bits, self.index_settings)
+                                         self.settings.max_bits, self.index_settings, accept=accept)
         first, query_view = np.divmod(owner, queries.shape[1])
         how = query_view * self._index_views + entry_view[entry]
         close = (how == 0) | (bits <= self.settings.view_max_bits)
         return first[close], entries[entry][close], bits[close], how[close]
+
+    def _prefilter_views(self) -> bool:
+        """Whether the search of views is large enough to drop its colour-vetoed candidates
+        as it goes: when it takes the compiled engine anyway (numba is then loaded) and
+        the colours are checked. 100,000 files in 4 views each gave tens of millions of
+        candidates, held at once before the checks (3.3 GB)."""
+        from dedup_cli.search import index as search_index
+
+        if not self.settings.colour_check or self.index_settings.cluster is not None:
+            return False
+        queries = len(self.hashed.paths) * self._query_view_count
+        return queries * len(self._index_entries()[0]) > search_index.SMALL_COMPARISONS
+
+    @property
+    def _query_view_count(self) -> int:
+        return self._turns + (0 if self.hashed.views is None else self.hashed.views.shape[1])
+
+    def _globally_possible(self, entries: np.ndarray, entry_view: np.ndarray):
+        """accept(query rows, entry rows) for cross_pairs: False where the global colour
+        check rules the pair of views out (coarse_kernel, on a table of every file's
+        coarse grid in every query view, made once: 192 bytes a file and view)."""
+        from dedup_cli.plan import coarse_kernel
+
+        coarse = 3 * GRID_SIDES[0] ** 2
+        count, views = len(self.hashed.paths), self._query_view_count
+        table = np.empty((count, views, coarse), dtype=np.uint8)
+        for start in range(0, count, _GATHER_CHUNK):
+            rows = np.arange(start, min(start + _GATHER_CHUNK, count))
+            for code in range(views):
+                table[rows, code] = self._colours(rows, np.full(len(rows), code))[:, :coarse]
+        table = table.reshape(count * views, coarse)
+        in_colour = _kinds(table)[0]
+        luma = table[:, _LUMA_COLUMNS[0]]
+        mean_luma = luma.sum(axis=1, dtype=np.int32).astype(np.float32) / luma.shape[1]
+        entry_rows = entries * views + entry_view * self._turns  # the trimmed view is the first view
+        limit = self.settings.colour_threshold
+
+        def accept(query_rows: np.ndarray, stored_rows: np.ndarray) -> np.ndarray:
+            errors = coarse_kernel.global_errors(table, query_rows, entry_rows[stored_rows], in_colour, mean_luma,
+                                                 limit=limit)
+            return errors <= limit
+
+        return accept
 
     def _index_entries(self) -> tuple[np.ndarray, np.ndarray]:
         """The rows of the index (file, index view): every whole picture, and the trimmed
