@@ -430,7 +430,8 @@ def search(**kwargs):
         click.echo(f"Mosaic: {search_mosaic(result, output_path)}", err=output_format != "table")
 
 
-def _csv_field(text: str) -> str:
+def _csv_field(text: str | None) -> str:
+    text = text or ""  # a video hit has no view
     return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
 
 
@@ -461,7 +462,7 @@ def render_many(result, output_format: str) -> None:
         with_matches = sum(1 for found in result.queries.values() if found)
         click.echo(f"{with_matches} of {len(result.queries)} query images have a match within the threshold.")
         for row in rows:
-            in_views = f"  [{row['view']}]" if "view" in row else ""
+            in_views = f"  [{row['view']}]" if row.get("view") else ""
             click.echo(f"{row['bits']:>4}  {row['query']}  ->  {row['path']}{in_views}")
 
 
@@ -478,7 +479,7 @@ def render_matches(result, output_format: str) -> None:
         click.echo(f"No {result.media} within the threshold of '{result.query}'.")
     else:
         # With --views, the views that matched in a column as wide as the longest name.
-        width = max(len(row.get("view", "view")) for row in rows)
+        width = max(len(row.get("view") or "view") for row in rows)
         header = _view_column({"view": "view"} if result.views else {}, width)
         click.echo(f"{'distance':>8}  {'bits':>4}  {'size':>11}  {header}path")
         for row in rows:
@@ -488,7 +489,7 @@ def render_matches(result, output_format: str) -> None:
 
 def _view_column(row: dict, width: int) -> str:
     """The view of a table row, padded to `width`; nothing without --views."""
-    return f"{row['view']:<{width}}  " if "view" in row else ""
+    return f"{row['view'] or '':<{width}}  " if "view" in row else ""
 
 
 @main.command()

@@ -359,3 +359,16 @@ def test_method_cnn_groups_images_by_embeddings_and_still_videos_by_the_video_ru
     data = page_data(folder, report)
     assert sorted(group["media"] for group in data["groups"]) == ["image", "video"]
     assert data["settings"]["method"] == "cnn" and data["settings"]["video_frame_bits"] == frame_bits
+
+
+@pytest.mark.parametrize("output_format", ["csv", "json", "table"])
+def test_search_with_views_prints_video_hits_which_have_no_view(clips, tmp_path, output_format):
+    # Regression: with --views y a video hit (view None) crashed the CSV and table output.
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    shutil.copy(clips / "subclip.mov", queries / "wanted.mov")
+    for query in (queries, queries / "wanted.mov"):
+        result = run("search", "--images-path", clips, "--query", query, "--format", output_format, "--views", "y",
+                     "--no-progress")
+        assert result.exit_code == 0, result.output
+        assert "original.mp4" in result.stdout
