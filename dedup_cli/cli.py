@@ -236,11 +236,9 @@ def check_scheduler(address: str | None) -> str | None:
         return None
     from dedup_cli import distributed
 
+    distributed.require()  # DaskMissing: exit 2 through handle_errors, saying what to install
     try:
-        distributed.require()
         distributed.local_workers(address)
-    except distributed.DaskMissing as exc:
-        raise InputRefused(str(exc)) from exc
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--scheduler") from exc
     return address
@@ -430,9 +428,20 @@ def search(**kwargs):
         click.echo(f"Mosaic: {search_mosaic(result, output_path)}", err=output_format != "table")
 
 
-def _csv_field(text: str | None) -> str:
-    text = text or ""  # a video hit has no view
-    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+def _echo_csv(rows: list[dict], views: bool, query: bool = False) -> None:
+    """Search hits as CSV: a header, then a row per hit (a query folder's with the query
+    first; with --views the views that matched last, empty for a video hit)."""
+    from dedup_cli.hashlist import _csv_field
+
+    columns = (["query"] if query else []) + ["path", "distance", "bits", "width", "height"]
+    columns += ["view"] if views else []
+    click.echo(",".join(columns))
+    def field(row: dict, name: str) -> str:
+        value = row[name]
+        return f"{value:g}" if name == "distance" else _csv_field("" if value is None else str(value))
+
+    for row in rows:
+        click.echo(",".join(field(row, name) for name in columns))
 
 
 def _match_row(match, views: bool) -> dict:
@@ -442,11 +451,6 @@ def _match_row(match, views: bool) -> dict:
     return row | {"view": match.view} if views else row
 
 
-def _csv_views(row: dict) -> str:
-    """The view column of a CSV row (empty without --views, which has no such column)."""
-    return f",{_csv_field(row['view'])}" if "view" in row else ""
-
-
 def render_many(result, output_format: str) -> None:
     """The matches of a query folder: one row per (query, match)."""
     rows = [{"query": query} | _match_row(m, result.views) for query, found in result.queries.items() for m in found]
@@ -454,10 +458,7 @@ def render_many(result, output_format: str) -> None:
         click.echo(json.dumps({"query_folder": result.query, "queries": len(result.queries), "matches": rows,
                                "unreadable": [{"path": p, "reason": r} for p, r in result.unreadable]}, indent=2))
     elif output_format == "csv":
-        click.echo("query,path,distance,bits,width,height" + (",view" if result.views else ""))
-        for row in rows:
-            click.echo(f"{_csv_field(row['query'])},{_csv_field(row['path'])},{row['distance']:g},{row['bits']},"
-                       f"{row['width']},{row['height']}{_csv_views(row)}")
+        _echo_csv(rows, result.views, query=True)
     else:
         with_matches = sum(1 for found in result.queries.values() if found)
         click.echo(f"{with_matches} of {len(result.queries)} query images have a match within the threshold.")
@@ -471,10 +472,7 @@ def render_matches(result, output_format: str) -> None:
     if output_format == "json":
         click.echo(json.dumps({"query": result.query, "matches": rows}, indent=2))
     elif output_format == "csv":
-        click.echo("path,distance,bits,width,height" + (",view" if result.views else ""))
-        for row in rows:
-            click.echo(f"{_csv_field(row['path'])},{row['distance']:g},{row['bits']},{row['width']},{row['height']}"
-                       f"{_csv_views(row)}")
+        _echo_csv(rows, result.views)
     elif not rows:
         click.echo(f"No {result.media} within the threshold of '{result.query}'.")
     else:

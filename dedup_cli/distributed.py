@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup_cli.errors import DedupError
+from dedup_cli.errors import DedupError, MissingDependency
 
 INSTALL_HINT = "--scheduler needs Dask's distributed package: pip install 'dedup-cli[dask]'"
 BLOCK_ROWS = 1 << 20  # hashes per block at most: a task holds two blocks and their tables (~250 MB at 1M)
@@ -45,8 +45,9 @@ TRIM_THRESHOLD = 64 << 20
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
 
 
-class DaskMissing(DedupError):
-    """--scheduler was given but `distributed` cannot be imported."""
+class DaskMissing(MissingDependency):
+    """--scheduler was given but `distributed` cannot be imported (exit 2, as any missing
+    optional package)."""
 
 
 class SchedulerUnreachable(DedupError):

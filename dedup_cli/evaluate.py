@@ -116,7 +116,7 @@ def _by_kind(plan, hashed, truth, kinds) -> tuple[dict[str, dict], dict[str, dic
         kind, number = kinds[path], group_of_row.get(row)
         if truth_members[truth[path]] == 1:
             alone[kind] += 1
-            paired[kind] += number is not None and len(plan.groups[number].rows) > 1
+            paired[kind] += number is not None  # a plan's group always has a removal
             removed[kind] += row in removed_rows
             continue
         totals[kind] += 1

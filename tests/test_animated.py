@@ -5,6 +5,7 @@ the test."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,13 +134,17 @@ def test_a_warm_run_decodes_no_animation(animations, tmp_path, monkeypatch):
     cache = tmp_path / "cache.sqlite"
     first = delete_report(animations, tmp_path / "out", "--cache", cache, "--parallel", "n", "--media", "video")
 
-    def no_decoding(path):
-        raise AssertionError(f"decoded {path} again")
+    decoded = []
+
+    def no_decoding(path, *args, **kwargs):
+        decoded.append(Path(path).name)
+        raise AssertionError(f"decoded {path} again")  # caught as that file's failure: `decoded` tells
 
     monkeypatch.setattr(media, "sample_frames", no_decoding)
     monkeypatch.setattr(animation, "sample_animation", no_decoding)
     second = delete_report(animations, tmp_path / "out", "--cache", cache, "--parallel", "n", "--media", "video")
-    assert second["summary"]["videos"]["from_cache"] == 6  # all but the broken one, which is tried again
+    assert decoded == ["broken.gif"]  # all but the broken one come from the cache; it is tried again
+    assert second["summary"]["videos"]["from_cache"] == 6
     assert groups_by_name(second) == groups_by_name(first) == [("clip.gif", ["clip.webp", "clip_small.gif"])]
 
 
@@ -229,5 +234,6 @@ def test_animations_need_no_pyav(animations, tmp_path, monkeypatch):
     import dedup_cli.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "av_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "av", None)  # importing PyAV fails, as where it is not installed
     report = delete_report(animations, tmp_path / "out", "--media", "video")
     assert groups_by_name(report) == [("clip.gif", ["clip.webp", "clip_small.gif"])]

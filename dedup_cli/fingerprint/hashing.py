@@ -24,6 +24,7 @@ from dedup_cli.media.loading import (
     content_digest,
     describe_error,
     load_image,
+    reduce_to,
 )
 
 # Bumped when the colour signature's layout changes (part of the cache key).
@@ -371,18 +372,11 @@ def _hash_views(image, grey, settings: HashSettings, packed: bytes, colour: byte
         left, top, right, bottom = trimmed
         share = (right - left) * (bottom - top) / (full.width * full.height)
         trimmed_hash, trimmed_colour = hash_boxes(grey, settings, [trimmed]), colour_signatures(full, [trimmed])
-    small = _view_source(full, ALGORITHMS[settings.algorithm].decode_side(settings.hash_size) // VIEW_REDUCTION)
+    small = reduce_to(full, ALGORITHMS[settings.algorithm].decode_side(settings.hash_size) // VIEW_REDUCTION)
     small_grey = small.getchannel(0) if small.mode == "YCbCr" else small
     boxes = crop_boxes(small.width, small.height)
     return (trimmed_hash + hash_boxes(small_grey, settings, boxes),
             trimmed_colour + colour_signatures(small, boxes), share)
-
-
-def _view_source(image, min_side: int):
-    """The decoded picture shrunk by integer box reduction to at least `min_side` pixels on
-    its shorter side: what the views are cut from."""
-    factor = min(image.size) // min_side if min_side else 1
-    return image.reduce(factor) if factor >= 2 else image
 
 
 def _hash_batch(batch: tuple[list[str], HashSettings]) -> list[HashRecord]:
@@ -528,8 +522,7 @@ def hash_collection(
     cached = int(table.filled.sum())
     if on_progress and cached:
         on_progress(cached)
-    to_hash = [stat.path for stat, filled in zip(stats, table.filled.tolist()) if not filled]  # noqa: B905
-    by_path = {stat.path: stat for stat in stats}
+    to_hash = [stat.path for stat, filled in zip(stats, table.filled.tolist(), strict=True) if not filled]
     pending: list[HashRecord] = []
 
     def settle() -> None:
@@ -537,7 +530,7 @@ def hash_collection(
         mtime) and place the records hashed since the last call."""
         hashed = [record for record in pending if record.packed_bits is not None]
         if cache is not None:
-            cache.store([(by_path[record.path], record) for record in hashed], settings)
+            cache.store([(stats[table.row_of[record.path]], record) for record in hashed], settings)
         failures.extend((record.path, record.error) for record in pending if record.packed_bits is None)
         table.fill([table.row_of[record.path] for record in hashed], hashed)
         pending.clear()

@@ -190,7 +190,7 @@ def _decode(img: Image.Image, min_side: int, mode: str) -> LoadedImage:
         img = _to_mode(img, mode)  # 16-bit, CMYK, 1-bit ... first
     # Reducing before flattening is exact: Pillow averages premultiplied colours, which is
     # what averaging the flattened pixels gives. It spares a full-size composite.
-    img = _to_mode(_reduce(img, min_side), mode)
+    img = _to_mode(reduce_to(img, min_side), mode)
     if orientation in _TRANSPOSE_FOR_ORIENTATION:
         img = img.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation])
         if orientation >= 5:
@@ -205,8 +205,8 @@ def _orientation(img: Image.Image) -> int:
         return 1
 
 
-def _reduce(img: Image.Image, min_side: int) -> Image.Image:
-    """Integer box reduction so the shorter side stays >= min_side."""
+def reduce_to(img: Image.Image, min_side: int) -> Image.Image:
+    """Integer box reduction so the shorter side stays >= min_side (0: as it is)."""
     if not min_side:
         return img
     factor = min(img.size) // min_side

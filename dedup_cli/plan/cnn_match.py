@@ -84,7 +84,6 @@ class EmbeddingMatcher:
     `embeddings` is hashed.paths[i]); same interface as similarity.Matcher."""
 
     walks_in_batches = False  # the planner asks distances() file by file
-    pair_cache = None
 
     def __init__(self, hashed, embeddings: np.ndarray, settings: MatchSettings):
         self.hashed = hashed

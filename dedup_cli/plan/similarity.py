@@ -722,11 +722,15 @@ class Matcher:
         return 1 if self.hashed.views is None else 2
 
     @property
+    def _query_view_count(self) -> int:
+        """Query views of a file: the whole picture, its turns and its views."""
+        return self._turns + (0 if self.hashed.views is None else self.hashed.views.shape[1])
+
+    @property
     def view_pairs(self) -> int:
         """How many pairs of views (query view, index view) one side of a pair of files
         is compared in."""
-        extra = [values.shape[1] for values in (self.hashed.variants, self.hashed.views) if values is not None]
-        return (1 + sum(extra)) * self._index_views
+        return self._query_view_count * self._index_views
 
     def _query_hashes(self, rows) -> np.ndarray:
         """(len(rows), query views, bytes): the hash of each row in each query view."""
@@ -1171,10 +1175,6 @@ class Matcher:
             return False
         queries = len(self.hashed.paths) * self._query_view_count
         return queries * len(self._index_entries()[0]) > search_index.SMALL_COMPARISONS
-
-    @property
-    def _query_view_count(self) -> int:
-        return self._turns + (0 if self.hashed.views is None else self.hashed.views.shape[1])
 
     def _globally_possible(self, entries: np.ndarray, entry_view: np.ndarray):
         """accept(query rows, entry rows) for cross_pairs: False where the global colour

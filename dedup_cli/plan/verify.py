@@ -35,8 +35,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dedup_cli.errors import MissingDependency, UnreadableImage
-from dedup_cli.plan.grouping import PADDED_SHARE
-from dedup_cli.plan.similarity import Matcher, MatchSettings, _run_starts
+from dedup_cli.fingerprint.signature import colour_signature
+from dedup_cli.plan.grouping import PADDED_SHARE, component_labels
+from dedup_cli.plan.similarity import Matcher, MatchSettings, _run_starts, vetoed
 from dedup_cli.search.index import IndexSettings, hamming
 
 VERIFY_SIDE = 384  # longer side, in pixels, that features are found at
@@ -395,9 +396,6 @@ def _shrunk_towards_grey(covering: np.ndarray, other: np.ndarray) -> bool:
 def _colour_vetoed(first: np.ndarray, second: np.ndarray, box, settings: MatchSettings) -> bool:
     from PIL import Image
 
-    from dedup_cli.fingerprint.signature import colour_signature
-    from dedup_cli.plan.similarity import vetoed
-
     signatures = [np.frombuffer(colour_signature(Image.fromarray(pixels), box), dtype=np.uint8)[None]
                   for pixels in (first, second)]
     return bool(vetoed(*signatures, settings)[0])
@@ -432,6 +430,7 @@ class VerifyingMatcher(Matcher):
         wide = replace(settings, max_bits=settings.max_bits + settings.verify_bits)
         super().__init__(hashed, wide, index_settings)
         self.hash_bits = settings.max_bits
+        self.hash_settings = settings  # what the hash alone accepts (self.settings is the wider search)
         self.workers, self.per_file, self.total = workers, per_file, total
         self._verdicts: dict[int, bool] = {}  # pair key * 2 + rescue -> verified
         self._rescued: dict[int, int] = {}  # pair key -> bits, for colour-vetoed pairs the features rescued
@@ -453,10 +452,6 @@ class VerifyingMatcher(Matcher):
                         for path, reason in sorted(self.failures.items())]
 
     @property
-    def whole_pictures_only(self) -> bool:
-        return False  # the planner must see which pairs the features verified
-
-    @property
     def found_pairs(self) -> bool:
         # Found on first use: the planner groups by these pairs, never by a plain Matcher
         # over the distinct files (which would know nothing of the features).
@@ -466,13 +461,15 @@ class VerifyingMatcher(Matcher):
         """Whether pairs at `bits` matched `how` are matches by the hash alone: within the
         hash threshold as plain pictures, VIEW_MARGIN closer in other views (as a Matcher
         without --verify has it)."""
-        plain = (np.asarray(how) % VERIFIED_HOW) == 0
-        return np.asarray(bits) <= np.where(plain, self.hash_bits, max(0, self.hash_bits - self.settings.view_margin))
+        return np.asarray(bits) <= np.where(np.asarray(how) == 0, self.hash_bits, self.hash_settings.view_max_bits)
 
     def _pair_keys(self, first: np.ndarray, second: np.ndarray) -> list[int]:
-        count = len(self.hashed.paths)
+        return self._pair_key_array(first, second).tolist()
+
+    def _pair_key_array(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """One key per pair of files, the same both ways round."""
         first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
-        return (np.minimum(first, second) * count + np.maximum(first, second)).tolist()
+        return np.minimum(first, second) * len(self.hashed.paths) + np.maximum(first, second)
 
     def _vetoed(self, first: np.ndarray, second: np.ndarray, how: np.ndarray) -> np.ndarray:
         ruled_out = super()._vetoed(first, second, how)
@@ -502,7 +499,7 @@ class VerifyingMatcher(Matcher):
             self._notes.append(f"--verify: of {worth} pairs worth a second look (near misses and colour-vetoed "
                                f"pairs between groups), {len(links)} could be (at most {self.per_file} per file); "
                                "the rest count as no match")
-        from dedup_cli.fingerprint.hashing import worker_pool
+        from dedup_cli.fingerprint.hashing import worker_pool  # PIL: not on the start-up path (cli imports this module)
 
         kept = within.copy()
         joined = np.zeros(len(links), dtype=bool)  # per near miss: its two groups are joined already
@@ -527,10 +524,10 @@ class VerifyingMatcher(Matcher):
         low, high, how = (np.concatenate(column).astype(np.int64) for column in zip(*recorded))
         bits = self._view_bits(low, high, how)
         low, high = np.minimum(low, high), np.maximum(low, high)
-        keys = low * len(self.hashed.paths) + high
+        keys = self._pair_key_array(low, high)
         order = np.lexsort((bits, keys))
         firsts = order[_run_starts(keys[order])]
-        fresh = firsts[~np.isin(keys[firsts], self._pair_keys(first, second))
+        fresh = firsts[~np.isin(keys[firsts], self._pair_key_array(first, second))
                        & self._hash_within(bits[firsts], how[firsts])]
         return low[fresh], high[fresh], bits[fresh]
 
@@ -667,8 +664,6 @@ def _near_misses(first, second, bits, within, later, count: int, per_file: int
     enough to join two groups, so the later attempts are only made where the earlier
     ones failed; pairs marked `later` (colour-vetoed ones, which need more to be
     accepted) come after the others of their two groups."""
-    from dedup_cli.plan.grouping import component_labels
-
     linked = np.flatnonzero(within)
     labels = component_labels(first[linked].astype(np.int64), second[linked].astype(np.int64), count)
     low, high = np.minimum(labels[first], labels[second]), np.maximum(labels[first], labels[second])

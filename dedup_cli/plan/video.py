@@ -249,7 +249,7 @@ def lined_up(short_frames, short_times, long_times, distances, spans, short_tota
         return None
     # One frame of the longer video standing in for many of the shorter one is a still
     # picture that looks like several moments, not a line-up: each counts once.
-    one_to_one = min(1.0, len(np.unique(targets[window])) / len(np.unique(frames[window])))
+    one_to_one = min(1.0, len(np.unique(targets[window])) / lined)
     coverage = float(votes[start]) * one_to_one / short_total
     if coverage < settings.min_coverage:
         return None
@@ -263,7 +263,6 @@ class VideoMatcher:
     and planned by the same code as images."""
 
     walks_in_batches = False  # the planner asks distances() file by file
-    pair_cache = None
 
     def __init__(self, pairs: list[VideoPair], settings: VideoMatchSettings):
         self.settings = settings
