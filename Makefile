@@ -9,7 +9,7 @@ BENCH_DIR ?= ../shared/bench/wallpapers
 
 MODEL_VENV ?= .venv-model
 
-.PHONY: model model-build all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-100k bench-fidelity bench-scale bench-video bench-views calibrate
+.PHONY: model model-build all setup-env run test test-fast lint package clean check export-env bench bench-camera bench-memory bench-100k bench-fidelity bench-scale bench-video bench-views bench-warm-folder calibrate
 
 all: check package
 
@@ -79,9 +79,28 @@ bench-fidelity: setup-env
 bench-scale: setup-env
 	$(BIN)/python benchmarks/bench_scale.py
 
-# What --isometric and --views cost against the default run (a folder of images: set FOLDER).
+# What --isometric and --views cost against the default run: FOLDER (default: the folder
+# bench-warm-folder makes), ARGS for more (--repeat 3 --baseline CHECKOUT).
 bench-views: setup-env
-	$(BIN)/python benchmarks/bench_views.py $(FOLDER)
+	$(BIN)/python benchmarks/bench_views.py $(FOLDER) $(ARGS)
+
+# The 2,521-file folder of the warm-run and --views figures (WARM, default
+# bench-output/warm2521): the generated, harder and variants sets of make_transforms.py
+# and the first 110 files of make_emoji.py, each made when missing (needs ../shared/bench
+# and fonts-noto-color-emoji), copied into one folder without their truth files.
+WARM ?= bench-output/warm2521
+bench-warm-folder: setup-env
+	test -d bench-output/generated || $(BIN)/python benchmarks/make_transforms.py bench-output/generated --from-bench
+	test -d bench-output/harder || $(BIN)/python benchmarks/make_transforms.py bench-output/harder --from-bench \
+		--kinds crop10 crop15 letterbox watermark watermark_big logo_small logo_large
+	test -d bench-output/variants || $(BIN)/python benchmarks/make_transforms.py bench-output/variants --from-bench \
+		--kinds brightness contrast colour_balance other_hue other_shade
+	test -d bench-output/emoji || $(BIN)/python benchmarks/make_emoji.py bench-output/emoji
+	rm -rf $(WARM)
+	for set in generated harder variants emoji; do mkdir -p $(WARM)/$$set; done
+	for set in generated harder variants; do cp bench-output/$$set/* $(WARM)/$$set/; rm $(WARM)/$$set/truth.csv; done
+	ls bench-output/emoji | grep -v '^truth.csv$$' | sort | head -110 | sed 's|^|bench-output/emoji/|' \
+		| xargs cp -t $(WARM)/emoji
 
 bench-video: setup-env
 	$(BIN)/python benchmarks/bench_video.py --sweep 12 14 16 18 20 --hd 30

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import REPO, own_peak_rss_mb
+from common import REPO, own_peak_rss_mb, timed_process
 
 OUT = REPO / "bench-output" / "scale"
 METHODS = ("mih", "KDTree", "cKDTree", "numpy")
@@ -250,17 +250,8 @@ def _csv_file(count: int, n_bits: int) -> Path:
 
 def _timed(command: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) and stderr of a process."""
-    with tempfile.TemporaryFile() as errors:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, cwd=REPO, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        errors.seek(0)
-        text = errors.read().decode()
-    if process.returncode:
-        raise RuntimeError(f"{' '.join(command)} failed: {text}")
-    return seconds, usage.ru_maxrss / 1024, text
+    seconds, _, peak_mb, text = timed_process(command, env)
+    return seconds, peak_mb, text
 
 
 def jit_cost() -> None:

@@ -99,7 +99,7 @@ def probe_cost(folder: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from dedup_cli.media import scan
+    from dedup_cli.media import animation, scan
 
     if not (folder / "done").exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -110,14 +110,14 @@ def probe_cost(folder: Path) -> None:
             suffix = ".webp" if number < 2000 or number % 2 else ".gif"
             frames[0].save(folder / f"{number}{suffix}", save_all=True, append_images=frames[1:], duration=100)
         (folder / "done").touch()
-    probe = scan.is_animated
+    probe = animation.is_animated  # scan imports it from there at each GIF or WebP
     for label, check in (("with the check", probe), ("without it (every GIF/WebP an image)", lambda path: False)):
-        scan.is_animated = check
+        animation.is_animated = check
         best = min(_timed(lambda: scan.scan_images(folder)) for _ in range(5))
         found = scan.scan_images(folder)
         print(f"scan of {len(found.files) + len(found.videos)} GIF/WebP files {label}: {best * 1000:.0f} ms "
               f"({len(found.videos)} animations)")
-    scan.is_animated = probe
+    animation.is_animated = probe
 
 
 def _timed(work) -> float:

@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import REPO
+from common import REPO, timed_process
 
 SETTINGS = {
     "default": [],
@@ -34,15 +32,8 @@ SETTINGS = {
 
 
 def run(command: list[str], env: dict) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (the process and every worker it waited for) and peak
-    memory in MB (the largest of them) of one command."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{process.stderr.read().decode()}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    """Wall seconds, CPU seconds and peak memory in MB of one command (common.timed_process)."""
+    return timed_process(command, env)[:3]
 
 
 def main() -> int:

@@ -15,9 +15,8 @@ would lie above the copies' high percentiles.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from common import REPO  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 
+from dedup_cli.evaluate import read_truth  # noqa: E402
 from dedup_cli.fingerprint.hashing import HashSettings, hash_collection  # noqa: E402
 from dedup_cli.plan.similarity import MatchSettings, vetoed, worst_share_distance  # noqa: E402
 from dedup_cli.search.index import IndexSettings, pairs_within  # noqa: E402
@@ -36,22 +36,19 @@ from dedup_cli.search.thresholds import default_threshold_bits  # noqa: E402
 
 def folder_pairs(folder: Path, share: float) -> dict[str, list[float]]:
     """kind of pair -> worst_share_distance of each accepted pair of that kind."""
-    with open(folder / "truth.csv", newline="", encoding="utf-8") as handle:
-        truth = {str((folder / row["file"]).resolve()): (row["group"], row.get("transform") or "")
-                 for row in csv.DictReader(handle)}
-    members = defaultdict(int)
-    for group, _ in truth.values():
-        members[group] += 1
+    groups, edits = read_truth(folder / "truth.csv", folder)
+    members = Counter(groups.values())
     settings = HashSettings()
-    hashed = hash_collection(sorted(truth), settings)
+    hashed = hash_collection(sorted(groups), settings)
     bits = default_threshold_bits(settings)
     first, second, _ = pairs_within(hashed.packed, settings.n_bits, bits, IndexSettings())
     accepted = ~vetoed(hashed.colour[first], hashed.colour[second], MatchSettings(max_bits=bits))
     first, second = first[accepted], second[accepted]
     distances = worst_share_distance(hashed.colour[first], hashed.colour[second], share)
     kinds = defaultdict(list)
-    for a, b, distance in zip(first.tolist(), second.tolist(), distances.tolist()):  # noqa: B905
-        (group_a, kind_a), (group_b, kind_b) = truth[hashed.paths[a]], truth[hashed.paths[b]]
+    for a, b, distance in zip(first.tolist(), second.tolist(), distances.tolist(), strict=True):
+        (path_a, path_b) = hashed.paths[a], hashed.paths[b]
+        (group_a, kind_a), (group_b, kind_b) = ((groups[path], edits.get(path, "")) for path in (path_a, path_b))
         if group_a == group_b:
             kinds["copies"].append(distance)
         else:

@@ -26,7 +26,8 @@ COLOURS = [(0, 0, 0), (255, 255, 255), (200, 30, 30), (30, 90, 200), (20, 150, 6
 GROUNDS = ["white", "black", "clear-white", "clear-black"]  # clear: transparent, shapes in white or black
 
 
-def graphic(rng: random.Random) -> Image.Image:
+def graphic(rng: random.Random) -> tuple[Image.Image, str]:
+    """A graphic, and the ground it was drawn on (GROUNDS)."""
     ground = rng.choice(GROUNDS)
     if ground.startswith("clear"):
         canvas = Image.new("RGBA", SIZE, (255, 255, 255, 0))
@@ -54,14 +55,7 @@ def graphic(rng: random.Random) -> Image.Image:
         else:
             font = ImageFont.load_default(size=rng.randint(60, 140))
             draw.text((left, top), rng.choice("ABCDEFGHKMNPRSTWXZ0123456789"), fill=ink, font=font)
-    return canvas
-
-
-def _white_ink(picture: Image.Image) -> bool:
-    """True when every drawn pixel of a transparent graphic is white."""
-    opaque = picture.getchannel("A").point(lambda alpha: 255 if alpha else 0)
-    return picture.convert("L").getextrema()[0] == 255 or Image.composite(
-        picture.convert("L"), Image.new("L", SIZE, 255), opaque).getextrema()[0] == 255
+    return canvas, ground
 
 
 def main() -> int:
@@ -74,11 +68,11 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for number in range(args.count):
-        picture = graphic(rng)
+        picture, ground = graphic(rng)
         stem = f"graphic{number:03d}"
         picture.save(args.out / f"{stem}.png")
         # Flattened as a reader shows it: white shapes on transparency on black, others on white.
-        behind = (0, 0, 0, 255) if picture.getpixel((0, 0))[3] == 0 and _white_ink(picture) else (255, 255, 255, 255)
+        behind = (0, 0, 0, 255) if ground == "clear-white" else (255, 255, 255, 255)
         flat = Image.alpha_composite(Image.new("RGBA", SIZE, behind), picture).convert("RGB")
         flat.save(args.out / f"{stem}.jpg", quality=85)
         picture.resize((SIZE[0] // 2, SIZE[1] // 2), Image.Resampling.LANCZOS).save(args.out / f"{stem}_small.png")
